@@ -1,0 +1,40 @@
+# Every target sets itself up on a fresh machine: it creates .venv and installs what it needs.
+# On the GPU lab server use the CUDA build of torch:  make lab TORCH=torch
+PYTHON ?= python3
+TORCH  ?= torch==2.13.0
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+PORT   ?= 8888
+
+.PHONY: lab test demo bench browser clean help
+help:
+	@echo "make lab    JupyterLab con los cuadernos en http://127.0.0.1:$(PORT) (con token)"
+	@echo "make test   todas las pruebas (unitarias, cuadernos con nbval, navegador)"
+	@echo "make demo   el chat como página web con Voilà en http://127.0.0.1:3000"
+	@echo "make bench  las mediciones de velocidad de benchmarks/"
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install "$(TORCH)"
+	$(PIP) install -e ".[test,bench]"
+	touch $@
+
+lab: $(VENV)/.installed
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 --port=$(PORT) --no-browser
+
+browser:
+	bash scripts/install_chromium.sh
+
+test: $(VENV)/.installed browser
+	$(PY) -m pytest
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/voila notebooks/06_chat_multimodal.ipynb --Voila.ip=127.0.0.1 --port=3000 --no-browser
+
+bench: $(VENV)/.installed
+	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) .cache test-artifacts

@@ -1,0 +1,202 @@
+"""Check the environment for the course and say, in Spanish, how to fix each problem.
+
+Run it as `python -m course_utils.doctor` or call `run_checks()` in a notebook.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+
+from course_utils import config
+
+OK, WARN, ERROR, INFO = "ok", "aviso", "error", "info"
+ICONS = {OK: "✅", WARN: "⚠️", ERROR: "❌", INFO: "ℹ️"}
+
+WHISPER_SIZES_MB = {"tiny": 75, "base": 145, "small": 484, "medium": 1530, "large": 3090, "turbo": 1620}
+
+
+@dataclass
+class Check:
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+
+class Report(list):
+    """The list of checks, shown as a table in a notebook and as text in a terminal."""
+
+    def __str__(self) -> str:
+        lines = []
+        for c in self:
+            lines.append(f"{ICONS[c.status]} {c.name:<22} {c.detail}")
+            if c.fix:
+                lines.append(f"{'':<25}→ {c.fix}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{ICONS[c.status]}</td><td><b>{escape(c.name)}</b></td>"
+            f"<td>{escape(c.detail)}</td><td>{escape(c.fix)}</td></tr>"
+            for c in self
+        )
+        head = "<tr><th></th><th>Comprobación</th><th>Resultado</th><th>Qué hacer</th></tr>"
+        return f'<table style="text-align:left">{head}{rows}</table>'
+
+    @property
+    def problems(self) -> list[Check]:
+        return [c for c in self if c.status in (WARN, ERROR)]
+
+
+def check_python() -> Check:
+    version = platform.python_version()
+    if sys.version_info >= (3, 11):
+        return Check("Python", OK, f"{version} en {sys.executable}")
+    return Check("Python", ERROR, f"{version}: el curso necesita Python 3.11 o posterior",
+                 "Crea el entorno con `make lab` o `conda env create -f environment.yml`.")
+
+
+def check_torch() -> Check:
+    try:
+        import torch
+    except ImportError:
+        return Check("PyTorch", ERROR, "PyTorch no está instalado", "Instala el entorno con `make lab`.")
+    try:
+        device = config.settings().device
+    except Exception as exc:  # a bad COURSE_DEVICE is reported here, not raised
+        return Check("PyTorch y dispositivo", ERROR, f"torch {torch.__version__}: {exc}", getattr(exc, "hint", ""))
+    if device.startswith("cuda"):
+        name = torch.cuda.get_device_name(0)
+        return Check("PyTorch y dispositivo", OK, f"torch {torch.__version__}, GPU {name} (fp16 activado)")
+    fix = ""
+    if "+cpu" not in torch.__version__ and _has_nvidia_gpu():
+        fix = "Hay una GPU NVIDIA pero PyTorch no la ve: revisa el driver o instala el PyTorch con CUDA."
+    return Check("PyTorch y dispositivo", WARN if fix else OK,
+                 f"torch {torch.__version__}, CPU (sin GPU: todo funciona, más despacio; fp32)", fix)
+
+
+def _has_nvidia_gpu() -> bool:
+    return Path("/proc/driver/nvidia/version").exists()
+
+
+def check_ffmpeg() -> Check:
+    from course_utils.audio import ffmpeg_exe
+
+    try:
+        exe = ffmpeg_exe()
+        out = subprocess.run([exe, "-version"], capture_output=True, text=True, timeout=10).stdout
+    except Exception as exc:
+        return Check("ffmpeg", ERROR, f"no se pudo ejecutar ffmpeg: {exc}",
+                     "Instala ffmpeg (`sudo apt install ffmpeg`) o el paquete imageio-ffmpeg.")
+    origin = "del sistema" if exe.startswith(("/usr", "/bin", "/opt/homebrew")) else "de imageio-ffmpeg"
+    version = out.split("\n", 1)[0].replace("ffmpeg version ", "").split(" ")[0]
+    return Check("ffmpeg", OK, f"{version} ({origin}: {exe})")
+
+
+def check_whisper_model() -> Check:
+    name = config.settings().whisper_model
+    title = "Modelo Whisper"
+    if note := config.standin_note(name):
+        return Check(title, INFO, f"{name}: {note}")
+    if Path(name).is_file():
+        return Check(title, OK, f"checkpoint local {name}")
+    try:
+        import whisper
+    except ImportError:
+        return Check(title, ERROR, "openai-whisper no está instalado", "Instala el entorno con `make lab`.")
+    if name not in whisper.available_models():
+        return Check(title, ERROR, f"«{name}» no es un modelo de Whisper ni un archivo que exista",
+                     f"Usa uno de {', '.join(whisper.available_models()[:6])}… o una ruta a un .pt "
+                     "en COURSE_WHISPER_MODEL.")
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "whisper"
+    base = name.replace(".en", "").split("-")[0]
+    if (cache / f"{name}.pt").exists():
+        return Check(title, OK, f"{name}: descargado en {cache}")
+    size = WHISPER_SIZES_MB.get(base)
+    size_text = f" (~{size} MB)" if size else ""
+    return Check(title, WARN, f"{name}: se descargará la primera vez que se use{size_text}",
+                 "Necesitas conexión a internet la primera vez; después queda en la caché.")
+
+
+def check_vit_model() -> Check:
+    name = config.settings().vit_model
+    title = "Modelo ViT"
+    if note := config.standin_note(name):
+        return Check(title, INFO, f"{name}: {note}")
+    if Path(name).is_dir():
+        if (Path(name) / "config.json").exists():
+            return Check(title, OK, f"carpeta local {name}")
+        return Check(title, ERROR, f"la carpeta {name} no tiene config.json",
+                     "Guarda el modelo con `save_pretrained` o usa un identificador de Hugging Face.")
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(name, "config.json")
+    except Exception:
+        return Check(title, ERROR, f"«{name}» no es una carpeta ni un identificador válido",
+                     "Revisa COURSE_VIT_MODEL (por ejemplo google/vit-base-patch16-224).")
+    if isinstance(cached, str):
+        return Check(title, OK, f"{name}: descargado en la caché de Hugging Face")
+    return Check(title, WARN, f"{name}: se descargará de Hugging Face la primera vez (~350 MB)",
+                 "Necesitas conexión a internet la primera vez; después queda en la caché.")
+
+
+def check_ollama() -> list[Check]:
+    from course_utils.llm import check_server
+
+    status = check_server()
+    if not status.reachable:
+        return [Check("Servidor Ollama", ERROR, status.error.message, status.error.hint)]
+    server = Check("Servidor Ollama", OK, f"{status.host}, versión {status.version}")
+    if status.model_pulled:
+        model = Check("Modelo de lenguaje", OK, f"{status.model} está descargado")
+    else:
+        pulled = ", ".join(status.models) or "ninguno"
+        model = Check("Modelo de lenguaje", ERROR, f"{status.model} no está descargado (hay: {pulled})",
+                      status.error.hint if status.error else "")
+    return [server, model]
+
+
+def check_widgets() -> Check:
+    try:
+        import anywidget
+        import ipywidgets
+    except ImportError as exc:
+        return Check("Widgets", ERROR, f"falta {exc.name}", "Instala el entorno con `make lab`.")
+    return Check("Widgets", OK, f"ipywidgets {ipywidgets.__version__}, anywidget {anywidget.__version__}")
+
+
+def check_microphone() -> Check:
+    return Check(
+        "Micrófono", INFO,
+        "el navegador solo deja usar el micrófono en un contexto seguro: http://localhost, "
+        "http://127.0.0.1 o HTTPS",
+        "En el servidor del laboratorio abre un túnel (`ssh -L 8888:localhost:8888 servidor`) y entra por "
+        "http://localhost:8888, o sirve JupyterLab con HTTPS. Nunca actives opciones inseguras del navegador.",
+    )
+
+
+def run_checks() -> Report:
+    report = Report([check_python(), check_torch(), check_ffmpeg(), check_whisper_model(), check_vit_model()])
+    report.extend(check_ollama())
+    report.extend([check_widgets(), check_microphone()])
+    return report
+
+
+def main() -> int:
+    report = run_checks()
+    print("Diagnóstico del entorno del curso\n")
+    print(report)
+    n = len(report.problems)
+    print(f"\n{'Todo listo.' if n == 0 else f'{n} punto(s) que revisar: mira «→» arriba.'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

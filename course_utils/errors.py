@@ -1,0 +1,93 @@
+"""One exception family for the course: each error says, in Spanish, what happened and what to do."""
+
+from __future__ import annotations
+
+
+class CourseError(Exception):
+    """Base error: `message` says what happened, `hint` what the student should do."""
+
+    default_hint = ""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = self.default_hint if hint is None else hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n→ {self.hint}" if self.hint else self.message
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        hint = f"<br>→ {escape(self.hint)}" if self.hint else ""
+        return (
+            '<div style="border-left:4px solid #c0392b;padding:4px 8px;background:#fdecea">'
+            f"<b>{escape(type(self).__name__)}</b>: {escape(self.message)}{hint}</div>"
+        )
+
+
+class ConfigError(CourseError):
+    default_hint = "Revisa las variables de entorno COURSE_* (ver el cuaderno 00_entorno)."
+
+
+class ModelLoadError(CourseError):
+    default_hint = "Comprueba el nombre del modelo o la ruta, y la conexión si hay que descargarlo."
+
+
+class AudioError(CourseError):
+    default_hint = "Usa un archivo de audio válido (wav, mp3, ogg, webm, m4a) con voz."
+
+
+class ImageError(CourseError):
+    default_hint = "Usa una imagen válida (jpg, png, webp, gif, bmp)."
+
+
+class OllamaError(CourseError):
+    """Anything that goes wrong talking to the Ollama server."""
+
+    default_hint = "Revisa el servidor de Ollama (cuaderno 00_entorno)."
+
+
+class ServerUnreachable(OllamaError):
+    default_hint = "Arranca el servidor con `ollama serve` o revisa la variable OLLAMA_HOST."
+
+
+class ModelNotPulled(OllamaError):
+    default_hint = "Descarga el modelo con `ollama pull llama3.2-vision`."
+
+
+class ServerTimeout(OllamaError):
+    default_hint = "El servidor tardó demasiado: vuelve a intentarlo o reduce num_predict."
+
+
+class StreamCut(OllamaError):
+    """The streamed answer stopped mid-way; `partial` keeps what arrived."""
+
+    default_hint = "La respuesta se cortó: vuelve a enviar el mensaje."
+
+    def __init__(self, message: str, partial: str = "", hint: str | None = None):
+        super().__init__(message, hint)
+        self.partial = partial
+
+
+class TooManyImages(OllamaError):
+    default_hint = "Adjunta una sola imagen por mensaje."
+
+
+def install_notebook_handler() -> None:
+    """In IPython, show a CourseError as its short Spanish message instead of a traceback."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+
+    def _show(shell, etype, evalue, tb, tb_offset=None):
+        from IPython.display import display
+
+        display(evalue)
+        return [str(evalue)]
+
+    shell.set_custom_exc((CourseError,), _show)

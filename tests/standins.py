@@ -1,0 +1,86 @@
+"""Tiny models with random weights, saved in the real formats, so the real loading code runs offline.
+
+Their predictions mean nothing; each folder holds a STANDIN.txt that the helpers print.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+ASSETS = Path(__file__).parent / "assets"
+VERSION = "v1"  # bump when a stand-in changes, so cached copies are rebuilt
+
+
+def build_vit(folder: Path) -> Path:
+    """A 2-layer ViT for 224x224 images and 16x16 patches, with the 1000 ImageNet labels."""
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    labels = json.loads((ASSETS / "imagenet_labels.json").read_text(encoding="utf-8"))
+    config = ViTConfig(
+        image_size=224,
+        patch_size=16,
+        hidden_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=3,
+        intermediate_size=96,
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+    )
+    torch.manual_seed(0)
+    model = ViTForImageClassification(config).eval()
+    # Same preprocessing as google/vit-base-patch16-224.
+    processor = ViTImageProcessor(
+        size={"height": 224, "width": 224}, image_mean=[0.5] * 3, image_std=[0.5] * 3, resample=2
+    )
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    _mark(folder, "ViT diminuto (2 capas, 48 dimensiones) con pesos aleatorios y las 1000 clases de ImageNet")
+    return folder
+
+
+def build_whisper(folder: Path) -> Path:
+    """A 2+2-layer multilingual Whisper in the checkpoint format `whisper.load_model(path)` reads."""
+    import torch
+    from whisper.model import ModelDimensions, Whisper
+
+    dims = ModelDimensions(
+        n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2, n_audio_layer=2,
+        n_vocab=51865, n_text_ctx=448, n_text_state=64, n_text_head=2, n_text_layer=2,
+    )
+    torch.manual_seed(0)
+    model = Whisper(dims)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "whisper-tiny-random.pt"
+    torch.save({"dims": asdict(dims), "model_state_dict": model.state_dict()}, path)
+    _mark(folder, "Whisper diminuto (2+2 capas, 64 dimensiones) con pesos aleatorios: transcribe ruido")
+    return path
+
+
+def _mark(folder: Path, what: str) -> None:
+    (folder / "STANDIN.txt").write_text(
+        f"Modelo de prueba: {what}. Sus resultados no significan nada.\n", encoding="utf-8"
+    )
+
+
+def build_all(cache: Path) -> dict[str, Path]:
+    """Build the stand-ins once into `cache` (reused across test sessions)."""
+    root = cache / VERSION
+    paths = {"vit": root / "vit", "whisper": root / "whisper" / "whisper-tiny-random.pt"}
+    if not (paths["vit"] / "STANDIN.txt").exists():
+        _atomic(paths["vit"], build_vit)
+    if not (paths["whisper"].parent / "STANDIN.txt").exists():
+        _atomic(paths["whisper"].parent, build_whisper)
+    return paths
+
+
+def _atomic(folder: Path, build) -> None:
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    build(tmp)
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
