@@ -1,7 +1,8 @@
 """Test harness: offline stand-ins for every model and server, exported before any notebook kernel starts.
 
-pytest loads this file early (tests/ is a testpath), so `pytest_configure` runs before nbval starts
-kernels; the kernels inherit the environment set here and use the stand-ins through the real loading code.
+Loaded as a plugin by the root conftest.py, so it is active whatever paths pytest is given
+(`pytest notebooks/01_...ipynb` too): `pytest_configure` runs before nbval starts kernels, and the
+kernels inherit the environment set here and use the stand-ins through the real loading code.
 """
 
 from __future__ import annotations
