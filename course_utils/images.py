@@ -1,0 +1,84 @@
+"""Opening images safely: any common input kind becomes an RGB PIL image, or a Spanish error."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from course_utils.errors import ImageError
+
+MAX_PIXELS = 50_000_000  # larger images are refused: a decompression bomb, or far more than a model needs
+
+
+def open_image(source) -> Image.Image:
+    """Return an RGB image from a path, bytes, a PIL image or a numpy array (H×W or H×W×C).
+
+    EXIF orientation is applied; RGBA, palette, CMYK, grayscale and 16-bit images become RGB.
+    """
+    if isinstance(source, Image.Image):
+        return _to_rgb(source)
+    if isinstance(source, np.ndarray):
+        return _from_array(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if not source:
+            raise ImageError("El archivo está vacío (0 bytes).", "Elige otra imagen.")
+        return _decode(io.BytesIO(bytes(source)), "los datos recibidos")
+    if isinstance(source, (str, Path)):
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise ImageError(f"No encuentro el archivo {path}.", "Revisa la ruta (¿está bien escrita?).")
+        return _decode(path, path.name)
+    raise ImageError(f"No sé abrir una imagen a partir de {type(source).__name__}.",
+                     "Pasa una ruta, bytes, una imagen PIL o un array de numpy.")
+
+
+def _decode(fp, name: str) -> Image.Image:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(fp) as img:
+                if img.width * img.height > MAX_PIXELS:
+                    raise Image.DecompressionBombError("too many pixels")
+                img.load()
+                return _to_rgb(img)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageError(f"{name} es demasiado grande (más de {MAX_PIXELS // 1_000_000} megapíxeles).",
+                             "Usa una imagen más pequeña: un modelo de visión trabaja a 224×224.") from None
+        except UnidentifiedImageError:
+            raise ImageError(f"{name} no es una imagen que se pueda leer.",
+                             "Usa un archivo jpg, png, webp, gif o bmp.") from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageError(f"{name} parece una imagen dañada o incompleta ({exc}).",
+                             "Vuelve a descargarla o elige otra.") from None
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(img, dtype=np.float64)
+        return _from_array(array)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")
+        background = Image.new("RGB", img.size, (255, 255, 255))
+        background.paste(img, mask=img.getchannel("A"))
+        return background
+    return img.convert("RGB") if img.mode != "RGB" else img.copy()
+
+
+def _from_array(array: np.ndarray) -> Image.Image:
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)) or array.size == 0:
+        raise ImageError(f"Un array de forma {array.shape} no es una imagen.",
+                         "Usa un array alto×ancho (gris) o alto×ancho×3 (RGB).")
+    if array.dtype != np.uint8:
+        array = np.asarray(array, dtype=np.float64)
+        top = array.max()
+        # Floats in [0, 1] are the usual convention; anything wider (e.g. 16-bit) is rescaled.
+        scale = 255.0 if top <= 1.0 else 255.0 / top if top > 0 else 1.0
+        array = np.clip(array * scale, 0, 255).round().astype(np.uint8)
+    return _to_rgb(Image.fromarray(array))
