@@ -1,0 +1,65 @@
+"""Configuration and the exception family."""
+
+import pytest
+
+from course_utils import config
+from course_utils.errors import CourseError, ModelNotPulled, ServerUnreachable, StreamCut
+
+
+def test_defaults_are_the_seed_projects_models(monkeypatch):
+    for name in config.DEFAULTS:
+        monkeypatch.delenv(name, raising=False)
+    cfg = config.settings()
+    assert cfg.whisper_model == "base"
+    assert cfg.vit_model == "google/vit-base-patch16-224"
+    assert cfg.llm_model == "llama3.2-vision"
+    assert cfg.ollama_host == "http://localhost:11434"
+    assert cfg.device == "cpu" and cfg.fp16 is False  # no GPU on this machine
+
+
+def test_environment_overrides(monkeypatch):
+    monkeypatch.setenv("COURSE_WHISPER_MODEL", "small")
+    monkeypatch.setenv("COURSE_LLM_MODEL", "llava:7b")
+    monkeypatch.setenv("COURSE_VIT_MODEL", "  ")  # blank means default
+    cfg = config.settings()
+    assert (cfg.whisper_model, cfg.llm_model, cfg.vit_model) == ("small", "llava:7b", "google/vit-base-patch16-224")
+
+
+@pytest.mark.parametrize("raw, url", [
+    ("localhost:11434", "http://localhost:11434"),
+    ("0.0.0.0", "http://localhost:11434"),
+    ("http://servidor-lab:8080/", "http://servidor-lab:8080"),
+    ("https://ollama.example.org", "https://ollama.example.org:11434"),
+    ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+])
+def test_ollama_host_is_normalized(monkeypatch, raw, url):
+    monkeypatch.setenv("OLLAMA_HOST", raw)
+    assert config.settings().ollama_host == url
+
+
+def test_device_choice():
+    assert config.choose_device("auto") == "cpu"
+    assert config.choose_device("cpu") == "cpu"
+    with pytest.raises(CourseError, match="no ve ninguna GPU"):
+        config.choose_device("cuda")
+    with pytest.raises(CourseError, match="no es válido"):
+        config.choose_device("tpu")
+
+
+def test_standin_note(tmp_path, standins):
+    assert "pesos aleatorios" in config.standin_note(str(standins["vit"]))
+    assert "pesos aleatorios" in config.standin_note(str(standins["whisper"]))
+    assert config.standin_note(str(tmp_path)) is None
+    assert config.standin_note("google/vit-base-patch16-224") is None
+
+
+def test_errors_carry_spanish_message_and_hint():
+    err = ServerUnreachable("No hay servidor en http://x:1.")
+    assert "ollama serve" in err.hint and str(err).startswith("No hay servidor")
+    assert "ollama pull" in ModelNotPulled("falta").hint
+    assert isinstance(err, CourseError)
+    assert "<b>ServerUnreachable</b>" in err._repr_html_()
+    cut = StreamCut("cortada", partial="Hola, soy")
+    assert cut.partial == "Hola, soy"
+    custom = CourseError("algo", "haz esto")
+    assert str(custom) == "algo\n→ haz esto"

@@ -1,0 +1,68 @@
+"""The environment doctor: one table, a Spanish fix on every problem row, green with no Ollama."""
+
+import subprocess
+import sys
+
+from course_utils import doctor
+
+
+def _rows(report):
+    return {c.name: c for c in report}
+
+
+def test_report_with_standins_and_double(ollama_double):
+    rows = _rows(doctor.run_checks())
+    assert rows["Python"].status == doctor.OK
+    assert rows["ffmpeg"].status == doctor.OK
+    assert rows["Modelo Whisper"].status == doctor.INFO and "Modelo de prueba" in rows["Modelo Whisper"].detail
+    assert rows["Modelo ViT"].status == doctor.INFO and "pesos aleatorios" in rows["Modelo ViT"].detail
+    assert rows["Servidor Ollama"].status == doctor.OK and "doble" in rows["Servidor Ollama"].detail
+    assert rows["Modelo de lenguaje"].status == doctor.OK
+    assert "localhost" in rows["Micrófono"].detail and "ssh -L" in rows["Micrófono"].fix
+
+
+def test_no_server_says_how_to_start_it(monkeypatch, closed_port):
+    monkeypatch.setenv("OLLAMA_HOST", closed_port)
+    rows = _rows(doctor.run_checks())
+    server = rows["Servidor Ollama"]
+    assert server.status == doctor.ERROR
+    assert closed_port in server.detail and "ollama serve" in server.fix
+    assert "Modelo de lenguaje" not in rows
+
+
+def test_missing_model_says_how_to_pull_it(ollama_double):
+    ollama_double.models = ["llava:7b"]
+    model = _rows(doctor.run_checks())["Modelo de lenguaje"]
+    assert model.status == doctor.ERROR
+    assert "llava:7b" in model.detail and "ollama pull llama3.2-vision" in model.fix
+
+
+def test_real_model_names_are_checked_without_downloading(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("COURSE_WHISPER_MODEL", "base")
+    monkeypatch.setenv("COURSE_VIT_MODEL", "google/vit-base-patch16-224")
+    assert "se descargará" in doctor.check_whisper_model().detail
+    assert "se descargará" in doctor.check_vit_model().detail
+    (tmp_path / "whisper").mkdir()
+    (tmp_path / "whisper" / "base.pt").write_bytes(b"x")
+    assert doctor.check_whisper_model().status == doctor.OK
+    monkeypatch.setenv("COURSE_WHISPER_MODEL", "enorme")
+    bad = doctor.check_whisper_model()
+    assert bad.status == doctor.ERROR and "COURSE_WHISPER_MODEL" in bad.fix
+
+
+def test_html_table_and_text_agree():
+    report = doctor.Report([doctor.Check("Python", doctor.ERROR, "3.8 <viejo>", "actualiza")])
+    assert "&lt;viejo&gt;" in report._repr_html_() and "<th>Qué hacer</th>" in report._repr_html_()
+    assert "❌ Python" in str(report) and "→ actualiza" in str(report)
+    assert len(report.problems) == 1
+
+
+def test_cli_runs_with_no_server(closed_port):
+    env = {**__import__("os").environ, "OLLAMA_HOST": closed_port}
+    out = subprocess.run([sys.executable, "-m", "course_utils.doctor"], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "Diagnóstico del entorno" in out.stdout and "ollama serve" in out.stdout
+    assert "Traceback" not in out.stderr
