@@ -1,16 +1,35 @@
-"""Talking to Llama 3.2 Vision on an Ollama server through the official `ollama` client."""
+"""Talking to Llama 3.2 Vision on an Ollama server through the official `ollama` client.
+
+`build_request` makes the exact body of a `/api/chat` call, `stream` sends it and yields the answer as
+it arrives, `ask` returns it whole, `check_server` diagnoses the server. Every failure becomes a
+`CourseError` subclass with a short Spanish message saying what happened and what to do.
+"""
 
 from __future__ import annotations
 
+import base64
+import io
+import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import httpx
 import ollama
 
 from course_utils import config
-from course_utils.errors import CourseError, ModelNotPulled, OllamaError, ServerUnreachable
+from course_utils.errors import (CourseError, ModelNotPulled, OllamaError, ServerTimeout, ServerUnreachable,
+                                 StreamCut, TooManyImages)
+from course_utils.images import open_image
 
 CHECK_TIMEOUT = 3.0  # seconds: a diagnosis must answer fast even when the host is wrong
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 300.0  # longest wait for the next piece of an answer: the first load of an 11B model is slow
+MAX_IMAGES_PER_MESSAGE = 1  # llama3.2-vision (mllama) accepts one image per message
+MAX_IMAGE_SIDE = 1120  # mllama sees at most 2×2 tiles of 560 px: bigger images only make requests heavier
+JPEG_QUALITY = 90
+ROLES = ("system", "user", "assistant")
+TOP_LEVEL_OPTIONS = ("keep_alive",)  # request fields; every other option goes in "options"
+MODEL_OPTIONS = tuple(ollama.Options.model_fields)  # temperature, seed, top_p, num_ctx, num_predict, ...
 
 
 @dataclass
@@ -30,8 +49,18 @@ class ServerStatus:
     def ok(self) -> bool:
         return self.reachable and self.model_pulled
 
+    def __str__(self) -> str:
+        if not self.reachable:
+            return f"❌ {self.error}"
+        lines = [f"✅ Ollama {self.version} en {self.host}",
+                 f"   modelos descargados: {', '.join(self.models) or 'ninguno'}"]
+        lines.append(f"✅ «{self.model}» está descargado" if self.model_pulled else f"❌ {self.error}")
+        return "\n".join(lines)
 
-def client(timeout: float | None = None) -> ollama.Client:
+
+def client(timeout: float | httpx.Timeout | None = None) -> ollama.Client:
+    """The official client on OLLAMA_HOST; by default it connects fast and waits long for answers."""
+    timeout = httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT) if timeout is None else timeout
     return ollama.Client(host=config.settings().ollama_host, timeout=timeout)
 
 
@@ -42,14 +71,12 @@ def check_server(model: str | None = None) -> ServerStatus:
     try:
         response = httpx.get(f"{cfg.ollama_host}/api/version", timeout=CHECK_TIMEOUT)
         response.raise_for_status()
-        status.version = response.json().get("version")
+        status.version = response.json()["version"]
         status.reachable = True
-        status.models = [m.model for m in client(CHECK_TIMEOUT).list().models]
-    except (httpx.HTTPError, ConnectionError, ollama.ResponseError, ValueError) as exc:
-        status.error = _unreachable(cfg.ollama_host, exc) if not status.reachable else OllamaError(
-            f"El servidor de Ollama en {cfg.ollama_host} respondió con un error: {exc}",
-            "Comprueba que OLLAMA_HOST apunta a un servidor de Ollama y que está actualizado.",
-        )
+        with client(CHECK_TIMEOUT) as c:
+            status.models = [m.model for m in c.list().models]
+    except (httpx.HTTPError, ConnectionError, ollama.ResponseError, ValueError, KeyError, TypeError) as exc:
+        status.error = _diagnose_check(cfg.ollama_host, exc, status.reachable)
         return status
     if not status.model_pulled:
         status.error = ModelNotPulled(
@@ -59,12 +86,203 @@ def check_server(model: str | None = None) -> ServerStatus:
     return status
 
 
+def prepare_image(source, max_side: int = MAX_IMAGE_SIDE) -> bytes:
+    """Any image input (path, bytes, PIL, numpy) as RGB JPEG bytes, no side longer than `max_side`."""
+    image = open_image(source)
+    if max(image.size) > max_side:
+        image.thumbnail((max_side, max_side))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    return buffer.getvalue()
+
+
+def build_request(prompt: str, images=None, system: str | None = None, history=None, model: str | None = None,
+                  **options) -> dict:
+    """The exact JSON body that `stream`/`ask` send to `/api/chat` (images as base64)."""
+    messages = [_message("system", system)] if system else []
+    messages += [_history_message(item, i) for i, item in enumerate(history or [], start=1)]
+    if not (isinstance(prompt, str) and prompt.strip()) and not _as_list(images):
+        raise OllamaError("El mensaje está vacío.", "Escribe una pregunta o una instrucción (o adjunta una imagen).")
+    messages.append(_message("user", prompt, images))
+    request = {"model": model or config.settings().llm_model, "messages": messages, "stream": True}
+    model_options, top_level = _split_options(options)
+    if model_options:
+        request["options"] = model_options
+    request.update(top_level)
+    return request
+
+
+def stream(prompt: str, images=None, system: str | None = None, history=None, model: str | None = None, *,
+           timeout: float | httpx.Timeout | None = None, **options) -> Iterator[str]:
+    """Send the request and yield the answer's text pieces as they arrive.
+
+    Raises CourseError subclasses; if the answer stops before Ollama's final `done` line, raises
+    `StreamCut` whose `.partial` holds the text received. The request is checked before returning.
+    """
+    request = build_request(prompt, images, system, history, model, **options)
+    return _pieces(request, timeout)
+
+
+def ask(prompt: str, images=None, system: str | None = None, history=None, model: str | None = None, *,
+        timeout: float | httpx.Timeout | None = None, **options) -> str:
+    """Send the request and return the whole answer (streamed underneath, so long answers don't time out)."""
+    return "".join(stream(prompt, images, system, history, model, timeout=timeout, **options))
+
+
+def format_request(request: dict, keep: int = 40) -> str:
+    """The request as indented JSON for display, each base64 image shortened to its start and length."""
+    def shorten(message: dict) -> dict:
+        if not message.get("images"):
+            return message
+        images = [f"{data[:keep]}… ({len(data)} caracteres en base64)" for data in message["images"]]
+        return {**message, "images": images}
+
+    shown = {**request, "messages": [shorten(m) for m in request.get("messages", [])]}
+    return json.dumps(shown, indent=2, ensure_ascii=False)
+
+
+# --- building the request ---------------------------------------------------------------------------
+
+def _message(role: str, content, images=None) -> dict:
+    if not isinstance(content, str):
+        raise OllamaError(f"El texto de un mensaje debe ser una cadena, no {type(content).__name__}.",
+                          "Pasa el texto entre comillas.")
+    images = _as_list(images)
+    if len(images) > MAX_IMAGES_PER_MESSAGE:
+        raise TooManyImages(
+            f"Hay {len(images)} imágenes en un mismo mensaje y el modelo acepta {MAX_IMAGES_PER_MESSAGE}.",
+            "Adjunta una sola imagen por mensaje (puedes enviar otra en el mensaje siguiente).")
+    message = {"role": role, "content": content}
+    if images:
+        message["images"] = [base64.b64encode(prepare_image(img)).decode("ascii") for img in images]
+    # The official client leaves out empty fields; so do we, so that what we show is what is sent.
+    return {key: value for key, value in message.items() if value}
+
+
+def _as_list(images) -> list:
+    """One image or a list of them (a numpy array is one image, not a list)."""
+    return [] if images is None else list(images) if isinstance(images, (list, tuple)) else [images]
+
+
+def _history_message(item, position: int) -> dict:
+    role = item.get("role") if isinstance(item, Mapping) else None
+    if role not in ROLES:
+        raise OllamaError(f"El mensaje {position} del historial no tiene un rol válido ({role!r}).",
+                          "Cada mensaje es un diccionario con role 'user', 'assistant' o 'system' y content.")
+    return _message(role, item.get("content", ""), item.get("images"))
+
+
+def _split_options(options: dict) -> tuple[dict, dict]:
+    unknown = [name for name in options if name not in MODEL_OPTIONS + TOP_LEVEL_OPTIONS]
+    if unknown:
+        raise OllamaError(f"Ollama no tiene la opción «{unknown[0]}».",
+                          "Opciones habituales: temperature, seed, top_p, top_k, num_ctx, num_predict, stop, "
+                          "keep_alive.")
+    given = {name: value for name, value in options.items() if value is not None}
+    model_options = {k: v for k, v in given.items() if k in MODEL_OPTIONS}
+    return model_options, {k: v for k, v in given.items() if k in TOP_LEVEL_OPTIONS}
+
+
+# --- sending it and reading the answer --------------------------------------------------------------
+
+def _pieces(request: dict, timeout) -> Iterator[str]:
+    host = config.settings().ollama_host
+    received: list[str] = []
+    finished = False
+    try:
+        with client(timeout) as c:
+            for part in c.chat(**request):
+                if text := part.message.content:
+                    received.append(text)
+                    yield text
+                finished = finished or bool(part.done)
+    except (ollama.ResponseError, httpx.HTTPError, ConnectionError, ValueError) as exc:
+        raise _translate(exc, request["model"], host, "".join(received)) from None
+    if not finished:  # Ollama always ends with a `"done": true` line: without it the answer is incomplete
+        raise _cut("la conexión terminó sin el final de la respuesta", "".join(received))
+
+
+def _translate(exc: Exception, model: str, host: str, partial: str) -> OllamaError:
+    if partial:
+        return _cut(_cause(exc), partial)
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, ConnectionError)):
+        return _unreachable(host, exc)
+    if isinstance(exc, httpx.TimeoutException):
+        return ServerTimeout(f"El servidor de Ollama en {host} no empezó a responder a tiempo.",
+                             "La primera vez el modelo tarda en cargarse: espera un poco y vuelve a intentarlo, "
+                             "o reduce num_predict / el tamaño de la imagen.")
+    if isinstance(exc, ollama.ResponseError):
+        return _from_response(exc, model, host)
+    if isinstance(exc, httpx.HTTPError):
+        return _cut(_cause(exc), "")
+    return OllamaError(f"La respuesta de {host} no se entiende ({exc}).",
+                       "Comprueba que OLLAMA_HOST apunta a un servidor de Ollama actualizado.")
+
+
+def _from_response(exc: ollama.ResponseError, model: str, host: str) -> OllamaError:
+    status, error = exc.status_code, str(exc.error)
+    if status == 404 and "model" in error.lower():
+        return ModelNotPulled(f"El modelo «{model}» no está descargado en {host}.",
+                              f"Descárgalo con `ollama pull {model}` o elige otro de los que muestra check_server().")
+    if "image" in error.lower() and ("single" in error.lower() or "only" in error.lower()):
+        return TooManyImages(f"El servidor rechazó las imágenes: {error}.")
+    if status >= 500:
+        return OllamaError(f"El servidor de Ollama falló al responder (error {status}: {error}).",
+                           "Suele ser falta de memoria o un modelo dañado: mira el registro del servidor "
+                           "(la terminal de `ollama serve` o `journalctl -u ollama`) y vuelve a intentarlo.")
+    if status == 400:
+        return OllamaError(f"El servidor rechazó la petición (error 400: {error}).",
+                           "Revisa las opciones: build_request() muestra exactamente lo que se envía.")
+    if status == -1:  # an error line inside the stream
+        return OllamaError(f"El servidor de Ollama devolvió un error: {error}.")
+    return OllamaError(f"{host} respondió con el error {status} ({error}).",
+                       "Comprueba que OLLAMA_HOST apunta a un servidor de Ollama (puerto 11434 por defecto).")
+
+
+def _cut(cause: str, partial: str) -> StreamCut:
+    kept = f" Se conserva lo recibido ({len(partial)} caracteres)." if partial else " No llegó nada."
+    return StreamCut(f"La respuesta se cortó a mitad: {cause}.{kept}", partial)
+
+
+def _cause(exc: Exception) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return "el servidor dejó de enviar texto y se agotó el tiempo de espera"
+    if isinstance(exc, ollama.ResponseError):
+        return f"el servidor envió un error ({exc.error})"
+    return f"se perdió la conexión ({type(exc).__name__})"
+
+
+# --- diagnosis --------------------------------------------------------------------------------------
+
+def _diagnose_check(host: str, exc: Exception, reachable: bool) -> OllamaError:
+    if reachable:
+        return OllamaError(f"El servidor de Ollama en {host} respondió con un error: {exc}",
+                           "Comprueba que OLLAMA_HOST apunta a un servidor de Ollama y que está actualizado.")
+    if isinstance(exc, (httpx.ConnectError, ConnectionError)):
+        return _unreachable(host, exc)
+    if isinstance(exc, httpx.TimeoutException):
+        return ServerUnreachable(
+            f"{host} no contesta (se agotaron {CHECK_TIMEOUT:g} s de espera).",
+            "Revisa OLLAMA_HOST: ¿la dirección y el puerto son los del servidor? ¿Estás en la red del "
+            "laboratorio (o en su VPN)?")
+    return ServerUnreachable(
+        f"En {host} responde algo, pero no es un servidor de Ollama ({_short(exc)}).",
+        "Revisa OLLAMA_HOST: debe ser la dirección de Ollama, normalmente con el puerto 11434 "
+        "(por ejemplo http://servidor:11434).")
+
+
 def _unreachable(host: str, exc: Exception) -> ServerUnreachable:
     return ServerUnreachable(
         f"No hay ningún servidor de Ollama respondiendo en {host} ({type(exc).__name__}).",
         "Arráncalo con `ollama serve`, o si está en el servidor del laboratorio, "
         "define OLLAMA_HOST con su dirección (por ejemplo http://servidor:11434).",
     )
+
+
+def _short(exc: Exception) -> str:
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"respondió {exc.response.status_code} a /api/version"
+    return type(exc).__name__
 
 
 def _has_model(available: list[str], wanted: str) -> bool:
