@@ -29,6 +29,8 @@ def open_image(source) -> Image.Image:
         return _decode(io.BytesIO(bytes(source)), "los datos recibidos")
     if isinstance(source, (str, Path)):
         path = Path(source).expanduser()
+        if path.is_dir():
+            raise ImageError(f"{path} es una carpeta, no una imagen.", "Elige un archivo de imagen de dentro.")
         if not path.is_file():
             raise ImageError(f"No encuentro el archivo {path}.", "Revisa la ruta (¿está bien escrita?).")
         return _decode(path, path.name)
@@ -51,16 +53,17 @@ def _decode(fp, name: str) -> Image.Image:
         except UnidentifiedImageError:
             raise ImageError(f"{name} no es una imagen que se pueda leer.",
                              "Usa un archivo jpg, png, webp, gif o bmp.") from None
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise ImageError(f"{name} parece una imagen dañada o incompleta ({exc}).",
+        except (OSError, SyntaxError, ValueError):
+            raise ImageError(f"{name} parece una imagen dañada o incompleta.",
                              "Vuelve a descargarla o elige otra.") from None
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
     img = ImageOps.exif_transpose(img)
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        array = np.asarray(img, dtype=np.float64)
-        return _from_array(array)
+    if img.mode.startswith("I;16"):
+        return _from_array(np.asarray(img, dtype=np.uint16))
+    if img.mode in ("I", "F"):
+        return _from_array(np.asarray(img, dtype=np.float64))
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         img = img.convert("RGBA")
         background = Image.new("RGB", img.size, (255, 255, 255))
@@ -72,13 +75,21 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 def _from_array(array: np.ndarray) -> Image.Image:
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)) or array.size == 0:
-        raise ImageError(f"Un array de forma {array.shape} no es una imagen.",
+    if (array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)) or array.size == 0
+            or array.dtype.kind not in "biuf"):
+        raise ImageError(f"Un array de forma {array.shape} y tipo {array.dtype} no es una imagen.",
                          "Usa un array alto×ancho (gris) o alto×ancho×3 (RGB).")
     if array.dtype != np.uint8:
-        array = np.asarray(array, dtype=np.float64)
-        top = array.max()
-        # Floats in [0, 1] are the usual convention; anything wider (e.g. 16-bit) is rescaled.
-        scale = 255.0 if top <= 1.0 else 255.0 / top if top > 0 else 1.0
-        array = np.clip(array * scale, 0, 255).round().astype(np.uint8)
-    return _to_rgb(Image.fromarray(array))
+        array = np.clip(np.asarray(array, dtype=np.float64) * _scale(array), 0, 255).round().astype(np.uint8)
+    return _to_rgb(Image.fromarray(np.ascontiguousarray(array)))
+
+
+def _scale(array: np.ndarray) -> float:
+    """The factor that brings an array's values to 0..255."""
+    if array.dtype == np.uint16:
+        return 255.0 / 65535.0  # 16-bit images keep their real brightness
+    top = float(np.nanmax(array)) if array.size else 0.0
+    if array.dtype.kind == "f" and top <= 1.0 or array.dtype == bool:
+        return 255.0  # floats in [0, 1], the usual convention
+    # Values already in 0..255 stay; anything wider (e.g. 32-bit) is stretched to fit.
+    return 1.0 if top <= 255 else 255.0 / top

@@ -1,12 +1,23 @@
-"""Image classification with a Vision Transformer: the old top-7 desktop script, done right."""
+"""Image classification with a Vision Transformer: the old top-7 desktop script, done right.
+
+From a terminal:  python -m course_utils.vision foto.jpg [más fotos o carpetas] [--top 7]
+"""
 
 from __future__ import annotations
 
+import argparse
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
+from html import escape
+from pathlib import Path
 
 from course_utils import config
-from course_utils.errors import ModelLoadError
+from course_utils.errors import CourseError, ImageError, ModelLoadError
+from course_utils.images import open_image
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 
 
 @dataclass
@@ -34,11 +45,12 @@ def _load(name: str, device: str) -> Classifier:
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
     try:
-        # Eager attention so that `output_attentions=True` works (attention maps in notebook 03).
-        model = AutoModelForImageClassification.from_pretrained(
-            name, attn_implementation="eager",
-            dtype=torch.float16 if device.startswith("cuda") else torch.float32,
-        )
+        with _no_weight_loading_bar():
+            # Eager attention so that `output_attentions=True` works (attention maps in notebook 03).
+            model = AutoModelForImageClassification.from_pretrained(
+                name, attn_implementation="eager",
+                dtype=torch.float16 if device.startswith("cuda") else torch.float32,
+            )
         processor = AutoImageProcessor.from_pretrained(name)
     except OSError as exc:
         raise ModelLoadError(
@@ -50,3 +62,215 @@ def _load(name: str, device: str) -> Classifier:
     if standin:
         print(f"Aviso: {standin}")
     return Classifier(name, model.to(device).eval(), processor, device, standin)
+
+
+@contextmanager
+def _no_weight_loading_bar():
+    """Hide transformers' "Loading weights" bar (noise in a lesson); download bars stay."""
+    from transformers.utils import logging as hf_logging
+
+    set_hook = getattr(hf_logging, "set_tqdm_hook", None)  # transformers >= 5
+    if set_hook is None:
+        yield
+        return
+
+    def hook(factory, args, kwargs):
+        if kwargs.get("desc") == "Loading weights":
+            kwargs = {**kwargs, "disable": True}
+        return factory(*args, **kwargs)
+
+    previous = set_hook(hook)
+    try:
+        yield
+    finally:
+        set_hook(previous)
+
+
+class Ranking(list):
+    """The top-k `(label, probability)` pairs, most probable first; shows as a Spanish table."""
+
+    def __init__(self, pairs=(), standin: str | None = None):
+        super().__init__(pairs)
+        self.standin = standin
+
+    def table(self) -> str:
+        width = max([len("clase")] + [len(label) for label, _ in self])
+        lines = [f"{'#':>2}  {'clase':<{width}}  probabilidad"]
+        lines += [f"{i:>2}  {label:<{width}}  {p:>12.3f}" for i, (label, p) in enumerate(self, 1)]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table() + (f"\nAviso: {self.standin}" if self.standin else "")
+
+    def _repr_html_(self) -> str:
+        rows = "".join(f"<tr><td>{i}</td><td style='text-align:left'>{escape(label)}</td><td>{p:.3f}</td></tr>"
+                       for i, (label, p) in enumerate(self, 1))
+        return ("<table><thead><tr><th>#</th><th style='text-align:left'>clase</th><th>probabilidad</th>"
+                f"</tr></thead><tbody>{rows}</tbody></table>{_standin_html(self.standin)}")
+
+
+@dataclass
+class Row:
+    """One file of a batch: its main prediction and top-k, or the Spanish error that stopped it."""
+
+    file: str
+    label: str | None = None
+    probability: float | None = None
+    top: Ranking | None = None
+    error: str | None = None
+
+
+class Results(list):
+    """Rows of `classify_files`/`classify_folder`, one per file, in order; shows as a table."""
+
+    standin: str | None = None
+
+    def __str__(self) -> str:
+        width = max([len("archivo")] + [len(Path(r.file).name) for r in self])
+        lines = [f"{'archivo':<{width}}  {'probabilidad':>12}  clase"]
+        for r in self:
+            result = f"Error: {r.error}" if r.error else f"{r.probability:>12.3f}  {r.label}"
+            lines.append(f"{Path(r.file).name:<{width}}  {result}")
+        return "\n".join(lines) + (f"\nAviso: {self.standin}" if self.standin else "")
+
+    def _repr_html_(self) -> str:
+        def cells(r: Row) -> str:
+            if r.error:
+                return f"<td colspan=2 style='color:#c0392b;text-align:left'>Error: {escape(r.error)}</td>"
+            return f"<td style='text-align:left'>{escape(r.label)}</td><td>{r.probability:.3f}</td>"
+
+        rows = "".join(f"<tr><td style='text-align:left'>{escape(Path(r.file).name)}</td>{cells(r)}</tr>"
+                       for r in self)
+        return ("<table><thead><tr><th style='text-align:left'>archivo</th><th style='text-align:left'>clase</th>"
+                f"<th>probabilidad</th></tr></thead><tbody>{rows}</tbody></table>{_standin_html(self.standin)}")
+
+
+def _standin_html(standin: str | None) -> str:
+    return f"<p style='color:#c0392b'>Aviso: {escape(standin)}</p>" if standin else ""
+
+
+def top_k(image, k: int = 7, *, classifier: Classifier | None = None) -> Ranking:
+    """The k most probable classes of one image (a path, bytes, a PIL image or a numpy array)."""
+    classifier = classifier or load_classifier()
+    return _rank([open_image(image)], k, classifier)[0]
+
+
+def _rank(images: list, k: int, classifier: Classifier) -> list[Ranking]:
+    """Processor → logits → softmax → top-k, for a batch of RGB images."""
+    import torch
+
+    n_labels = len(classifier.labels)
+    if not 1 <= k <= n_labels:
+        raise CourseError(f"No puedo dar las {k} clases más probables: el modelo tiene {n_labels}.",
+                          f"Elige un número entre 1 y {n_labels}.")
+    model = classifier.model
+    pixels = classifier.processor(images=images, return_tensors="pt")["pixel_values"]
+    with torch.inference_mode():
+        logits = model(pixel_values=pixels.to(classifier.device, dtype=model.dtype)).logits
+    values, indices = logits.float().softmax(dim=-1).topk(k, dim=-1)
+    return [Ranking([(classifier.labels[i], p) for i, p in zip(idx, val)], classifier.standin)
+            for idx, val in zip(indices.tolist(), values.tolist())]
+
+
+def classify_files(files, batch_size: int = 8, k: int = 7, *, classifier: Classifier | None = None,
+                   progress: bool = True) -> Results:
+    """Classify many image files in batches; a file that is not a valid image gets an error row."""
+    from tqdm.auto import tqdm
+
+    if batch_size < 1:
+        raise CourseError(f"batch_size={batch_size} no vale.", "Usa un tamaño de lote de 1 o más.")
+    classifier = classifier or load_classifier()
+    files = [str(f) for f in files]
+    rows = Results(Row(f) for f in files)
+    rows.standin = classifier.standin
+    with tqdm(total=len(files), desc="Clasificando", unit="img", disable=not progress) as bar:
+        for start in range(0, len(files), batch_size):
+            batch = rows[start:start + batch_size]
+            images = [_open_or_note(row) for row in batch]
+            ok = [(row, img) for row, img in zip(batch, images) if img is not None]
+            if ok:
+                for (row, _), ranking in zip(ok, _rank([img for _, img in ok], k, classifier)):
+                    row.top, (row.label, row.probability) = ranking, ranking[0]
+            bar.update(len(batch))
+    return rows
+
+
+def _open_or_note(row: Row):
+    try:
+        return open_image(row.file)
+    except ImageError as exc:
+        row.error = exc.message
+        return None
+
+
+def classify_folder(path, batch_size: int = 8, k: int = 7, *, classifier: Classifier | None = None,
+                    progress: bool = True) -> Results:
+    """Classify every image in a folder (jpg, png, webp, gif, bmp, tiff), in batches of `batch_size`."""
+    return classify_files(image_files(path), batch_size, k, classifier=classifier, progress=progress)
+
+
+def image_files(path) -> list[Path]:
+    """The image files directly inside a folder, sorted by name."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise ImageError(f"No encuentro la carpeta {folder}.", "Revisa la ruta (¿está bien escrita?).")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ImageError(f"La carpeta {folder} no tiene imágenes.",
+                         "Pon dentro archivos jpg, png, webp, gif o bmp.")
+    return files
+
+
+def show_prediction(image, preds):
+    """A figure: the image titled with its main prediction, and a bar chart of the top-k probabilities."""
+    import matplotlib.pyplot as plt
+
+    if not preds:
+        raise CourseError("No hay predicciones que dibujar.", "Calcula antes las predicciones con top_k(imagen).")
+    labels, probs = zip(*preds)
+    fig, (ax_img, ax_bar) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1, 1.4]})
+    ax_img.imshow(open_image(image))
+    ax_img.set_axis_off()
+    ax_img.set_title(f"Predicción: {_short(labels[0])} ({probs[0]:.3f})")
+    bars = ax_bar.barh(range(len(preds)), probs, color=["#1f77b4"] + ["#9ecae1"] * (len(preds) - 1))
+    ax_bar.set_yticks(range(len(preds)), [_short(label) for label in labels])
+    ax_bar.invert_yaxis()
+    ax_bar.bar_label(bars, fmt="%.3f", padding=3)
+    ax_bar.set_xlim(0, min(1.0, max(probs) * 1.25) or 1.0)
+    ax_bar.set_xlabel("Probabilidad")
+    ax_bar.set_title(f"Las {len(preds)} clases más probables")
+    if getattr(preds, "standin", None):
+        fig.suptitle("Aviso: modelo de prueba con pesos aleatorios, sus predicciones no significan nada",
+                     color="#c0392b")
+    fig.tight_layout()
+    plt.close(fig)  # returned, not auto-shown: a notebook displays it once
+    return fig
+
+
+def _short(label: str, width: int = 28) -> str:
+    return label if len(label) <= width else label[: width - 1] + "…"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course_utils.vision",
+                                     description="Clasifica imágenes con un ViT y muestra las clases más probables.")
+    parser.add_argument("images", nargs="+", help="imágenes o carpetas con imágenes")
+    parser.add_argument("--top", type=int, default=7, help="cuántas clases mostrar (por defecto 7)")
+    parser.add_argument("--batch-size", type=int, default=8, help="imágenes por lote (por defecto 8)")
+    parser.add_argument("--model", help="modelo de Hugging Face o carpeta (por defecto COURSE_VIT_MODEL)")
+    args = parser.parse_args(argv)
+    try:
+        files = [f for arg in args.images for f in (image_files(arg) if Path(arg).is_dir() else [arg])]
+        rows = classify_files(files, args.batch_size, args.top, classifier=load_classifier(args.model),
+                              progress=len(files) > args.batch_size)
+    except CourseError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
+    for row in rows:
+        print(f"\n{row.file}")
+        print(f"  Error: {row.error}" if row.error else "\n".join("  " + line for line in row.top.table().splitlines()))
+    return 1 if any(row.error for row in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
