@@ -14,10 +14,11 @@ from course_utils.errors import ImageError
 MAX_PIXELS = 50_000_000  # larger images are refused: a decompression bomb, or far more than a model needs
 
 
-def open_image(source) -> Image.Image:
+def open_image(source, name: str | None = None) -> Image.Image:
     """Return an RGB image from a path, bytes, a PIL image or a numpy array (H×W or H×W×C).
 
     EXIF orientation is applied; RGBA, palette, CMYK, grayscale and 16-bit images become RGB.
+    `name` (e.g. an uploaded file's name) is what error messages call bytes.
     """
     if isinstance(source, Image.Image):
         return _to_rgb(source)
@@ -25,15 +26,16 @@ def open_image(source) -> Image.Image:
         return _from_array(source)
     if isinstance(source, (bytes, bytearray, memoryview)):
         if not source:
-            raise ImageError("El archivo está vacío (0 bytes).", "Elige otra imagen.")
-        return _decode(io.BytesIO(bytes(source)), "los datos recibidos")
+            raise ImageError(f"«{name}» está vacío (0 bytes)." if name else "El archivo está vacío (0 bytes).",
+                             "Elige otra imagen.")
+        return _decode(io.BytesIO(bytes(source)), f"«{name}»" if name else "El archivo recibido")
     if isinstance(source, (str, Path)):
         path = Path(source).expanduser()
         if path.is_dir():
             raise ImageError(f"{path} es una carpeta, no una imagen.", "Elige un archivo de imagen de dentro.")
         if not path.is_file():
             raise ImageError(f"No encuentro el archivo {path}.", "Revisa la ruta (¿está bien escrita?).")
-        return _decode(path, path.name)
+        return _decode(path, f"«{path.name}»")
     raise ImageError(f"No sé abrir una imagen a partir de {type(source).__name__}.",
                      "Pasa una ruta, bytes, una imagen PIL o un array de numpy.")
 
