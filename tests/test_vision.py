@@ -1,0 +1,175 @@
+"""top_k is the model's softmax top-k (checked by hand and against transformers' pipeline), batches agree with
+one-by-one, the CLI prints the old script's table, and bad images give Spanish errors."""
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from course_utils import vision
+from course_utils.errors import CourseError, ImageError
+from course_utils.vision_widget import ClassifierDemo
+
+PHOTOS = ["astronauta.jpg", "cafe.jpg", "cohete.jpg", "gato.jpg"]
+
+
+@pytest.fixture(scope="module")
+def clf():
+    return vision.load_classifier()
+
+
+def assert_same_ranking(got, expected):
+    assert [label for label, _ in got] == [label for label, _ in expected]
+    np.testing.assert_allclose([p for _, p in got], [p for _, p in expected], rtol=1e-4, atol=1e-7)
+
+
+def test_loader_is_cached_quiet_and_in_eval_mode(standins, capfd):
+    vision._load.cache_clear()
+    clf = vision.load_classifier()
+    out, err = capfd.readouterr()
+    assert clf is vision.load_classifier() and clf.name == str(standins["vit"])
+    assert not clf.model.training and clf.device == "cpu"
+    assert clf.standin and "Aviso: Modelo de prueba" in out
+    assert "Loading weights" not in err
+
+
+@pytest.mark.parametrize("photo", ["gato.jpg", "cohete.jpg"])
+def test_top_k_is_softmax_then_argsort_of_the_logits(clf, samples, photo):
+    pixels = clf.processor(images=Image.open(samples / photo).convert("RGB"), return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        probs = torch.softmax(clf.model(pixel_values=pixels).logits[0], dim=-1).numpy()
+    order = np.argsort(-probs)[:7]
+    expected = [(clf.labels[int(i)], float(probs[i])) for i in order]
+
+    got = vision.top_k(samples / photo)
+    assert len(got) == 7 and all(isinstance(p, float) for _, p in got)
+    assert_same_ranking(got, expected)
+    assert got.standin == clf.standin
+
+
+def test_top_k_equals_the_transformers_pipeline(standins, samples):
+    from transformers import pipeline
+
+    pipe = pipeline("image-classification", model=str(standins["vit"]), device="cpu")
+    for photo in ("gato.jpg", "cafe.jpg"):
+        expected = [(d["label"], d["score"]) for d in pipe(str(samples / photo), top_k=7)]
+        assert_same_ranking(vision.top_k(samples / photo, k=7), expected)
+
+
+def test_every_input_kind_gives_the_same_ranking(clf, samples):
+    path = samples / "cafe.jpg"
+    reference = vision.top_k(path)
+    for source in (str(path), path.read_bytes(), Image.open(path), np.asarray(Image.open(path))):
+        assert_same_ranking(vision.top_k(source), reference)
+    assert len(vision.top_k(path, k=3)) == 3 and vision.top_k(path, k=3) == reference[:3]
+
+
+@pytest.mark.parametrize("source", [b"no soy una imagen", b"", np.zeros((3, 3, 2)), 42])
+def test_bad_images_raise_image_error(clf, source):
+    with pytest.raises(ImageError):
+        vision.top_k(source)
+
+
+@pytest.mark.parametrize("k", [0, 1001])
+def test_impossible_k_is_refused(clf, samples, k):
+    with pytest.raises(CourseError, match="entre 1 y 1000"):
+        vision.top_k(samples / "gato.jpg", k=k)
+
+
+@pytest.fixture
+def folder(tmp_path, samples):
+    """The four sample photos plus a rotated PNG copy and a broken "image", in a folder."""
+    for photo in PHOTOS:
+        (tmp_path / photo).write_bytes((samples / photo).read_bytes())
+    Image.open(samples / "gato.jpg").rotate(90, expand=True).save(tmp_path / "gato_girado.png")
+    (tmp_path / "roto.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "notas.txt").write_text("ignored", encoding="utf-8")
+    return tmp_path
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 8])
+def test_batches_give_the_same_results_as_one_by_one(clf, folder, batch_size):
+    rows = vision.classify_folder(folder, batch_size=batch_size, progress=False)
+    names = ["astronauta.jpg", "cafe.jpg", "cohete.jpg", "gato.jpg", "gato_girado.png", "roto.jpg"]
+    assert [r.file.split("/")[-1] for r in rows] == names
+    for row in rows:
+        if row.file.endswith("roto.jpg"):
+            assert row.label is None and "no es una imagen" in row.error
+            continue
+        single = vision.top_k(row.file)
+        assert_same_ranking(row.top, single)
+        assert row.error is None and (row.label, row.probability) == row.top[0]
+    assert "Error:" in str(rows) and "Aviso:" in str(rows) and "<table>" in rows._repr_html_()
+
+
+def test_folder_errors(tmp_path):
+    with pytest.raises(ImageError, match="no tiene imágenes"):
+        vision.classify_folder(tmp_path)
+    with pytest.raises(ImageError, match="No encuentro la carpeta"):
+        vision.classify_folder(tmp_path / "falta")
+
+
+TABLE_LINE = re.compile(r"^  +(\d+)  (.+?) +(\d\.\d{3})$")
+
+
+def test_cli_prints_the_top_table_with_three_decimals(clf, samples, capsys):
+    assert vision.main([str(samples / "gato.jpg"), "--top", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = lines.index(str(samples / "gato.jpg"))
+    assert lines[start + 1].split() == ["#", "clase", "probabilidad"]
+    rows = [TABLE_LINE.match(line) for line in lines[start + 2:start + 5]]
+    expected = vision.top_k(samples / "gato.jpg", k=3)
+    assert [(int(m[1]), m[2], m[3]) for m in rows] == [
+        (i, label, f"{p:.3f}") for i, (label, p) in enumerate(expected, 1)]
+    assert len(lines) == start + 5
+
+
+def test_cli_takes_folders_and_files_and_reports_bad_ones(folder, samples):
+    result = subprocess.run(
+        [sys.executable, "-m", "course_utils.vision", str(folder), str(samples / "gato.jpg")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 1  # one file was not an image
+    out = result.stdout
+    assert out.startswith("Aviso: Modelo de prueba")
+    assert out.count("#  clase") == 6 and len(re.findall(r"^  +7  .+ \d\.\d{3}$", out, re.M)) == 6
+    assert re.search(r"roto\.jpg\n  Error: «roto\.jpg» no es una imagen", out)
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_bad_arguments_are_spanish_errors(tmp_path, capsys):
+    assert vision.main([str(tmp_path)]) == 2
+    assert "no tiene imágenes" in capsys.readouterr().err
+
+
+def test_show_prediction_draws_image_and_bars(clf, samples):
+    preds = vision.top_k(samples / "cohete.jpg")
+    fig = vision.show_prediction(samples / "cohete.jpg", preds)
+    ax_img, ax_bar = fig.axes
+    label, p = preds[0]
+    assert ax_img.get_title() == f"Predicción: {vision._short(label)} ({p:.3f})"
+    assert ax_img.images[0].get_array().shape[:2] == Image.open(samples / "cohete.jpg").size[::-1]
+    widths = [bar.get_width() for bar in ax_bar.patches]
+    np.testing.assert_allclose(widths, [q for _, q in preds])
+    assert ax_bar.get_xlabel() == "Probabilidad" and "7 clases" in ax_bar.get_title()
+    assert "modelo de prueba" in fig._suptitle.get_text()
+    with pytest.raises(CourseError):
+        vision.show_prediction(samples / "cohete.jpg", [])
+
+
+def test_widget_sample_upload_error_and_reset(clf, samples):
+    demo = ClassifierDemo(samples)
+    assert [name for name, _ in demo.sample.options][1:] == PHOTOS
+    assert_same_ranking(demo.choose("gato.jpg"), vision.top_k(samples / "gato.jpg"))
+    assert not demo.again.disabled
+
+    assert demo.upload_file(samples / "transcripciones.json") is None
+    assert "«transcripciones.json» no es una imagen" in demo.error.message
+
+    assert_same_ranking(demo.upload_file(samples / "cafe.jpg"), vision.top_k(samples / "cafe.jpg"))
+    demo.again.click()
+    assert demo.last is None and demo.sample.value is None and demo.upload.value == () and demo.again.disabled
