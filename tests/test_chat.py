@@ -1,0 +1,234 @@
+"""The chat widget's logic, driven from Python against the Ollama double (the browser tests cover the page)."""
+
+import base64
+import io
+import json
+from datetime import datetime, timezone
+
+import pytest
+from PIL import Image
+
+from course_utils.chat import ChatWidget, executable_parts, render_markdown
+from tests.ollama_double import PREFIX
+
+XSS = ('<img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> [a](javascript:window.__xss=3) '
+       '<a href="javascript:window.__xss=4">b</a> [c](JaVaScRiPt:alert(1)) ![d](javascript:alert(2))')
+
+
+def upload_item(data: bytes, name: str = "foto.jpg") -> dict:
+    return {"name": name, "type": "image/jpeg", "size": len(data), "content": memoryview(data),
+            "last_modified": datetime.now(timezone.utc)}
+
+
+def texts(chat: ChatWidget) -> list[str]:
+    return [bubble.value for bubble in chat.pane.children]
+
+
+def decode(b64: str) -> Image.Image:
+    return Image.open(io.BytesIO(base64.b64decode(b64)))
+
+
+@pytest.fixture
+def chat(ollama_double, tmp_path):
+    widget = ChatWidget(export_dir=tmp_path / "conversaciones")
+    yield widget
+    widget.stop()
+    widget.wait(10)
+
+
+def test_markdown_is_rendered_and_executable_html_is_not():
+    rendered = render_markdown("**negrita** y `código`\n\n- uno\n- dos\n\n[curso](https://example.org)")
+    assert "<strong>negrita</strong>" in rendered and "<code>código</code>" in rendered and "<li>uno</li>" in rendered
+    assert 'href="https://example.org"' in rendered and 'rel="noopener noreferrer"' in rendered
+    safe = render_markdown(XSS)
+    assert executable_parts(safe) == []
+    assert "<script" not in safe and "<img" not in safe and "javascript:" not in safe.split("[")[0]
+
+
+def test_executable_parts_finds_what_a_browser_would_run():
+    found = executable_parts(XSS.replace("[a]", "x") + '<svg onload="f()"></svg><a href=" JavaScript:x">')
+    assert "onerror= en <img>" in found and "<script>" in found and "onload= en <svg>" in found
+    assert sum(part.startswith("href=") for part in found) == 2
+
+
+def test_model_picker_is_filled_from_the_server(ollama_double, tmp_path):
+    ollama_double.models = ["llava:7b", "llama3.2-vision:latest"]
+    chat = ChatWidget(export_dir=tmp_path)
+    assert list(chat.model_picker.options) == ["llava:7b", "llama3.2-vision:latest"]
+    assert chat.model_picker.value == "llama3.2-vision:latest"
+    assert "2 modelo(s)" in chat.status.value and not chat.pane.children
+
+
+def test_model_not_pulled_is_explained_in_the_pane(ollama_double, tmp_path):
+    ollama_double.models = ["llava:7b"]
+    chat = ChatWidget(export_dir=tmp_path)
+    assert chat.model_picker.value == "llava:7b"
+    assert "ollama pull llama3.2-vision" in texts(chat)[-1] and "course-error" in texts(chat)[-1]
+
+
+def test_unreachable_server_is_explained_and_the_widget_still_builds(monkeypatch, closed_port, tmp_path):
+    monkeypatch.setenv("OLLAMA_HOST", closed_port)
+    chat = ChatWidget(export_dir=tmp_path)
+    assert "No hay ningún servidor de Ollama" in texts(chat)[-1]
+    assert "ollama serve" in texts(chat)[-1]
+
+
+def test_text_is_sent_and_the_streamed_answer_rendered(chat, ollama_double):
+    chat.temperature.value = 0.3
+    chat.prompt.value = "Hola **tú**"
+    assert chat.send()
+    assert chat.wait(20)
+    body = ollama_double.chats()[-1]
+    assert body["stream"] is True and body["options"]["temperature"] == pytest.approx(0.3)
+    assert body["messages"][0]["role"] == "system" and body["messages"][-1]["content"] == "Hola **tú**"
+    assert [m.role for m in chat.history] == ["user", "assistant"]
+    assert chat.history[1].content.startswith(PREFIX)
+    assert "Hola **tú**" in texts(chat)[0]  # the student's text is shown as typed
+    assert "<strong>tú</strong>" in texts(chat)[1]  # the answer's Markdown is rendered
+    assert chat.prompt.value == "" and not chat.send_button.disabled and chat.stop_button.disabled
+
+
+def test_enter_in_the_text_area_sends(chat, ollama_double):
+    chat.prompt._handle_custom_msg({"type": "submit", "value": "Con Enter"}, [])
+    chat.wait(20)
+    assert ollama_double.chats()[-1]["messages"][-1]["content"] == "Con Enter"
+
+
+def test_empty_message_is_not_sent(chat, ollama_double):
+    assert not chat.send("   ")
+    assert ollama_double.chats() == [] and "Escribe una pregunta" in chat.status.value
+
+
+def test_second_send_is_ignored_while_streaming_and_stop_keeps_the_partial_answer(chat, ollama_double):
+    words = [f"palabra{i}" for i in range(60)]
+    ollama_double.replies.append(" ".join(words))
+    ollama_double.chunk_delay = 0.05
+    assert chat.send("Primera")
+    assert not chat.send("Segunda")
+    assert "Espera" in chat.status.value and chat.send_button.disabled and not chat.stop_button.disabled
+    chat.stop()
+    assert chat.wait(20)
+    assert len(ollama_double.chats()) == 1
+    answer = chat.history[-1]
+    assert answer.stopped and words[-1] not in answer.content
+    assert "respuesta detenida" in texts(chat)[-1]
+    assert chat.send("Segunda") and chat.wait(20)  # usable again after stopping
+
+
+def test_history_is_sent_with_the_latest_image_only(chat, ollama_double, samples):
+    chat.attach_image(samples / "gato.jpg")
+    chat.send("¿Qué animal es?")
+    chat.wait(20)
+    chat.attach_image(samples / "cafe.jpg")
+    chat.send("¿Y esta?")
+    chat.wait(20)
+    chat.send("¿De qué color es?")
+    chat.wait(20)
+    messages = ollama_double.chats()[-1]["messages"]
+    with_images = [m for m in messages if m.get("images")]
+    assert len(with_images) == 1 and with_images[0]["content"] == "¿Y esta?"
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+
+
+def test_uploaded_image_is_previewed_and_sent(chat, ollama_double, samples):
+    chat.upload.value = (upload_item((samples / "gato.jpg").read_bytes()),)
+    assert chat._attachment.layout.display == "flex" and chat.preview.value
+    assert chat.upload.value == ()  # ready for the next upload
+    chat.send("¿Qué ves?")
+    chat.wait(20)
+    image = decode(ollama_double.chats()[-1]["messages"][-1]["images"][0])
+    assert image.size == Image.open(samples / "gato.jpg").size
+    assert 'src="data:image/jpeg;base64,' in texts(chat)[0]
+    assert "Imágenes: JPEG" in chat.history[-1].content
+    assert chat._attachment.layout.display == "none"  # the attachment went with the message
+
+
+def test_removed_image_is_not_sent(chat, ollama_double, samples):
+    chat.attach_image(samples / "gato.jpg")
+    chat.remove_image()
+    chat.send("Sin imagen")
+    chat.wait(20)
+    assert "images" not in ollama_double.chats()[-1]["messages"][-1]
+
+
+def test_a_file_that_is_not_an_image_is_explained(chat):
+    chat.upload.value = (upload_item(b"esto no es una imagen", "notas.txt"),)
+    assert "notas.txt" in texts(chat)[-1] and "no es una imagen" in texts(chat)[-1]
+    assert chat._attachment.layout.display == "none" and chat.upload.value == ()
+
+
+def test_server_error_keeps_the_text_the_image_and_the_history(chat, ollama_double, samples):
+    chat.send("Primera")
+    chat.wait(20)
+    ollama_double.failures.append((500, "model runner has unexpectedly stopped"))
+    chat.attach_image(samples / "gato.jpg")
+    chat.send("Mi pregunta larga")
+    chat.wait(20)
+    assert chat.prompt.value == "Mi pregunta larga" and chat._image is not None
+    assert len(chat.history) == 2
+    assert "course-error" in texts(chat)[-1] and "Mi pregunta larga" not in "".join(texts(chat))
+    assert chat.send() and chat.wait(20)  # resending works
+    assert len(chat.history) == 4 and chat.history[2].images
+
+
+def test_cut_stream_is_explained_and_the_text_kept(chat, ollama_double):
+    ollama_double.cut_after_chunks = 2
+    chat.send("Se va a cortar")
+    chat.wait(20)
+    assert "se cortó" in texts(chat)[-1] and chat.history == []
+    assert chat.prompt.value == "Se va a cortar"
+
+
+def test_answer_with_xss_payload_is_inert(chat, ollama_double):
+    ollama_double.replies.append(XSS)
+    chat.send("Repite esto")
+    chat.wait(20)
+    assert executable_parts(texts(chat)[-1]) == []
+    assert chat.history[-1].content == XSS  # kept verbatim in the history and the export
+
+
+def test_recording_is_transcribed_into_the_text_area(chat, samples):
+    chat.prompt.value = "Antes:"
+    chat.recorder._handle_custom_msg({"type": "audio", "mime": "audio/wav"}, [(samples / "hola.wav").read_bytes()])
+    assert chat.wait(60)
+    assert chat.prompt.value.startswith("Antes: ") and len(chat.prompt.value) > len("Antes: ")
+    assert "Transcripción lista" in chat.status.value and "modelo de prueba" in chat.status.value.lower()
+    assert not chat.recorder.disabled
+
+
+def test_bad_recording_is_explained(chat):
+    chat.recorder._handle_custom_msg({"type": "audio", "mime": "audio/webm"}, [b"no es audio"])
+    assert chat.wait(60)
+    assert "course-error" in texts(chat)[-1] and "audio" in texts(chat)[-1]
+    assert chat.prompt.value == "" and not chat.recorder.disabled
+
+
+def test_insecure_page_explains_how_to_use_the_microphone(chat):
+    chat.recorder._handle_custom_msg({"type": "error", "reason": "insecure", "detail": "http://10.0.0.5:8888"}, [])
+    assert "contexto seguro" in texts(chat)[-1] and "túnel SSH" in texts(chat)[-1]
+
+
+def test_export_writes_markdown_and_json_with_images(chat, samples, tmp_path):
+    chat.attach_image(samples / "gato.jpg")
+    chat.send("¿Qué ves?")
+    chat.wait(20)
+    md_path, json_path = chat.export()
+    assert md_path.parent == tmp_path / "conversaciones"
+    data = json.loads(json_path.read_text(encoding="utf-8"))
+    assert [m["role"] for m in data["messages"]] == ["user", "assistant"]
+    assert decode(data["messages"][0]["images"][0]).format == "JPEG"
+    markdown = md_path.read_text(encoding="utf-8")
+    assert "## Tú" in markdown and "## Asistente" in markdown and "![imagen adjunta](data:image/jpeg;base64," in markdown
+    assert f'download="{json_path.name}"' in chat.downloads.value
+
+
+def test_clear_empties_the_conversation_but_not_while_streaming(chat, ollama_double):
+    ollama_double.replies.append(" ".join(["x"] * 80))
+    ollama_double.chunk_delay = 0.05
+    chat.send("Larga")
+    chat.clear()
+    assert "Parar" in chat.status.value and len(chat.pane.children) == 2
+    chat.stop()
+    chat.wait(20)
+    chat.clear()
+    assert chat.history == [] and chat.pane.children == ()
