@@ -1,0 +1,279 @@
+"""A Vision Transformer seen from the inside: patches, patch embedding, positions and attention.
+
+Notebook 03 uses these helpers with the configured ViT (`course_utils.vision.load_classifier`);
+they work for any ViT of the `transformers` family, whatever its size or weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from course_utils.errors import CourseError, ImageError
+from course_utils.images import open_image
+
+SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
+
+
+def sample_path(name: str = "gato.jpg") -> Path:
+    """Path of one of the sample photos that ship with the course (data/samples)."""
+    path = SAMPLES / name
+    if not path.is_file():
+        available = ", ".join(sorted(p.name for p in SAMPLES.glob("*.jpg")))
+        raise ImageError(f"No encuentro la muestra «{name}».", f"Elige una de estas: {available}.")
+    return path
+
+
+def square_image(source, size: int = 224):
+    """Open any image and resize it to size×size (as the ViT processor does: no crop, bilinear)."""
+    from PIL import Image
+
+    return open_image(source).resize((size, size), Image.Resampling.BILINEAR)
+
+
+def to_patches(image: np.ndarray, patch: int = 16) -> np.ndarray:
+    """(H, W, C) array → (rows·cols, patch, patch, C), patches read left to right, top to bottom."""
+    image = np.asarray(image)
+    h, w = image.shape[:2]
+    if h % patch or w % patch:
+        raise ImageError(f"Una imagen de {w}×{h} no se divide en parches de {patch}×{patch}.",
+                         f"Redimensiónala a un múltiplo de {patch} (por ejemplo con square_image).")
+    rows, cols = h // patch, w // patch
+    grid = image.reshape(rows, patch, cols, patch, -1).swapaxes(1, 2)
+    return grid.reshape(rows * cols, patch, patch, -1)
+
+
+def from_patches(patches: np.ndarray, cols: int) -> np.ndarray:
+    """Inverse of `to_patches`: put the sequence back as an image `cols` patches wide."""
+    n, p, _, c = patches.shape
+    rows = n // cols
+    return patches.reshape(rows, cols, p, p, c).swapaxes(1, 2).reshape(rows * p, cols * p, c)
+
+
+def flatten_patches(pixel_values: torch.Tensor, patch: int = 16) -> torch.Tensor:
+    """(B, C, H, W) → (B, patches, C·patch·patch), each patch flattened channel first.
+
+    That is the order of a Conv2d weight (out, C, patch, patch), so a Linear layer with the conv's
+    weight reshaped to (out, C·patch·patch) computes the same patch embedding.
+    """
+    b, c, h, w = pixel_values.shape
+    x = pixel_values.reshape(b, c, h // patch, patch, w // patch, patch)
+    return x.permute(0, 2, 4, 1, 3, 5).reshape(b, (h // patch) * (w // patch), c * patch * patch)
+
+
+def conv_as_linear(conv: nn.Conv2d) -> nn.Linear:
+    """A Linear layer with the same weights as a patch-embedding Conv2d (kernel = stride)."""
+    out, c, kh, kw = conv.weight.shape
+    if conv.stride != (kh, kw) or kh != kw:
+        raise CourseError("Esta convolución no corta la imagen en parches (su paso no es igual al núcleo).",
+                          "Usa model.vit.embeddings.patch_embeddings.projection de un ViT.")
+    linear = nn.Linear(c * kh * kw, out, bias=conv.bias is not None)
+    with torch.no_grad():
+        linear.weight.copy_(conv.weight.reshape(out, -1))
+        if conv.bias is not None:
+            linear.bias.copy_(conv.bias)
+    return linear.to(conv.weight.device, conv.weight.dtype)
+
+
+@torch.no_grad()
+def patch_embedding_both_ways(model, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ViT's patch embedding computed as its Conv2d and as a Linear on flattened patches.
+
+    Both in float32 on the CPU, shape (B, patches, hidden); they must be equal.
+    """
+    conv = _vit(model).embeddings.patch_embeddings.projection
+    conv = _float_copy(conv)  # the model may be float16 on a GPU; compare in float32
+    x = pixel_values.float().cpu()
+    as_conv = conv(x).flatten(2).transpose(1, 2)
+    as_linear = conv_as_linear(conv)(flatten_patches(x, conv.kernel_size[0]))
+    return as_conv, as_linear
+
+
+def _float_copy(conv: nn.Conv2d) -> nn.Conv2d:
+    copy = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride)
+    copy.load_state_dict({k: v.float().cpu() for k, v in conv.state_dict().items()})
+    return copy
+
+
+def _vit(model):
+    """The ViT body of a classifier (or the body itself)."""
+    return getattr(model, "vit", model)
+
+
+def pixel_values(classifier, image) -> torch.Tensor:
+    """The model's input for `image`: (1, 3, 224, 224), normalized, on the model's device and dtype."""
+    inputs = classifier.processor(images=open_image(image), return_tensors="pt")["pixel_values"]
+    return inputs.to(classifier.device, classifier.model.dtype)
+
+
+def position_similarity(position_embeddings: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity between the position embeddings of every pair of patches.
+
+    position_embeddings: (1 or nothing, 1 + side², D), CLS first. Returns (side, side, side, side):
+    [i, j] is the map of how similar position (i, j) is to every other position.
+    """
+    pos = position_embeddings.detach().float().cpu().reshape(-1, position_embeddings.shape[-1])[1:]
+    side = int(round(len(pos) ** 0.5))
+    if side * side != len(pos):
+        raise CourseError(f"{len(pos)} posiciones no forman una cuadrícula cuadrada.", "Usa un ViT de imágenes cuadradas.")
+    unit = nn.functional.normalize(pos, dim=-1)
+    return (unit @ unit.T).reshape(side, side, side, side)
+
+
+@torch.no_grad()
+def attentions(classifier, image) -> tuple[torch.Tensor, ...]:
+    """Attention weights of every layer for one image: a tuple of (heads, tokens, tokens), float32."""
+    if classifier.standin:
+        print(f"Aviso: {classifier.standin} Con pesos aleatorios estos mapas de atención no significan nada.")
+    out = classifier.model(pixel_values=pixel_values(classifier, image), output_attentions=True)
+    if not out.attentions or out.attentions[0] is None:
+        raise CourseError("El modelo no devolvió sus pesos de atención.",
+                          "Cárgalo con attn_implementation='eager' (lo hace vision.load_classifier).")
+    return tuple(a[0].float().cpu() for a in out.attentions)
+
+
+def cls_attention(layer_attention: torch.Tensor) -> torch.Tensor:
+    """How much the CLS token looks at each patch, per head: (heads, tokens, tokens) → (heads, side, side)."""
+    row = layer_attention[:, 0, 1:]
+    side = int(round(row.shape[-1] ** 0.5))
+    return row.reshape(-1, side, side)
+
+
+def attention_rollout(layers: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> torch.Tensor:
+    """Attention rollout (Abnar & Zuidema, 2020): how much each output token draws on each input token.
+
+    Per layer the heads are averaged and the residual connection is added as 0.5·A + 0.5·I (rows
+    renormalized); then the layers are multiplied, last layer on the left: R = Â_L ··· Â_2 · Â_1.
+    Each input is (heads, tokens, tokens); the result is (tokens, tokens) and every row sums to 1.
+    """
+    if not layers:
+        raise CourseError("No hay capas de atención que combinar.", "Pasa la salida de attentions(...).")
+    rollout = None
+    for layer in layers:
+        a = layer.float().mean(dim=0)
+        a = 0.5 * a + 0.5 * torch.eye(a.shape[-1])
+        a = a / a.sum(dim=-1, keepdim=True)
+        rollout = a if rollout is None else a @ rollout
+    return rollout
+
+
+# --- Figures (each returns its Figure; Spanish titles and labels) ---------------------------------
+
+def _tiles(tiles: np.ndarray, cols: int, gap: int, fill=1.0) -> np.ndarray:
+    """Lay (n, h, w[, c]) tiles on a canvas `cols` wide, separated by `gap` pixels of `fill`."""
+    n, h, w = tiles.shape[:3]
+    rows = -(-n // cols)
+    canvas = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap, *tiles.shape[3:]), fill, dtype=float)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, cols)
+        canvas[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = tile
+    return canvas
+
+
+def plot_patch_grid(image, patch: int = 16):
+    """The image next to the same image cut into its grid of patches."""
+    import matplotlib.pyplot as plt
+
+    array = np.asarray(image) / 255.0
+    tiles = to_patches(array, patch)
+    cols = array.shape[1] // patch
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 5.5))
+    left.imshow(array)
+    left.set(title=f"Imagen de {array.shape[1]}×{array.shape[0]} píxeles", xlabel="x (píxeles)", ylabel="y (píxeles)")
+    right.imshow(_tiles(tiles, cols, gap=2))
+    right.set(title=f"{len(tiles)} parches de {patch}×{patch} ({cols}×{len(tiles) // cols})",
+              xlabel="columna de parches", ylabel="fila de parches")
+    centers = np.arange(cols) * (patch + 2) + patch / 2
+    right.set_xticks(centers[::2], range(0, cols, 2))
+    right.set_yticks(centers[::2], range(0, len(tiles) // cols, 2))
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def plot_patch_sequence(image, patch: int = 16, per_row: int = 28):
+    """The patches as the transformer reads them: one sequence, left to right and top to bottom."""
+    import matplotlib.pyplot as plt
+
+    tiles = to_patches(np.asarray(image) / 255.0, patch)
+    canvas = _tiles(tiles, per_row, gap=3)
+    fig, ax = plt.subplots(figsize=(14, 14 * canvas.shape[0] / canvas.shape[1] + 1))
+    ax.imshow(canvas)
+    step = patch + 3
+    ax.set_xticks(np.arange(0, per_row, 4) * step + patch / 2, np.arange(1, per_row + 1, 4))
+    ax.set_yticks(np.arange(-(-len(tiles) // per_row)) * step + patch / 2,
+                  [f"{i * per_row + 1}–{min((i + 1) * per_row, len(tiles))}" for i in range(-(-len(tiles) // per_row))])
+    ax.set(title=f"La imagen como secuencia de {len(tiles)} parches (en orden de lectura)",
+           xlabel="posición dentro de la fila", ylabel="parches n.º")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def plot_position_similarity(similarity: torch.Tensor):
+    """The classic panel: for each patch position, its cosine similarity to every other position."""
+    import matplotlib.pyplot as plt
+
+    side = similarity.shape[0]
+    tiles = similarity.reshape(side * side, side, side).numpy()
+    canvas = _tiles(tiles, side, gap=1, fill=np.nan)
+    fig, ax = plt.subplots(figsize=(9, 8))
+    image = ax.imshow(canvas, cmap="viridis", vmin=-1, vmax=1)
+    centers = np.arange(side) * (side + 1) + side / 2 - 0.5
+    ax.set_xticks(centers[::2], range(1, side + 1, 2))
+    ax.set_yticks(centers[::2], range(1, side + 1, 2))
+    ax.set(title="Similitud coseno entre embeddings de posición", xlabel="columna del parche",
+           ylabel="fila del parche")
+    fig.colorbar(image, ax=ax, label="Similitud coseno", shrink=0.8)
+    plt.close(fig)
+    return fig
+
+
+def _overlay(ax, image, heat: np.ndarray, title: str):
+    from PIL import Image
+
+    size = np.asarray(image).shape[1::-1]
+    heat = heat - heat.min()
+    heat = heat / heat.max() if heat.max() > 0 else heat
+    big = np.asarray(Image.fromarray((heat * 255).astype(np.uint8)).resize(size, Image.Resampling.BILINEAR))
+    ax.imshow(image)
+    ax.imshow(big, cmap="jet", alpha=0.5)
+    ax.set_title(title)
+    ax.axis("off")
+
+
+def plot_cls_attention(image, maps: torch.Tensor, title: str = "Atención del token CLS en la última capa"):
+    """One panel per head: where the CLS token looks, over the image."""
+    import matplotlib.pyplot as plt
+
+    heads = len(maps)
+    cols = min(heads, 6)
+    rows = -(-heads // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.8 * rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for h, (ax, heat) in enumerate(zip(axes.flat, maps)):
+        _overlay(ax, image, heat.numpy(), f"Cabeza {h + 1}")
+    fig.suptitle(title)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def plot_rollout(image, rollout: torch.Tensor):
+    """The image, and the CLS row of the attention rollout over it."""
+    import matplotlib.pyplot as plt
+
+    row = rollout[0, 1:]
+    side = int(round(row.numel() ** 0.5))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4.8))
+    left.imshow(image)
+    left.set_title("Imagen de entrada")
+    left.axis("off")
+    _overlay(right, image, row.reshape(side, side).numpy(), "Attention rollout del token CLS")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
