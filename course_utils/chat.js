@@ -29,10 +29,24 @@ function render({ model, el }) {
     model.save_changes();
     model.send({ type: "submit", value: area.value });
   });
+  followPane(el);
   model.on("change:value", pull);
   model.on("change:placeholder", pull);
   model.on("change:disabled", pull);
   pull();
+}
+
+// Keep the conversation scrolled to its newest message while answers arrive.
+function followPane(el, tries = 50) {
+  const pane = el.closest(".course-chat")?.querySelector(".course-chat-pane");
+  if (!pane) {
+    if (tries > 0) setTimeout(() => followPane(el, tries - 1), 100);  // not attached to the page yet
+    return;
+  }
+  const scroll = () => { pane.scrollTop = pane.scrollHeight; };
+  new MutationObserver(scroll).observe(pane, { childList: true, subtree: true, characterData: true });
+  pane.addEventListener("load", scroll, true);  // thumbnails grow the pane after they decode
+  scroll();
 }
 
 export default { render };

@@ -144,12 +144,13 @@ class ChatWidget(widgets.VBox):
         self.refresh_button = widgets.Button(icon="refresh", tooltip="Volver a leer los modelos del servidor",
                                              layout=widgets.Layout(width="36px"))
         self.temperature = widgets.FloatSlider(value=0.7, min=0.0, max=2.0, step=0.1, description="Temperatura",
-                                               readout_format=".1f", layout=widgets.Layout(width="300px"))
-        self.clear_button = widgets.Button(description="Borrar conversación", icon="trash")
-        self.export_button = widgets.Button(description="Exportar", icon="download",
+                                               readout_format=".1f", style={"description_width": "initial"},
+                                               layout=widgets.Layout(width="320px"))
+        self.clear_button = widgets.Button(description="Borrar conversación", icon="trash",
+                                           layout=widgets.Layout(width="auto"))
+        self.export_button = widgets.Button(description="Exportar", icon="download", layout=widgets.Layout(width="auto"),
                                             tooltip="Guardar la conversación en Markdown y JSON")
-        self._header = widgets.HBox([self.model_picker, self.refresh_button, self.temperature,
-                                     self.clear_button, self.export_button])
+        self._header = widgets.HBox([self.model_picker, self.refresh_button, self.temperature])
         self._header.add_class("course-chat-header")
 
         self.pane = widgets.VBox(layout=widgets.Layout(width="100%"))
@@ -172,7 +173,9 @@ class ChatWidget(widgets.VBox):
         self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="Adjuntar imagen",
                                          layout=widgets.Layout(width="auto"))
         self.recorder = Recorder()
-        self._tools = widgets.HBox([self.upload, self.recorder])
+        spacer = widgets.Box(layout=widgets.Layout(flex="1 1 auto"))
+        self._tools = widgets.HBox([self.upload, self.recorder, spacer, self.clear_button, self.export_button])
+        self._tools.add_class("course-chat-tools")
         self.status = widgets.HTML()
         self.status.add_class("course-chat-status")
         self.downloads = widgets.HTML()

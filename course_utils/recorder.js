@@ -19,7 +19,9 @@ function render({ model, el }) {
 
   const refresh = () => {
     const recording = model.get("recording");
-    button.textContent = recording ? "⏹ " + model.get("label_stop") : "🎤 " + model.get("label_record");
+    // Font Awesome 4 ships with ipywidgets in JupyterLab and Voilà (emoji fonts often don't).
+    button.innerHTML = `<i class="fa fa-${recording ? "stop" : "microphone"}"></i> `;
+    button.append(model.get(recording ? "label_stop" : "label_record"));
     button.title = recording ? "Detener la grabación y transcribirla" : "Grabar una pregunta con el micrófono";
     button.classList.toggle("course-rec-on", recording);
     button.disabled = model.get("disabled") && !recording;

@@ -1,0 +1,276 @@
+"""The chat in a real browser: Debian's Chromium driven by Playwright, JupyterLab and Voilà on loopback.
+
+The kernels reach the Ollama double through OLLAMA_HOST (exported by the harness before the servers
+start). Chromium's fake microphone plays a sample wav, so recording works headless.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import re
+import secrets
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+from tests.ollama_double import PREFIX
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = "06_chat_multimodal.ipynb"
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+MIC_SAMPLE = ROOT / "data" / "samples" / "describe_imagen.wav"
+SLOW = 120_000  # ms: first kernel start, torch and Whisper imports on a busy 2-core machine
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=(
+        "AVISO: NO HAY /usr/bin/chromium: SE SALTAN LAS PRUEBAS DE NAVEGADOR DEL CHAT. "
+        "Instálalo con `make browser` (sudo apt-get install chromium).")),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A JupyterLab or Voilà process on loopback, its log in a file, stopped at the end."""
+
+    def __init__(self, cmd: list[str], url: str, log: Path, env: dict):
+        self.url, self.log = url, log
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+    def wait_ready(self, path: str, timeout: float = 90) -> "Server":
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                if httpx.get(self.url + path, timeout=5).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        pytest.fail(f"El servidor no arrancó ({self.url}). Registro:\n{self.log.read_text(errors='replace')[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture(scope="module")
+def jupyter_env(tmp_path_factory) -> dict:
+    """Throwaway Jupyter config, data and runtime dirs (the venv's share/jupyter stays on the path)."""
+    home = tmp_path_factory.mktemp("jupyter")
+    env = dict(os.environ)
+    for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
+        env[name] = str(home / name.lower())
+    env["JUPYTER_PLATFORM_DIRS"] = "1"
+    return env
+
+
+@pytest.fixture(scope="module")
+def voila(jupyter_env, tmp_path_factory):
+    """`make demo`'s own command line, on a free port instead of 3000."""
+    recipe = re.search(r"^demo:.*\n\t(.+)$", (ROOT / "Makefile").read_text(), re.M).group(1)
+    port = free_port()
+    cmd = shlex.split(recipe.replace("$(VENV)", str(Path(sys.executable).parent.parent)).replace("3000", str(port)))
+    assert "--Voila.ip=127.0.0.1" in cmd and "--no-browser" in cmd
+    server = Server(cmd, f"http://127.0.0.1:{port}", tmp_path_factory.mktemp("voila") / "voila.log", jupyter_env)
+    yield server.wait_ready("/voila/static/voila.js")  # a static file: the notebook runs only for the page
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def lab(jupyter_env, tmp_path_factory):
+    port, token = free_port(), secrets.token_hex(16)
+    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--ServerApp.port={port}",
+           "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
+           f"--ServerApp.root_dir={ROOT / 'notebooks'}", "--LabApp.expose_app_in_browser=True"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")
+    server = Server(cmd, f"http://127.0.0.1:{port}", tmp_path_factory.mktemp("lab") / "lab.log", jupyter_env)
+    server.token = token
+    yield server.wait_ready(f"/api/status?token={token}")
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(  # a fresh temporary profile every launch
+            executable_path=str(CHROMIUM), headless=True,
+            args=FLAGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                          f"--use-file-for-fake-audio-capture={MIC_SAMPLE}"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, voila):
+    """The chat served by Voilà, one kernel shared by the interaction tests below, in order."""
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    page.goto(voila.url + "/", timeout=SLOW)
+    page.locator(".course-chat .course-prompt-area").wait_for(timeout=SLOW)
+    page.locator(".course-chat-status", has_text="Conectado").wait_for(timeout=SLOW)
+    yield page
+    context.close()
+
+
+def prompt_value(page) -> str:
+    return page.locator(".course-prompt-area").input_value()
+
+
+def send(page, text: str) -> None:
+    area = page.locator(".course-prompt-area")
+    area.fill(text)
+    area.press("Enter")
+
+
+def last_answer(page):
+    return page.locator(".course-assistant").last
+
+
+def test_jupyterlab_opens_runs_and_chats(browser, lab, ollama_double, artifacts):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    try:
+        page.goto(f"{lab.url}/lab/tree/{NOTEBOOK}?token={lab.token}", timeout=SLOW)
+        page.wait_for_function("() => window.jupyterapp && document.querySelector('.jp-NotebookPanel')",
+                               timeout=SLOW)
+        page.wait_for_function(  # the kernel has started and is idle
+            "() => { const w = window.jupyterapp.shell.currentWidget;"
+            " return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
+            " && w.sessionContext.session.kernel.status === 'idle'; }", timeout=SLOW)
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        area = page.locator(".course-chat .course-prompt-area")
+        area.wait_for(timeout=SLOW)
+        area.fill("Hola desde JupyterLab")
+        area.press("Enter")
+        answer = page.locator(".course-assistant", has_text="Hola desde JupyterLab")
+        answer.wait_for(timeout=SLOW)
+        assert PREFIX in answer.inner_text()
+        assert ollama_double.chats()[-1]["messages"][-1]["content"] == "Hola desde JupyterLab"
+        assert area.input_value() == ""  # Enter sent the text instead of running the cell or adding a line
+        page.locator(".course-chat").screenshot(path=str(artifacts / "chat_widget_lab.png"))
+    finally:
+        context.close()
+
+
+def test_answer_streams_and_stop_keeps_the_partial_text(page, ollama_double):
+    words = [f"palabra{i}" for i in range(40)]
+    ollama_double.replies.append(" ".join(words))
+    ollama_double.chunk_delay = 0.15
+    send(page, "Cuenta despacio")
+    answer = last_answer(page)
+    page.wait_for_function(  # part of the answer is on screen while the rest is still coming
+        "() => { const a = [...document.querySelectorAll('.course-assistant')].pop();"
+        " return !!a && a.innerText.includes('palabra3') && !a.innerText.includes('palabra39'); }", timeout=SLOW)
+    send(page, "Me cuelo")  # ignored: an answer is streaming
+    page.get_by_role("button", name="Parar").click()
+    page.locator(".course-stopped").last.wait_for(timeout=SLOW)
+    assert "palabra39" not in answer.inner_text()
+    assert [c["messages"][-1]["content"] for c in ollama_double.chats()] == ["Cuenta despacio"]
+    assert prompt_value(page) == "Me cuelo"  # the ignored text is still there to send later
+
+
+def test_text_is_sent_with_shift_enter_as_new_line(page, ollama_double):
+    area = page.locator(".course-prompt-area")
+    area.fill("")
+    area.type("Primera línea")
+    area.press("Shift+Enter")
+    area.type("segunda línea")
+    assert prompt_value(page) == "Primera línea\nsegunda línea"
+    area.press("Enter")
+    page.locator(".course-assistant", has_text="segunda línea").wait_for(timeout=SLOW)
+    assert ollama_double.chats()[-1]["messages"][-1]["content"] == "Primera línea\nsegunda línea"
+
+
+def test_attached_image_reaches_the_model(page, ollama_double, samples):
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name=re.compile("Adjuntar imagen")).click()
+    chooser.value.set_files(str(samples / "gato.jpg"))
+    page.locator(".course-chat-attachment img").wait_for(timeout=SLOW)
+    send(page, "¿Qué animal ves?")
+    page.locator(".course-assistant", has_text="Imágenes: JPEG").wait_for(timeout=SLOW)
+    sent = ollama_double.chats()[-1]["messages"][-1]
+    image = Image.open(io.BytesIO(base64.b64decode(sent["images"][0])))
+    assert image.size == Image.open(samples / "gato.jpg").size
+    assert page.locator(".course-user img.course-thumb").count() >= 1
+    assert not page.locator(".course-chat-attachment").is_visible()
+
+
+def test_server_error_is_shown_in_spanish_and_the_text_kept(page, ollama_double):
+    ollama_double.failures.append((500, "model runner has unexpectedly stopped"))
+    errors_before = page.locator(".course-error").count()
+    send(page, "Esta pregunta fallará")
+    page.locator(".course-error").nth(errors_before).wait_for(timeout=SLOW)
+    assert prompt_value(page) == "Esta pregunta fallará"
+    page.locator(".course-prompt-area").fill("")
+
+
+def test_recording_with_the_fake_microphone_is_transcribed(page):
+    page.locator(".course-prompt-area").fill("")
+    page.get_by_role("button", name=re.compile("Grabar")).click()
+    stop = page.get_by_role("button", name=re.compile("Detener"))
+    stop.wait_for(timeout=SLOW)
+    page.wait_for_timeout(2500)  # let the fake microphone play part of the sample
+    stop.click()
+    page.locator(".course-chat-status", has_text="Transcripción lista").wait_for(timeout=SLOW)
+    assert prompt_value(page).strip()
+    assert "modelo de prueba" in page.locator(".course-chat-status").inner_text().lower()
+
+
+def test_answer_with_xss_payload_does_not_execute(page, ollama_double):
+    ollama_double.replies.append('Mira: <img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> '
+                                 '[a](javascript:window.__xss=3) <a href="javascript:window.__xss=4">b</a> fin')
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    send(page, "Repite el texto")
+    answer = page.locator(".course-assistant", has_text="Mira:")
+    answer.wait_for(timeout=SLOW)
+    page.locator(".course-assistant", has_text="fin").last.wait_for(timeout=SLOW)
+    assert "onerror" in answer.inner_text()  # shown as text, not as an element
+    assert answer.locator("script, img, [onerror]").count() == 0
+    for link in answer.locator("a").all():
+        link.click()
+    answer.get_by_text("[a](javascript:").click()
+    page.wait_for_timeout(300)
+    assert page.evaluate("() => window.__xss") is None and dialogs == []
+
+
+def test_screenshot_shows_a_usable_chat(page, ollama_double, artifacts):
+    send(page, "¿Se ve el último mensaje?")
+    page.locator(".course-assistant", has_text="el último mensaje").wait_for(state="attached", timeout=SLOW)
+    page.wait_for_function(  # the conversation follows the newest message
+        "() => { const p = document.querySelector('.course-chat-pane');"
+        " return p.scrollHeight > p.clientHeight && p.scrollHeight - p.scrollTop - p.clientHeight < 4; }",
+        timeout=10_000)
+    page.locator(".course-prompt-area").fill("¿Qué es un transformer de visión?")
+    chat = page.locator(".course-chat")
+    for label in ("Enviar", "Parar", "Borrar conversación", "Exportar"):
+        assert chat.get_by_role("button", name=label).is_visible()
+    assert chat.get_by_text("Adjuntar imagen").is_visible()
+    chat.screenshot(path=str(artifacts / "chat_widget.png"))
+    assert (artifacts / "chat_widget.png").stat().st_size > 10_000
