@@ -157,17 +157,19 @@ def plot_attention(weights: torch.Tensor, tokens: list[str], title: str = "Pesos
         raise CourseError(f"Hay {n} etiquetas para una matriz de {tuple(panels.shape[-2:])}.",
                           "Pasa una etiqueta por token.")
     labels = [repr(t.replace(" ", "␣"))[1:-1] for t in tokens]
-    size = 2 + 0.45 * n
-    fig, axes = plt.subplots(1, len(panels), figsize=(size * len(panels), size), squeeze=False)
+    size = 1.5 + 0.4 * n
+    fig, axes = plt.subplots(1, len(panels), figsize=(size * len(panels) + 1, size + 0.5), squeeze=False,
+                             layout="constrained")
+    top = max(float(panels.max()), 1e-6)  # the full colour range even when no weight is near 1
     for h, (ax, panel) in enumerate(zip(axes[0], panels)):
-        image = ax.imshow(panel.numpy(), cmap="viridis", vmin=0, vmax=1)
+        image = ax.imshow(panel.numpy(), cmap="viridis", vmin=0, vmax=top)
         ax.set_xticks(range(n), labels, rotation=60, ha="right")
-        ax.set_yticks(range(n), labels)
-        ax.set(xlabel="Token al que se atiende (clave)", ylabel="Token que pregunta (consulta)",
-               title=f"Cabeza {h + 1}" if len(panels) > 1 else title)
+        ax.set_yticks(range(n), labels if h == 0 else [])
+        ax.set(xlabel="Token al que se atiende (clave)", title=f"Cabeza {h + 1}" if len(panels) > 1 else title)
+    axes[0, 0].set_ylabel("Token que pregunta (consulta)")
     if len(panels) > 1:
         fig.suptitle(title)
-    fig.colorbar(image, ax=axes[0].tolist(), label="Peso (cada fila suma 1)", shrink=0.8)
+    fig.colorbar(image, ax=axes[0].tolist(), label="Peso (cada fila suma 1)", shrink=0.9)
     plt.close(fig)
     return fig
 
@@ -192,6 +194,8 @@ def check_answer(answer, expected, tolerance: float = 1e-4) -> bool:
             ok = answer.shape == expected.shape and torch.allclose(
                 answer.double(), expected.double(), atol=tolerance
             )
+        elif isinstance(expected, tuple):
+            ok = tuple(answer) == expected
         elif isinstance(expected, float):
             ok = abs(float(answer) - expected) <= tolerance * max(1.0, abs(expected))
         else:

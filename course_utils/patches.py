@@ -82,19 +82,19 @@ def conv_as_linear(conv: nn.Conv2d) -> nn.Linear:
 def patch_embedding_both_ways(model, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The ViT's patch embedding computed as its Conv2d and as a Linear on flattened patches.
 
-    Both in float32 on the CPU, shape (B, patches, hidden); they must be equal.
+    Both in float64 on the CPU (so rounding cannot hide a difference), shape (B, patches, hidden).
     """
     conv = _vit(model).embeddings.patch_embeddings.projection
-    conv = _float_copy(conv)  # the model may be float16 on a GPU; compare in float32
-    x = pixel_values.float().cpu()
+    conv = _double_copy(conv)  # the model may be float16 on a GPU
+    x = pixel_values.double().cpu()
     as_conv = conv(x).flatten(2).transpose(1, 2)
     as_linear = conv_as_linear(conv)(flatten_patches(x, conv.kernel_size[0]))
     return as_conv, as_linear
 
 
-def _float_copy(conv: nn.Conv2d) -> nn.Conv2d:
-    copy = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride)
-    copy.load_state_dict({k: v.float().cpu() for k, v in conv.state_dict().items()})
+def _double_copy(conv: nn.Conv2d) -> nn.Conv2d:
+    copy = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, dtype=torch.float64)
+    copy.load_state_dict({k: v.double().cpu() for k, v in conv.state_dict().items()})
     return copy
 
 
@@ -127,7 +127,7 @@ def position_similarity(position_embeddings: torch.Tensor) -> torch.Tensor:
 def attentions(classifier, image) -> tuple[torch.Tensor, ...]:
     """Attention weights of every layer for one image: a tuple of (heads, tokens, tokens), float32."""
     if classifier.standin:
-        print(f"Aviso: {classifier.standin} Con pesos aleatorios estos mapas de atención no significan nada.")
+        print(f"Aviso: {classifier.standin}")
     out = classifier.model(pixel_values=pixel_values(classifier, image), output_attentions=True)
     if not out.attentions or out.attentions[0] is None:
         raise CourseError("El modelo no devolvió sus pesos de atención.",
@@ -223,8 +223,8 @@ def plot_position_similarity(similarity: torch.Tensor):
     fig, ax = plt.subplots(figsize=(9, 8))
     image = ax.imshow(canvas, cmap="viridis", vmin=-1, vmax=1)
     centers = np.arange(side) * (side + 1) + side / 2 - 0.5
-    ax.set_xticks(centers[::2], range(1, side + 1, 2))
-    ax.set_yticks(centers[::2], range(1, side + 1, 2))
+    ax.set_xticks(centers[::2], range(0, side, 2))  # counted from 0, as in plot_patch_grid
+    ax.set_yticks(centers[::2], range(0, side, 2))
     ax.set(title="Similitud coseno entre embeddings de posición", xlabel="columna del parche",
            ylabel="fila del parche")
     fig.colorbar(image, ax=ax, label="Similitud coseno", shrink=0.8)
@@ -273,7 +273,7 @@ def plot_rollout(image, rollout: torch.Tensor):
     left.imshow(image)
     left.set_title("Imagen de entrada")
     left.axis("off")
-    _overlay(right, image, row.reshape(side, side).numpy(), "Attention rollout del token CLS")
+    _overlay(right, image, row.reshape(side, side).numpy(), "Atención acumulada (rollout) del token CLS")
     fig.tight_layout()
     plt.close(fig)
     return fig

@@ -120,3 +120,5 @@ def test_check_answer(capsys):
     assert not attention.check_answer([[1, 0], [0, 1]], torch.ones(2, 2))
     assert attention.check_answer([[1, 0], [1, 1]], attention.causal_mask(2).float())
     assert not attention.check_answer("hola", torch.ones(2))
+    assert attention.check_answer([3, 7], (3, 7)) and not attention.check_answer((7, 3), (3, 7))
+    assert attention.check_answer(0.25, 1 / 4) and not attention.check_answer(0.3, 1 / 4)

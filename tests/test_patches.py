@@ -87,7 +87,8 @@ def test_configured_vit_patch_embedding_conv_equals_linear(classifier, photo):
     # And it is what the model itself computes.
     with torch.no_grad():
         model_says = classifier.model.vit.embeddings.patch_embeddings(x.float())
-    assert torch.allclose(model_says, as_conv, atol=TOL)
+    assert as_conv.dtype == torch.float64
+    assert torch.allclose(model_says.double(), as_conv, atol=TOL)
 
 
 def test_position_similarity(classifier):
@@ -143,4 +144,4 @@ def test_figures_have_spanish_titles(classifier, photo):
     assert titles[2] == "Similitud coseno entre embeddings de posición"
     assert figures[2].axes[0].get_xlabel() == "columna del parche"
     assert titles[3] == "Cabeza 1"
-    assert figures[4].axes[1].get_title() == "Attention rollout del token CLS"
+    assert figures[4].axes[1].get_title() == "Atención acumulada (rollout) del token CLS"
