@@ -1,0 +1,148 @@
+"""Images per second of the ViT classifier, four ways, on the same images; prints a Markdown table.
+
+    python benchmarks/bench_vision.py                      # CPU, a vit-base-sized model with random weights
+    python benchmarks/bench_vision.py --device cuda --images 64 --batch-size 32
+    python benchmarks/bench_vision.py --model google/vit-base-patch16-224   # the real model (needs it cached)
+
+Random weights cost exactly the compute of trained ones, so the default model (ViTConfig's defaults:
+vit-base, 12 layers, 768 dimensions, 224×224, 16×16 patches) measures the real speed offline.
+The old script's pattern reloads the model and processor for every image, in fp32, as it did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SAMPLES = ROOT / "data" / "samples"
+RANDOM_BASE = ROOT / ".cache" / "bench" / "vit-base-random"
+
+
+def build_random_vit_base(folder: Path) -> Path:
+    """A google/vit-base-patch16-224-sized ViT with random weights and the ImageNet labels, saved once."""
+    if (folder / "STANDIN.txt").exists():
+        return folder
+    import torch
+    import transformers
+    from transformers import ViTConfig, ViTForImageClassification
+    from transformers.utils import is_torchvision_available
+
+    # Without torchvision, transformers 5 wants the PIL flavour named explicitly (else it warns).
+    processor_class = transformers.ViTImageProcessor
+    if not is_torchvision_available():
+        processor_class = getattr(transformers, "ViTImageProcessorPil", processor_class)
+    labels = json.loads((ROOT / "tests" / "assets" / "imagenet_labels.json").read_text(encoding="utf-8"))
+    config = ViTConfig(id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)})
+    torch.manual_seed(0)
+    ViTForImageClassification(config).save_pretrained(folder)
+    processor_class(size={"height": 224, "width": 224}, image_mean=[0.5] * 3, image_std=[0.5] * 3,
+                      resample=2).save_pretrained(folder)
+    (folder / "STANDIN.txt").write_text(
+        "Modelo de prueba: ViT del tamaño de vit-base (12 capas, 768 dimensiones) con pesos aleatorios, "
+        "para medir velocidad. Sus resultados no significan nada.\n", encoding="utf-8")
+    return folder
+
+
+def old_script(paths, model_name, device):
+    """The old desktop script's pattern: load everything again for every image."""
+    from PIL import Image
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    for path in paths:
+        processor = AutoImageProcessor.from_pretrained(model_name)
+        model = AutoModelForImageClassification.from_pretrained(model_name).to(device)
+        inputs = processor(images=Image.open(path).convert("RGB"), return_tensors="pt").to(device)
+        probs = model(**inputs).logits.softmax(dim=-1)[0]
+        values, indices = probs.topk(7)
+        [(model.config.id2label[i], p) for i, p in zip(indices.tolist(), values.tolist())]
+
+
+def timed(run, n_images: int, warmup=None) -> float:
+    """Images per second of `run()`, after an untimed `warmup()`."""
+    import torch
+
+    if warmup:
+        warmup()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    run()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return n_images / (time.perf_counter() - start)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="model id or folder (default: a vit-base-sized random model in .cache)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    parser.add_argument("--images", type=int, default=8, help="how many images (the samples, repeated)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--skip-old", action="store_true", help="skip the slow old-script pattern")
+    args = parser.parse_args(argv)
+
+    os.environ["COURSE_DEVICE"] = args.device
+    import torch
+    from transformers import pipeline
+    from transformers.utils import logging as hf_logging
+
+    from course_utils import config, vision
+
+    hf_logging.disable_progress_bar()
+    device = config.settings().device
+    model_name = args.model or str(build_random_vit_base(RANDOM_BASE))
+    photos = sorted(SAMPLES.glob("*.jpg"))
+    folder = Path(tempfile.mkdtemp(prefix="bench_vision_"))
+    try:
+        paths = [folder / f"img_{i:03d}.jpg" for i in range(args.images)]
+        for i, path in enumerate(paths):
+            shutil.copy(photos[i % len(photos)], path)
+        clf = vision.load_classifier(model_name)
+        dtype = torch.float16 if device.startswith("cuda") else torch.float32
+        pipe = pipeline("image-classification", model=model_name, device=device, dtype=dtype)
+        precision = "fp16" if dtype == torch.float16 else "fp32"
+        n = len(paths)
+
+        rows = []
+        if not args.skip_old:
+            rows.append(("script antiguo (recarga modelo por imagen)", "fp32",
+                         timed(lambda: old_script(paths, model_name, device), n)))
+        rows.append(("pipeline de transformers, una a una", precision,
+                     timed(lambda: [pipe(str(p), top_k=7) for p in paths], n, lambda: pipe(str(paths[0]), top_k=7))))
+        rows.append(("vision.top_k, una a una", precision,
+                     timed(lambda: [vision.top_k(p, classifier=clf) for p in paths], n,
+                           lambda: vision.top_k(paths[0], classifier=clf))))
+        batched = f"vision.classify_folder, lotes de {args.batch_size}"
+        rows.append((batched, precision,
+                     timed(lambda: vision.classify_folder(folder, args.batch_size, classifier=clf, progress=False), n,
+                           lambda: vision.classify_files(paths[:args.batch_size], args.batch_size,
+                                                         classifier=clf, progress=False))))
+        one = [vision.top_k(p, classifier=clf)[0][0] for p in paths]
+        many = [r.label for r in vision.classify_folder(folder, args.batch_size, classifier=clf, progress=False)]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+    gpu = f" ({torch.cuda.get_device_name()})" if device.startswith("cuda") else ""
+    print(f"\nModelo: {model_name}\nDispositivo: {device}{gpu} | hilos de PyTorch: {torch.get_num_threads()} | "
+          f"imágenes: {n} | torch {torch.__version__}")
+    print(f"Top-1 de top_k y de classify_folder {'coinciden' if one == many else 'NO coinciden'}.\n")
+    old = rows[0][2] if not args.skip_old else None
+    pipe_rate = next(rate for name, _, rate in rows if name.startswith("pipeline"))
+    print("| método | precisión | imágenes/s | × script antiguo | × pipeline |")
+    print("|---|---|---:|---:|---:|")
+    for name, prec, rate in rows:
+        vs_old = f"{rate / old:.1f}" if old else "—"
+        print(f"| {name} | {prec} | {rate:.2f} | {vs_old} | {rate / pipe_rate:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
