@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import re
 import secrets
@@ -258,6 +259,26 @@ def test_answer_with_xss_payload_does_not_execute(page, ollama_double):
     answer.get_by_text("[a](javascript:").click()
     page.wait_for_timeout(300)
     assert page.evaluate("() => window.__xss") is None and dialogs == []
+
+
+def test_export_offers_markdown_and_json_downloads(page):
+    page.get_by_role("button", name="Exportar").click()
+    link = page.locator(".course-chat a[download$='.json']")
+    link.wait_for(timeout=SLOW)
+    names = [a.get_attribute("download") for a in page.locator(".course-chat a[download]").all()]
+    try:
+        with page.expect_download() as download:
+            link.click()
+        data = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
+        assert {m["role"] for m in data["messages"]} == {"user", "assistant"}
+        assert any(m["images"] for m in data["messages"])  # the image travels inside the JSON
+        assert [n.rsplit(".", 1)[1] for n in names] == ["md", "json"]
+    finally:  # the kernel wrote them next to the notebook: leave the checkout clean
+        folder = ROOT / "notebooks" / "conversaciones"
+        for name in names:
+            (folder / name).unlink(missing_ok=True)
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def test_screenshot_shows_a_usable_chat(page, ollama_double, artifacts):
