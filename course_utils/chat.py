@@ -132,24 +132,25 @@ class ChatWidget(widgets.VBox):
         self._busy = False
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._build()
+        self._build(temperature)
         super().__init__([self._header, self.pane, self._attachment, self._input, self._tools,
                           self.status, self.downloads])
         self.add_class("course-chat")
         self.refresh_models(model)
 
     # --- layout -------------------------------------------------------------------------------
-    def _build(self) -> None:
+    def _build(self, temperature: float) -> None:
         self.model_picker = widgets.Dropdown(description="Modelo", layout=widgets.Layout(width="300px"))
         self.refresh_button = widgets.Button(icon="refresh", tooltip="Volver a leer los modelos del servidor",
                                              layout=widgets.Layout(width="36px"))
-        self.temperature = widgets.FloatSlider(value=0.7, min=0.0, max=2.0, step=0.1, description="Temperatura",
+        self.temperature = widgets.FloatSlider(value=temperature, min=0.0, max=2.0, step=0.1, description="Temperatura",
                                                readout_format=".1f", style={"description_width": "initial"},
                                                layout=widgets.Layout(width="320px"))
         self.clear_button = widgets.Button(description="Borrar conversación", icon="trash",
                                            layout=widgets.Layout(width="auto"))
-        self.export_button = widgets.Button(description="Exportar", icon="download", layout=widgets.Layout(width="auto"),
-                                            tooltip="Guardar la conversación en Markdown y JSON")
+        self.export_button = widgets.Button(description="Exportar", icon="download",
+                                            tooltip="Guardar la conversación en Markdown y JSON",
+                                            layout=widgets.Layout(width="auto"))
         self._header = widgets.HBox([self.model_picker, self.refresh_button, self.temperature])
         self._header.add_class("course-chat-header")
 
@@ -195,18 +196,23 @@ class ChatWidget(widgets.VBox):
     def _set_status(self, text: str) -> None:
         self.status.value = html.escape(text)
 
+    @staticmethod
+    def _wrap(inner: str, kind: str) -> str:
+        return f'<div class="course-bubble course-{kind}">{inner}</div>'
+
     def _bubble(self, inner: str, kind: str) -> widgets.HTML:
-        bubble = widgets.HTML(f'<div class="course-bubble course-{kind}">{inner}</div>',
-                              layout=widgets.Layout(width="100%"))
+        bubble = widgets.HTML(self._wrap(inner, kind), layout=widgets.Layout(width="100%"))
         self.pane.children = (*self.pane.children, bubble)
         return bubble
 
     def _drop(self, *bubbles: widgets.HTML) -> None:
         self.pane.children = tuple(b for b in self.pane.children if b not in bubbles)
+        for bubble in bubbles:
+            bubble.close()
 
     def _user_html(self, message: Message) -> str:
-        thumbs = "".join(f'<img class="course-thumb" alt="imagen adjunta" src="{_data_uri(_jpeg(open_image(img), THUMB_SIDE), "image/jpeg")}">'
-                         for img in message.images)
+        uris = [_data_uri(_jpeg(open_image(img), THUMB_SIDE), "image/jpeg") for img in message.images]
+        thumbs = "".join(f'<img class="course-thumb" alt="imagen adjunta" src="{uri}">' for uri in uris)
         text = html.escape(message.content).replace("\n", "<br>")
         return f'<div class="course-bubble-who">Tú</div>{thumbs}{text}'
 
@@ -327,7 +333,8 @@ class ChatWidget(widgets.VBox):
                     if self._stop.is_set():
                         break
                     if time.monotonic() - last > REFRESH_SECONDS:
-                        answer_bubble.value = self._bubble_html(self._assistant_html("".join(parts), writing=True))
+                        answer_bubble.value = self._wrap(self._assistant_html("".join(parts), writing=True),
+                                                         "assistant")
                         last = time.monotonic()
             finally:
                 close = getattr(chunks, "close", None)
@@ -341,14 +348,10 @@ class ChatWidget(widgets.VBox):
             stopped = self._stop.is_set()
             answer = Message("assistant", "".join(parts), stopped=stopped)
             self.history += [message, answer]
-            answer_bubble.value = self._bubble_html(self._assistant_html(answer.content, stopped=stopped))
+            answer_bubble.value = self._wrap(self._assistant_html(answer.content, stopped=stopped), "assistant")
             self._set_status("Respuesta detenida." if stopped else "Respuesta completa.")
         finally:
             self._set_busy(False)
-
-    @staticmethod
-    def _bubble_html(inner: str) -> str:
-        return f'<div class="course-bubble course-assistant">{inner}</div>'
 
     def _restore(self, message: Message) -> None:
         """Put a failed message back in the text area (and its image back as attachment)."""
@@ -388,7 +391,7 @@ class ChatWidget(widgets.VBox):
             self._set_status("Pulsa Parar antes de borrar la conversación.")
             return
         self.history = []
-        self.pane.children = ()
+        self._drop(*self.pane.children)
         self.downloads.value = ""
         self._set_status("Conversación borrada.")
 

@@ -53,7 +53,8 @@ def test_executable_parts_finds_what_a_browser_would_run():
 
 def test_model_picker_is_filled_from_the_server(ollama_double, tmp_path):
     ollama_double.models = ["llava:7b", "llama3.2-vision:latest"]
-    chat = ChatWidget(export_dir=tmp_path)
+    chat = ChatWidget(export_dir=tmp_path, temperature=0.2)
+    assert chat.temperature.value == pytest.approx(0.2)
     assert list(chat.model_picker.options) == ["llava:7b", "llama3.2-vision:latest"]
     assert chat.model_picker.value == "llama3.2-vision:latest"
     assert "2 modelo(s)" in chat.status.value and not chat.pane.children
@@ -189,7 +190,8 @@ def test_answer_with_xss_payload_is_inert(chat, ollama_double):
 
 def test_recording_is_transcribed_into_the_text_area(chat, samples):
     chat.prompt.value = "Antes:"
-    chat.recorder._handle_custom_msg({"type": "audio", "mime": "audio/wav"}, [(samples / "hola.wav").read_bytes()])
+    recording = (samples / "hola.wav").read_bytes()
+    chat.recorder._handle_custom_msg({"type": "audio", "mime": "audio/wav"}, [recording])
     assert chat.wait(60)
     assert chat.prompt.value.startswith("Antes: ") and len(chat.prompt.value) > len("Antes: ")
     assert "Transcripción lista" in chat.status.value and "modelo de prueba" in chat.status.value.lower()
@@ -218,7 +220,8 @@ def test_export_writes_markdown_and_json_with_images(chat, samples, tmp_path):
     assert [m["role"] for m in data["messages"]] == ["user", "assistant"]
     assert decode(data["messages"][0]["images"][0]).format == "JPEG"
     markdown = md_path.read_text(encoding="utf-8")
-    assert "## Tú" in markdown and "## Asistente" in markdown and "![imagen adjunta](data:image/jpeg;base64," in markdown
+    assert "## Tú" in markdown and "## Asistente" in markdown
+    assert "![imagen adjunta](data:image/jpeg;base64," in markdown
     assert f'download="{json_path.name}"' in chat.downloads.value
 
 
