@@ -123,16 +123,21 @@ def position_similarity(position_embeddings: torch.Tensor) -> torch.Tensor:
     return (unit @ unit.T).reshape(side, side, side, side)
 
 
-@torch.no_grad()
 def attentions(classifier, image) -> tuple[torch.Tensor, ...]:
     """Attention weights of every layer for one image: a tuple of (heads, tokens, tokens), float32."""
     if classifier.standin:
         print(f"Aviso: {classifier.standin}")
-    out = classifier.model(pixel_values=pixel_values(classifier, image), output_attentions=True)
+    return model_attentions(classifier.model, pixel_values(classifier, image))
+
+
+@torch.no_grad()
+def model_attentions(model, pixels: torch.Tensor, index: int = 0) -> tuple[torch.Tensor, ...]:
+    """Attention weights of every layer of a ViT for image `index` of the batch `pixels`."""
+    out = model(pixel_values=pixels, output_attentions=True)
     if not out.attentions or out.attentions[0] is None:
         raise CourseError("El modelo no devolvió sus pesos de atención.",
                           "Cárgalo con attn_implementation='eager' (lo hace vision.load_classifier).")
-    return tuple(a[0].float().cpu() for a in out.attentions)
+    return tuple(a[index].float().cpu() for a in out.attentions)
 
 
 def cls_attention(layer_attention: torch.Tensor) -> torch.Tensor:
@@ -158,6 +163,60 @@ def attention_rollout(layers: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> 
         a = a / a.sum(dim=-1, keepdim=True)
         rollout = a if rollout is None else a @ rollout
     return rollout
+
+
+# --- A micro-ViT trained in seconds, so that offline attention means something -------------------
+
+QUADRANTS = ["arriba a la izquierda", "arriba a la derecha", "abajo a la izquierda", "abajo a la derecha"]
+
+
+def synthetic_squares(n: int, size: int = 32, square: int = 8, seed: int = 0):
+    """Dim noise with one bright square; the label is the quadrant of its centre (see QUADRANTS).
+
+    Returns images (n, 3, size, size) in [-1, 1], as a ViT processor would give, and labels (n,).
+    """
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 1, size, size, generator=g) * 0.3
+    corner = torch.randint(0, size - square + 1, (n, 2), generator=g)
+    for i, (r, c) in enumerate(corner.tolist()):
+        x[i, :, r:r + square, c:c + square] = 1.0
+    centre = corner + square / 2
+    labels = (centre[:, 0] >= size / 2).long() * 2 + (centre[:, 1] >= size / 2).long()
+    return x.expand(-1, 3, -1, -1) * 2 - 1, labels
+
+
+def train_micro_vit(steps: int = 250, seed: int = 0):
+    """Train a 2-layer ViT (32×32 images, 8×8 patches) to find the square. Returns (model, test accuracy)."""
+    from transformers import ViTConfig, ViTForImageClassification
+
+    torch.manual_seed(seed)
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                       intermediate_size=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                       id2label=dict(enumerate(QUADRANTS)), label2id={q: i for i, q in enumerate(QUADRANTS)})
+    config._attn_implementation = "eager"  # so that output_attentions works
+    model = ViTForImageClassification(config).train()
+    images, labels = synthetic_squares(3000, seed=seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # such tiny matrices run several times faster on one thread
+    try:
+        for _ in range(steps):
+            batch = torch.randint(0, len(images), (64,))
+            loss = nn.functional.cross_entropy(model(pixel_values=images[batch]).logits, labels[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    finally:
+        torch.set_num_threads(threads)
+    test_images, test_labels = synthetic_squares(500, seed=seed + 1)
+    with torch.no_grad():
+        accuracy = (model.eval()(pixel_values=test_images).logits.argmax(-1) == test_labels).float().mean().item()
+    return model, accuracy
+
+
+def to_picture(pixels: torch.Tensor) -> np.ndarray:
+    """A normalized (3, H, W) tensor in [-1, 1] back to an (H, W, 3) uint8 picture."""
+    return ((pixels.detach().float().cpu().permute(1, 2, 0) + 1) * 127.5).clamp(0, 255).round().byte().numpy()
 
 
 # --- Figures (each returns its Figure; Spanish titles and labels) ---------------------------------

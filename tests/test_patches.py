@@ -145,3 +145,30 @@ def test_figures_have_spanish_titles(classifier, photo):
     assert figures[2].axes[0].get_xlabel() == "columna del parche"
     assert titles[3] == "Cabeza 1"
     assert figures[4].axes[1].get_title() == "Atención acumulada (rollout) del token CLS"
+
+
+def test_synthetic_squares_labels_match_the_square():
+    images, labels = patches.synthetic_squares(50, seed=3)
+    assert images.shape == (50, 3, 32, 32) and images.min() >= -1 and images.max() == 1
+    for img, label in zip(images, labels):
+        rows, cols = torch.nonzero(img[0] == 1, as_tuple=True)
+        centre = (rows.float().mean() + 0.5, cols.float().mean() + 0.5)
+        assert label == (centre[0] >= 16) * 2 + (centre[1] >= 16)
+    assert np.array_equal(patches.to_picture(images[0])[..., 0], ((images[0, 0] + 1) * 127.5).round().byte().numpy())
+
+
+def test_micro_vit_learns_and_its_cls_attention_finds_the_square():
+    model, accuracy = patches.train_micro_vit()
+    assert accuracy > 0.9
+    images, _ = patches.synthetic_squares(40, seed=7)
+    with torch.no_grad():
+        batch = model(pixel_values=images, output_attentions=True).attentions
+    hits = 0
+    for i in range(len(images)):
+        layers = [a[i] for a in batch]
+        assert patches.attention_rollout(layers).shape == (17, 17)
+        looked_at = int(patches.cls_attention(layers[-1]).mean(0).argmax())
+        square = (images[i, 0] == 1).float().reshape(4, 8, 4, 8).sum((1, 3)).reshape(-1)
+        hits += bool(square[looked_at] > 0)
+    assert hits >= 0.9 * len(images)
+    assert torch.equal(patches.model_attentions(model, images, index=5)[-1], batch[-1][5])
