@@ -36,7 +36,7 @@ class Classifier:
 def load_classifier(model: str | None = None) -> Classifier:
     """Load the configured ViT classifier once per kernel (later calls return the same object)."""
     cfg = config.settings()
-    return _load(model or cfg.vit_model, cfg.device)
+    return _load(str(model or cfg.vit_model), cfg.device)
 
 
 @lru_cache(maxsize=4)
