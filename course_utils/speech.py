@@ -282,6 +282,7 @@ def transcribe(audio, model: str | None = None, language: str | None = "es", tas
     the backend's own transcribe (e.g. beam_size=5).
     """
     _check_choice("task", task, ("transcribe", "translate"))
+    _check_choice("backend", backend, BACKENDS)
     _check_language(language)
     audio = load_audio(audio)
     name = str(model or config.settings().whisper_model)
