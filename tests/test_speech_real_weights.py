@@ -109,3 +109,9 @@ def test_reassembly_is_complete_and_done_once(ct2_dir):
     mtime = model_bin.stat().st_mtime_ns
     assert speech.ct2_from_parts() == ct2_dir and model_bin.stat().st_mtime_ns == mtime
     assert {"config.json", "tokenizer.json", "vocabulary.txt"} <= {p.name for p in ct2_dir.iterdir()}
+
+
+def test_default_base_with_faster_whisper_needs_no_download(samples, monkeypatch):
+    monkeypatch.setenv("COURSE_WHISPER_MODEL", "base")  # HF_HUB_OFFLINE=1: a download attempt would fail
+    result = speech.transcribe(samples / "gato.wav", backend="faster-whisper")
+    assert result.model == "base" and "sofá de la casa" in result.text.lower()
