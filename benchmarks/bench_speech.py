@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from course_utils import config, speech  # noqa: E402
-from course_utils.audio import SAMPLES  # noqa: E402
+from course_utils.samples import SAMPLES  # noqa: E402
 
 REPEATS = 2
 # Greedy is openai-whisper's default, beam search of 5 is faster-whisper's: measure both, same work for each engine.

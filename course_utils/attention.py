@@ -181,26 +181,3 @@ def show_source(obj):
     from IPython.display import Code
 
     return Code(inspect.getsource(obj), language="python")
-
-
-def check_answer(answer, expected, tolerance: float = 1e-4) -> bool:
-    """Self-check for the exercises: prints a Spanish verdict and returns whether it is right."""
-    if answer is None:
-        print("Todavía sin responder: escribe tu respuesta en la celda de arriba y vuelve a ejecutar.")
-        return False
-    try:
-        if isinstance(expected, torch.Tensor):
-            answer = torch.as_tensor(answer, dtype=expected.dtype)
-            ok = answer.shape == expected.shape and torch.allclose(
-                answer.double(), expected.double(), atol=tolerance
-            )
-        elif isinstance(expected, tuple):
-            ok = tuple(answer) == expected
-        elif isinstance(expected, float):
-            ok = abs(float(answer) - expected) <= tolerance * max(1.0, abs(expected))
-        else:
-            ok = answer == expected
-    except (TypeError, ValueError, RuntimeError):
-        ok = False
-    print("✔ ¡Correcto!" if ok else "✘ Todavía no: revisa el razonamiento y vuelve a intentarlo.")
-    return bool(ok)

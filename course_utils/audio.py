@@ -12,7 +12,6 @@ import numpy as np
 
 from course_utils.errors import AudioError
 
-SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"  # the clips that ship with the course
 SAMPLE_RATE = 16_000  # what Whisper expects
 WINDOW_SECONDS = 30  # Whisper looks at the audio in 30-second windows
 SILENCE_PEAK = 1e-3  # peak amplitude (full scale = 1.0) below which we call a clip silent

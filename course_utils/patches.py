@@ -15,18 +15,6 @@ from torch import nn
 from course_utils.errors import CourseError, ImageError
 from course_utils.images import open_image
 
-SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
-
-
-def sample_path(name: str = "gato.jpg") -> Path:
-    """Path of one of the sample photos that ship with the course (data/samples)."""
-    path = SAMPLES / name
-    if not path.is_file():
-        available = ", ".join(sorted(p.name for p in SAMPLES.glob("*.jpg")))
-        raise ImageError(f"No encuentro la muestra «{name}».", f"Elige una de estas: {available}.")
-    return path
-
-
 def square_image(source, size: int = 224):
     """Open any image and resize it to size×size (as the ViT processor does: no crop, bilinear)."""
     from PIL import Image

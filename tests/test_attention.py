@@ -111,14 +111,3 @@ def test_figures_have_spanish_labels():
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["a", "␣b", "c"]
     with pytest.raises(CourseError):
         attention.plot_attention(weights, ["a", "b"])
-
-
-def test_check_answer(capsys):
-    assert not attention.check_answer(None, 3)
-    assert "sin responder" in capsys.readouterr().out
-    assert attention.check_answer(3, 3)
-    assert not attention.check_answer([[1, 0], [0, 1]], torch.ones(2, 2))
-    assert attention.check_answer([[1, 0], [1, 1]], attention.causal_mask(2).float())
-    assert not attention.check_answer("hola", torch.ones(2))
-    assert attention.check_answer([3, 7], (3, 7)) and not attention.check_answer((7, 3), (3, 7))
-    assert attention.check_answer(0.25, 1 / 4) and not attention.check_answer(0.3, 1 / 4)

@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from course_utils import patches
-from course_utils.errors import ImageError
+from course_utils.errors import CourseError, ImageError
+from course_utils.samples import sample_path
 
 TOL = 1e-5
 
@@ -20,7 +21,7 @@ def classifier():
 
 @pytest.fixture(scope="module")
 def photo():
-    return patches.square_image(patches.sample_path("gato.jpg"))
+    return patches.square_image(sample_path("gato.jpg"))
 
 
 def test_square_image_and_patch_sequence(photo):
@@ -47,8 +48,9 @@ def test_image_not_divisible_by_patch_size_is_refused():
 
 
 def test_unknown_sample_is_a_course_error():
-    with pytest.raises(ImageError, match="gato.jpg"):
-        patches.sample_path("perro.jpg")
+    with pytest.raises(CourseError, match="perro.jpg") as err:
+        sample_path("perro.jpg")
+    assert "gato.jpg" in err.value.hint and "hola.wav" in err.value.hint
 
 
 def test_flattened_patches_are_channel_major():
