@@ -6,7 +6,6 @@ they work for any ViT of the `transformers` family, whatever its size or weights
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import torch

@@ -16,7 +16,7 @@ import jiwer
 import numpy as np
 import pytest
 
-from course_utils import audio, speech
+from course_utils import audio, speech, whisper_weights
 
 pytestmark = pytest.mark.slow
 MAX_WER = 0.20
@@ -101,7 +101,7 @@ def test_detect_spanish(samples, ct2_dir, openai_checkpoint):
 def test_reassembly_is_complete_and_done_once(ct2_dir):
     from importlib import resources
 
-    parts = [resources.files(p) / "data" / f"model.bin.part{i}" for i, p in enumerate(speech.PARTS, 1)]
+    parts = [resources.files(p) / "data" / f"model.bin.part{i}" for i, p in enumerate(whisper_weights.PARTS, 1)]
     joined = b"".join(p.read_bytes()[:64] for p in parts[:1])
     model_bin = ct2_dir / "model.bin"
     assert model_bin.stat().st_size == sum(p.stat().st_size for p in parts)

