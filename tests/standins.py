@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 ASSETS = Path(__file__).parent / "assets"
-VERSION = "v1"  # bump when a stand-in changes, so cached copies are rebuilt
+VERSION = "v2"  # bump when a stand-in changes, so cached copies are rebuilt
 
 
 def build_vit(folder: Path) -> Path:
@@ -46,6 +46,7 @@ def build_whisper(folder: Path) -> Path:
     """A 2+2-layer multilingual Whisper in the checkpoint format `whisper.load_model(path)` reads."""
     import torch
     from whisper.model import ModelDimensions, Whisper
+    from whisper.tokenizer import get_tokenizer
 
     dims = ModelDimensions(
         n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2, n_audio_layer=2,
@@ -53,6 +54,14 @@ def build_whisper(folder: Path) -> Path:
     )
     torch.manual_seed(0)
     model = Whisper(dims)
+    # openai-whisper leaves the decoder's positional embedding uninitialised (torch.empty: a real
+    # checkpoint overwrites it); fill it so the stand-in is the same on every machine.
+    torch.nn.init.normal_(model.decoder.positional_embedding, std=0.02)
+    # With random weights one special token tends to win every step and the text comes out empty;
+    # zeroing the special tokens' rows makes the stand-in write (meaningless) text on every machine.
+    first_special = get_tokenizer(multilingual=True).eot
+    with torch.no_grad():
+        model.decoder.token_embedding.weight[first_special:] = 0
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "whisper-tiny-random.pt"
     torch.save({"dims": asdict(dims), "model_state_dict": model.state_dict()}, path)
