@@ -44,14 +44,15 @@ def _load(name: str, device: str) -> Classifier:
     import torch
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
+    source = _hub_source(name)
     try:
         with _no_weight_loading_bar():
             # Eager attention so that `output_attentions=True` works (attention maps in notebook 03).
             model = AutoModelForImageClassification.from_pretrained(
                 name, attn_implementation="eager",
-                dtype=torch.float16 if device.startswith("cuda") else torch.float32,
+                dtype=torch.float16 if device.startswith("cuda") else torch.float32, **source,
             )
-        processor = AutoImageProcessor.from_pretrained(name)
+        processor = AutoImageProcessor.from_pretrained(name, **source)
     except OSError as exc:
         raise ModelLoadError(
             f"No pude cargar el modelo de visión «{name}».",
@@ -62,6 +63,39 @@ def _load(name: str, device: str) -> Classifier:
     if standin:
         print(f"Aviso: {standin}")
     return Classifier(name, model.to(device).eval(), processor, device, standin)
+
+
+def _hub_source(name: str) -> dict:
+    """from_pretrained's arguments: no network at all when the model is already in the cache, and a
+    fast, clear error (instead of a minute of retries) when it must be downloaded but the hub is out of reach."""
+    if Path(name).is_dir():
+        return {}
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    try:
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return {"local_files_only": True}
+    except ValueError:  # not a valid repository id: from_pretrained explains it
+        return {}
+    if constants.HF_HUB_OFFLINE or not _reachable(constants.ENDPOINT):
+        raise ModelLoadError(
+            f"El modelo «{name}» no está descargado y no hay conexión con {constants.ENDPOINT}.",
+            "La primera vez hace falta internet (unos 350 MB); después queda en la caché. "
+            "También puedes poner en COURSE_VIT_MODEL la carpeta de un modelo guardado.",
+        )
+    return {}
+
+
+def _reachable(url: str, timeout: float = 3.0) -> bool:
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        socket.create_connection((parts.hostname, parts.port or 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 @contextmanager

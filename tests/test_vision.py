@@ -173,3 +173,16 @@ def test_widget_sample_upload_error_and_reset(clf, samples):
     assert_same_ranking(demo.upload_file(samples / "cafe.jpg"), vision.top_k(samples / "cafe.jpg"))
     demo.again.click()
     assert demo.last is None and demo.sample.value is None and demo.upload.value == () and demo.again.disabled
+
+
+def test_missing_hub_model_offline_fails_fast_in_spanish(monkeypatch):
+    monkeypatch.setattr(vision, "_reachable", lambda url, timeout=3.0: False)
+    with pytest.raises(CourseError, match="no está descargado y no hay conexión") as err:
+        vision.load_classifier("google/vit-que-no-existe")
+    assert "COURSE_VIT_MODEL" in err.value.hint
+
+
+def test_cached_hub_model_loads_without_network(monkeypatch, standins):
+    monkeypatch.setattr("huggingface_hub.try_to_load_from_cache", lambda repo, name: str(standins["vit"] / name))
+    assert vision._hub_source("google/vit-base-patch16-224") == {"local_files_only": True}
+    assert vision._hub_source(str(standins["vit"])) == {}
