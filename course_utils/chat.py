@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 import threading
 import time
@@ -99,14 +98,6 @@ class PromptBox(anywidget.AnyWidget):
                 self.value = str(content.get("value", ""))
                 callback(self.value)
         self.on_msg(handle)
-
-
-def _jpeg(img, side: int) -> bytes:
-    img = img.copy()
-    img.thumbnail((side, side))
-    out = io.BytesIO()
-    img.save(out, format="JPEG", quality=90)
-    return out.getvalue()
 
 
 def _standin_warning(transcript) -> str:
@@ -211,7 +202,7 @@ class ChatWidget(widgets.VBox):
             bubble.close()
 
     def _user_html(self, message: Message) -> str:
-        uris = [_data_uri(_jpeg(open_image(img), THUMB_SIDE), "image/jpeg") for img in message.images]
+        uris = [_data_uri(llm.prepare_image(img, THUMB_SIDE), "image/jpeg") for img in message.images]
         thumbs = "".join(f'<img class="course-thumb" alt="imagen adjunta" src="{uri}">' for uri in uris)
         text = html.escape(message.content).replace("\n", "<br>")
         return f'<div class="course-bubble-who">Tú</div>{thumbs}{text}'
@@ -256,7 +247,7 @@ class ChatWidget(widgets.VBox):
         """Attach an image (path, bytes, PIL image or array) to the next message."""
         img = open_image(source)
         self._image = llm.prepare_image(img)
-        self.preview.value = _jpeg(img, THUMB_SIDE)
+        self.preview.value = llm.prepare_image(img, THUMB_SIDE)
         self._attachment.layout.display = "flex"
         self._set_status(f"Imagen adjunta ({img.width}×{img.height}). Escribe tu pregunta sobre ella.")
 
