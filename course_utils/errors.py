@@ -42,6 +42,10 @@ class ImageError(CourseError):
     default_hint = "Usa una imagen válida (jpg, png, webp, gif, bmp)."
 
 
+class ExportError(CourseError):
+    default_hint = "Elige una carpeta que exista y en la que puedas escribir."
+
+
 class OllamaError(CourseError):
     """Anything that goes wrong talking to the Ollama server."""
 
@@ -64,6 +68,22 @@ class StreamCut(OllamaError):
     """The streamed answer stopped mid-way; `partial` keeps what arrived."""
 
     default_hint = "La respuesta se cortó: vuelve a enviar el mensaje."
+
+    def __init__(self, message: str, partial: str = "", hint: str | None = None):
+        super().__init__(message, hint)
+        self.partial = partial
+
+
+class ServerBusy(OllamaError):
+    """Ollama answered 503: its queue is full (normal when a whole class asks at once)."""
+
+    default_hint = "Hay muchas peticiones en cola: vuelve a intentarlo dentro de un momento."
+
+
+class Cancelled(OllamaError):
+    """The answer was stopped on request; `partial` keeps the text received until then (maybe "")."""
+
+    default_hint = ""
 
     def __init__(self, message: str, partial: str = "", hint: str | None = None):
         super().__init__(message, hint)
