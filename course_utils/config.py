@@ -7,6 +7,7 @@ only the environment differs, never the code.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -45,15 +46,45 @@ def _env(name: str) -> str:
 
 
 def normalize_host(host: str) -> str:
-    """Accept `localhost:11434`, `0.0.0.0` or a full URL, as the ollama client does."""
+    """Accept `localhost:11434`, `0.0.0.0`, `:11434` or a full http(s) URL, as the ollama client does.
+
+    Anything else (a typo in the port, a broken IPv6 address, another scheme, spaces, no server
+    name) raises a ConfigError that names OLLAMA_HOST, the bad value and a good example.
+    """
     from urllib.parse import urlsplit
 
-    parts = urlsplit(host.strip() if "://" in host else "http://" + host.strip())
-    hostname = parts.hostname or "localhost"
-    hostname = "localhost" if hostname == "0.0.0.0" else hostname
+    raw = host.strip()
+    if any(c.isspace() for c in raw):
+        raise _bad_host(raw, "tiene espacios")
+    try:
+        parts = urlsplit(raw if "://" in raw else "http://" + raw)
+        port = parts.port
+    except ValueError as exc:  # urllib's English reason: a bad IPv6 literal or a bad port
+        reason = ("la dirección IPv6 está mal escrita (va entre corchetes, como http://[::1]:11434)"
+                  if "IPv6" in str(exc) else "el puerto debe ser un número entre 1 y 65535")
+        raise _bad_host(raw, reason) from None
+    if parts.scheme not in ("http", "https"):
+        raise _bad_host(raw, f"el protocolo «{parts.scheme}» no vale, solo http:// o https://")
+    if port == 0:
+        raise _bad_host(raw, "el puerto debe ser un número entre 1 y 65535")
+    hostname = parts.hostname
+    if hostname is None and "://" in raw:
+        raise _bad_host(raw, "falta el nombre del servidor")
+    hostname = "localhost" if hostname in (None, "0.0.0.0") else hostname
     if ":" in hostname:  # IPv6 literal
         hostname = f"[{hostname}]"
-    return f"{parts.scheme}://{hostname}:{parts.port or 11434}{parts.path.rstrip('/')}"
+    elif not _HOSTNAME.fullmatch(hostname):
+        raise _bad_host(raw, f"«{hostname}» no es un nombre de servidor")
+    return f"{parts.scheme}://{hostname}:{port or 11434}{parts.path.rstrip('/')}"
+
+
+_HOSTNAME = re.compile(r"[A-Za-z0-9._-]+")  # names and IPv4; IPv6 literals come in brackets
+
+
+def _bad_host(raw: str, reason: str) -> ConfigError:
+    return ConfigError(f"OLLAMA_HOST=«{raw}» no es una dirección válida: {reason}.",
+                       f"Corrígela, por ejemplo OLLAMA_HOST={DEFAULTS['OLLAMA_HOST']} "
+                       "(o quítala para usar esa).")
 
 
 def choose_device(requested: str = "auto") -> str:
@@ -73,14 +104,39 @@ def choose_device(requested: str = "auto") -> str:
 
 
 def settings() -> Settings:
-    """Read the configuration now (environment changes are picked up on every call)."""
-    return Settings(
-        whisper_model=_env("COURSE_WHISPER_MODEL"),
-        vit_model=_env("COURSE_VIT_MODEL"),
-        llm_model=_env("COURSE_LLM_MODEL"),
-        ollama_host=normalize_host(_env("OLLAMA_HOST")),
-        device=_device(_env("COURSE_DEVICE")),
-    )
+    """Read and validate the whole configuration now (environment changes are picked up on every call).
+
+    A helper that needs one value reads it alone (`vit_model()`, `device()`…), so a typo in one
+    variable (say OLLAMA_HOST) does not stop what does not use it (say the ViT classifier).
+    """
+    return Settings(whisper_model(), vit_model(), llm_model(), ollama_host(), device())
+
+
+def whisper_model() -> str:
+    return _env("COURSE_WHISPER_MODEL")
+
+
+def vit_model() -> str:
+    return _env("COURSE_VIT_MODEL")
+
+
+def llm_model() -> str:
+    return _env("COURSE_LLM_MODEL")
+
+
+def ollama_host() -> str:
+    """OLLAMA_HOST as a full URL; a ConfigError (Spanish) if it is malformed."""
+    return normalize_host(_env("OLLAMA_HOST"))
+
+
+def device() -> str:
+    """COURSE_DEVICE resolved: `cuda` or `cpu`; a ConfigError (Spanish) if it is not valid here."""
+    return _device(_env("COURSE_DEVICE"))
+
+
+def fp16() -> bool:
+    """Half precision only pays off (and only works well) on CUDA."""
+    return device().startswith("cuda")
 
 
 @lru_cache(maxsize=None)

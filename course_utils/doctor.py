@@ -14,6 +14,7 @@ from html import escape
 from pathlib import Path
 
 from course_utils import config
+from course_utils.errors import ConfigError
 
 OK, WARN, ERROR, INFO = "ok", "aviso", "error", "info"
 ICONS = {OK: "✅", WARN: "⚠️", ERROR: "❌", INFO: "ℹ️"}
@@ -68,9 +69,10 @@ def check_torch() -> Check:
     except ImportError:
         return Check("PyTorch", ERROR, "PyTorch no está instalado", "Instala el entorno con `make lab`.")
     try:
-        device = config.settings().device
+        device = config.device()
     except Exception as exc:  # a bad COURSE_DEVICE is reported here, not raised
-        return Check("PyTorch y dispositivo", ERROR, f"torch {torch.__version__}: {exc}", getattr(exc, "hint", ""))
+        return Check("PyTorch y dispositivo", ERROR, f"torch {torch.__version__}: {getattr(exc, 'message', exc)}",
+                     getattr(exc, "hint", ""))
     if device.startswith("cuda"):
         name = torch.cuda.get_device_name(0)
         return Check("PyTorch y dispositivo", OK, f"torch {torch.__version__}, GPU {name} (fp16 activado)")
@@ -100,7 +102,7 @@ def check_ffmpeg() -> Check:
 
 
 def check_whisper_model() -> Check:
-    name = config.settings().whisper_model
+    name = config.whisper_model()
     title = "Modelo Whisper"
     if note := config.standin_note(name):
         return Check(title, INFO, f"{name}: {note}")
@@ -125,7 +127,7 @@ def check_whisper_model() -> Check:
 
 
 def check_vit_model() -> Check:
-    name = config.settings().vit_model
+    name = config.vit_model()
     title = "Modelo ViT"
     if note := config.standin_note(name):
         return Check(title, INFO, f"{name}: {note}")
@@ -148,9 +150,13 @@ def check_vit_model() -> Check:
 
 
 def check_ollama() -> list[Check]:
-    from course_utils.llm import check_server
+    try:
+        config.ollama_host()  # first: with a malformed OLLAMA_HOST even `import ollama` fails
+        from course_utils.llm import check_server
 
-    status = check_server()
+        status = check_server()
+    except ConfigError as exc:
+        return [Check("Servidor Ollama", ERROR, exc.message, exc.hint)]
     if not status.reachable:
         return [Check("Servidor Ollama", ERROR, status.error.message, status.error.hint)]
     server = Check("Servidor Ollama", OK, f"{status.host}, versión {status.version}")

@@ -3,7 +3,7 @@
 import pytest
 
 from course_utils import config
-from course_utils.errors import CourseError, ModelNotPulled, ServerUnreachable, StreamCut
+from course_utils.errors import ConfigError, CourseError, ModelNotPulled, ServerUnreachable, StreamCut
 
 
 def test_defaults_are_the_seed_projects_models(monkeypatch):
@@ -63,3 +63,41 @@ def test_errors_carry_spanish_message_and_hint():
     assert cut.partial == "Hola, soy"
     custom = CourseError("algo", "haz esto")
     assert str(custom) == "algo\n→ haz esto"
+
+
+@pytest.mark.parametrize("raw, reason", [
+    ("localhost:114340", "puerto"),
+    ("http://localhost:abc", "puerto"),
+    ("http://localhost:0", "puerto"),
+    ("http://[::1", "IPv6"),
+    ("ftp://host", "protocolo «ftp»"),
+    ("http://", "falta el nombre"),
+    ("http://:11434", "falta el nombre"),
+    ("local host:11434", "espacios"),
+    ("http://servidor lab", "espacios"),
+    ("http://servidor!:11434", "nombre de servidor"),
+])
+def test_malformed_ollama_host_is_a_spanish_config_error(monkeypatch, raw, reason):
+    monkeypatch.setenv("OLLAMA_HOST", raw)
+    for read in (config.settings, config.ollama_host):
+        with pytest.raises(ConfigError) as err:
+            read()
+        assert f"OLLAMA_HOST=«{raw}»" in err.value.message and reason in err.value.message
+        assert "OLLAMA_HOST=http://localhost:11434" in err.value.hint
+
+
+@pytest.mark.parametrize("raw, url", [
+    (":11434", "http://localhost:11434"),  # the ollama client's shorthand
+    ("http://[::1]:8080", "http://[::1]:8080"),
+    ("ollama_lab.local", "http://ollama_lab.local:11434"),
+])
+def test_unusual_but_valid_hosts_still_work(monkeypatch, raw, url):
+    monkeypatch.setenv("OLLAMA_HOST", raw)
+    assert config.ollama_host() == url
+
+
+def test_one_bad_variable_does_not_stop_reading_the_others(monkeypatch):
+    monkeypatch.setenv("OLLAMA_HOST", "localhost:114340")
+    monkeypatch.setenv("COURSE_VIT_MODEL", "mi/vit")
+    assert config.vit_model() == "mi/vit" and config.device() == "cpu" and config.fp16() is False
+    assert config.whisper_model() and config.llm_model() == "llama3.2-vision"

@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from course_utils import doctor
 
 
@@ -66,3 +68,35 @@ def test_cli_runs_with_no_server(closed_port):
     assert out.returncode == 0, out.stderr
     assert "Diagnóstico del entorno" in out.stdout and "ollama serve" in out.stdout
     assert "Traceback" not in out.stderr
+
+
+BAD_HOSTS = ["localhost:114340", "http://[::1", "ftp://host", "http://", "local host:11434"]
+
+
+@pytest.mark.parametrize("host", BAD_HOSTS)
+def test_malformed_ollama_host_is_one_failing_row_and_the_rest_is_checked(monkeypatch, host):
+    monkeypatch.setenv("OLLAMA_HOST", host)
+    rows = _rows(doctor.run_checks())
+    server = rows["Servidor Ollama"]
+    assert server.status == doctor.ERROR
+    assert f"OLLAMA_HOST=«{host}» no es una dirección válida" in server.detail
+    assert "OLLAMA_HOST=http://localhost:11434" in server.fix
+    assert rows["PyTorch y dispositivo"].status == doctor.OK
+    assert rows["Modelo Whisper"].status == doctor.INFO and rows["Modelo ViT"].status == doctor.INFO
+    assert {"ffmpeg", "Widgets", "Micrófono"} <= set(rows)
+
+
+def test_bad_device_is_its_row_without_the_hint_twice(monkeypatch):
+    monkeypatch.setenv("COURSE_DEVICE", "tpu")
+    torch_row = _rows(doctor.run_checks())["PyTorch y dispositivo"]
+    assert torch_row.status == doctor.ERROR and "COURSE_DEVICE=tpu no es válido" in torch_row.detail
+    assert "→" not in torch_row.detail and "'cpu'" in torch_row.fix
+
+
+def test_cli_with_malformed_ollama_host(standins):
+    env = {**__import__("os").environ, "OLLAMA_HOST": "localhost:114340"}
+    out = subprocess.run([sys.executable, "-m", "course_utils.doctor"], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "OLLAMA_HOST=«localhost:114340» no es una dirección válida" in out.stdout
+    assert "Modelo ViT" in out.stdout and "Traceback" not in out.stderr
