@@ -6,6 +6,7 @@ From a terminal:  python -m course_utils.vision foto.jpg [más fotos o carpetas]
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,16 +35,21 @@ class Classifier:
 
 
 def load_classifier(model: str | None = None) -> Classifier:
-    """Load the configured ViT classifier once per kernel (later calls return the same object)."""
-    cfg = config.settings()
-    return _load(str(model or cfg.vit_model), cfg.device)
+    """Load the configured ViT classifier once per kernel (later calls return the same object).
+
+    `model` (default COURSE_VIT_MODEL) is a Hugging Face id or a folder saved with `save_pretrained`;
+    a missing folder, a folder that is not a model or damaged weights raise ModelLoadError (Spanish).
+    """
+    return _load(os.path.expanduser(str(model or config.vit_model())), config.device())
 
 
 @lru_cache(maxsize=4)
 def _load(name: str, device: str) -> Classifier:
     import torch
+    from safetensors import SafetensorError
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
+    _check_local(name)
     source = _hub_source(name)
     try:
         with _no_weight_loading_bar():
@@ -59,10 +65,32 @@ def _load(name: str, device: str) -> Classifier:
             "Revisa COURSE_VIT_MODEL; si es un identificador de Hugging Face, la primera vez hace "
             "falta internet para descargarlo.",
         ) from exc
+    except SafetensorError as exc:
+        raise ModelLoadError(f"Los pesos del modelo de visión «{name}» (.safetensors) están dañados o incompletos.",
+                             "Vuelve a copiar o a descargar el modelo (si vino de Hugging Face, bórralo de su "
+                             "caché), o cambia COURSE_VIT_MODEL.") from exc
+    except ValueError as exc:  # a config.json transformers does not know, or not an image classifier
+        raise ModelLoadError(f"«{name}» no es un clasificador de imágenes que transformers sepa cargar.",
+                             f"Pon en COURSE_VIT_MODEL un modelo de clasificación de imágenes, como "
+                             f"{config.DEFAULTS['COURSE_VIT_MODEL']}.") from exc
     standin = config.standin_note(name)
     if standin:
         print(f"Aviso: {standin}")
     return Classifier(name, model.to(device).eval(), processor, device, standin)
+
+
+def _check_local(name: str) -> None:
+    """A local model must be an existing folder with config.json (hub ids are left to _hub_source)."""
+    folder = Path(name)
+    looks_like_path = folder.is_absolute() or name.startswith(".") or name.count("/") > 1
+    if not folder.is_dir() and looks_like_path:
+        raise ModelLoadError(f"No encuentro la carpeta del modelo de visión «{name}».",
+                             "Revisa la ruta en COURSE_VIT_MODEL (¿está bien escrita?) o usa un "
+                             "identificador de Hugging Face.")
+    if folder.is_dir() and not (folder / "config.json").is_file():
+        raise ModelLoadError(f"La carpeta «{name}» no contiene un modelo: le falta config.json.",
+                             "Pon en COURSE_VIT_MODEL una carpeta guardada con `save_pretrained` "
+                             "(config.json, pesos y preprocessor_config.json).")
 
 
 def _hub_source(name: str) -> dict:

@@ -1,7 +1,9 @@
 """top_k is the model's softmax top-k (checked by hand and against transformers' pipeline), batches agree with
 one-by-one, the CLI prints the old script's table, and bad images give Spanish errors."""
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -11,7 +13,7 @@ import torch
 from PIL import Image
 
 from course_utils import vision
-from course_utils.errors import CourseError, ImageError
+from course_utils.errors import CourseError, ImageError, ModelLoadError
 from course_utils.vision_widget import ClassifierDemo
 
 PHOTOS = ["astronauta.jpg", "cafe.jpg", "cohete.jpg", "gato.jpg"]
@@ -186,3 +188,55 @@ def test_cached_hub_model_loads_without_network(monkeypatch, standins):
     monkeypatch.setattr("huggingface_hub.try_to_load_from_cache", lambda repo, name: str(standins["vit"] / name))
     assert vision._hub_source("google/vit-base-patch16-224") == {"local_files_only": True}
     assert vision._hub_source(str(standins["vit"])) == {}
+
+
+def _broken_models(root, vit):
+    """Folders that COURSE_VIT_MODEL might wrongly point at, built from the stand-in."""
+    (root / "vacia").mkdir()
+    (root / "otra_cosa").mkdir()
+    (root / "otra_cosa" / "notas.txt").write_text("hola", encoding="utf-8")
+    for name, cut in (("cabecera_cortada", lambda data: data[:1000]), ("pesos_cortados", lambda data: data[:-1000])):
+        shutil.copytree(vit, root / name)
+        weights = root / name / "model.safetensors"
+        weights.write_bytes(cut(weights.read_bytes()))
+    shutil.copytree(vit, root / "sin_pesos")
+    (root / "sin_pesos" / "model.safetensors").unlink()
+    shutil.copytree(vit, root / "otro_modelo")
+    (root / "otro_modelo" / "config.json").write_text('{"model_type": "bert"}', encoding="utf-8")
+    return root
+
+
+@pytest.mark.parametrize("folder, words", [
+    ("vacia", "no contiene un modelo: le falta config.json"),
+    ("otra_cosa", "no contiene un modelo: le falta config.json"),
+    ("cabecera_cortada", "(.safetensors) están dañados o incompletos"),
+    ("pesos_cortados", "(.safetensors) están dañados o incompletos"),
+    ("sin_pesos", "No pude cargar el modelo de visión"),
+    ("otro_modelo", "no es un clasificador de imágenes"),
+    ("falta/vit", "No encuentro la carpeta"),
+])
+def test_a_folder_that_is_not_a_good_model_is_a_model_load_error(tmp_path, standins, folder, words):
+    _broken_models(tmp_path, standins["vit"])
+    with pytest.raises(ModelLoadError) as err:
+        vision.load_classifier(tmp_path / folder)
+    assert words in err.value.message and str(tmp_path / folder) in err.value.message
+    assert "COURSE_VIT_MODEL" in err.value.hint
+
+
+def test_cli_says_in_spanish_when_the_configured_model_is_broken(tmp_path, standins, samples, monkeypatch, capsys):
+    _broken_models(tmp_path, standins["vit"])
+    monkeypatch.setenv("COURSE_VIT_MODEL", str(tmp_path / "cabecera_cortada"))
+    assert vision.main([str(samples / "gato.jpg")]) == 2
+    assert "están dañados o incompletos" in capsys.readouterr().err
+    monkeypatch.setenv("COURSE_VIT_MODEL", str(standins["vit"]))
+    monkeypatch.setenv("COURSE_DEVICE", "tpu")
+    assert vision.main([str(samples / "gato.jpg")]) == 2
+    assert "COURSE_DEVICE=tpu no es válido" in capsys.readouterr().err
+
+
+def test_cli_does_not_need_a_valid_ollama_host(clf, samples):
+    env = {**os.environ, "OLLAMA_HOST": "localhost:114340"}
+    run = subprocess.run([sys.executable, "-m", "course_utils.vision", str(samples / "gato.jpg")],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 0 and "Traceback" not in run.stderr
+    assert len(re.findall(r"^  +7  .+ \d\.\d{3}$", run.stdout, re.M)) == 1
