@@ -2,7 +2,8 @@
 
 It implements /api/version, /api/tags, /api/show and /api/chat (streamed NDJSON or one JSON body,
 images as base64) with Ollama's error bodies, and records every request. Its answers say that they
-come from a stand-in. Tests can queue replies, failures and cut streams through its attributes.
+come from a stand-in. Tests set its fault and load modes through the attributes of `OllamaDouble`;
+`reset()` puts every one back to normal.
 """
 
 from __future__ import annotations
@@ -10,14 +11,26 @@ from __future__ import annotations
 import base64
 import io
 import json
+import select
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 VERSION = "0.12.0-doble"
 PREFIX = "[doble de pruebas de Ollama]"
+FILLER = "Texto de relleno del doble de pruebas, no de un modelo. "
+# Ollama's exact body when its queue is full (server/sched.go, ErrMaxQueue), with HTTP 503.
+BUSY_ERROR = "server busy, please try again.  maximum pending requests exceeded"
+# Lines for `line_after_chunks`: what a broken server or proxy can put in the middle of a stream.
+ERROR_LINE = '{"error": "an error was encountered while running the model: unexpected EOF"}'
+MALFORMED_LINE = '{"model": "llama3.2-vision", "message": {"role": "assis'
+NON_OBJECT_LINES = ("[1, 2]", '"x"', "3")
+HANG_LIMIT = 120.0  # seconds a hanging chat waits for its client before giving up
+BATCH_BYTES = 64 * 1024  # without a delay, lines are sent in chunks of about this size
 
 
 @dataclass
@@ -34,11 +47,30 @@ class OllamaDouble:
     models: list[str] = field(default_factory=lambda: ["llama3.2-vision:latest"])
     requests: list[Recorded] = field(default_factory=list)
     replies: list[str] = field(default_factory=list)  # queued answers, else an echo
-    failures: list[tuple[int, str]] = field(default_factory=list)  # queued (status, error) for /api/chat
+    # Queued (status, error) answers for /api/chat, as Ollama's JSON body {"error": ...};
+    # (503, BUSY_ERROR) is exactly what Ollama answers when its queue is full.
+    failures: list[tuple[int, str]] = field(default_factory=list)
+    html_failures: list[int] = field(default_factory=list)  # queued statuses answered with nginx's HTML page
     cut_after_chunks: int | None = None  # close the next stream after N chunks, without "done"
-    chunk_delay: float = 0.0  # seconds between streamed chunks
+    # (N, line): after N chunks, send this raw line and end the next stream without "done"
+    # (ERROR_LINE, MALFORMED_LINE, one of NON_OBJECT_LINES, or any text).
+    line_after_chunks: tuple[int, str] | None = None
+    chunk_delay: float = 0.0  # seconds between streamed chunks: the per-token delay
+    hang: bool = False  # accept every chat and never answer, until the client disconnects
+    hanging: threading.Event = field(default_factory=threading.Event)  # set when a chat starts hanging
+    disconnected: threading.Event = field(default_factory=threading.Event)  # a client left a chat unfinished
+    reply_size: int | None = None  # answers (when no reply is queued) are stand-in text of this many characters
+    piece_size: int | None = None  # stream pieces of this many characters instead of one word per chunk
+    # Load mode, like Ollama with one model loaded: one answer generated at a time, at most `max_queue`
+    # chats waiting for their turn, and HTTP 503 with BUSY_ERROR for any chat beyond that.
+    max_queue: int | None = None
+    rejected: int = 0  # chats answered 503 by the load mode
     max_images: int = 1  # llama3.2-vision accepts one image per message
     server: ThreadingHTTPServer | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _generating: threading.Lock = field(default_factory=threading.Lock)
+    _active: int = 0  # chats admitted by the load mode: the one generated and those waiting
+    _release: threading.Event = field(default_factory=threading.Event)  # set to end hanging chats
 
     @property
     def url(self) -> str:
@@ -57,17 +89,42 @@ class OllamaDouble:
         return self
 
     def stop(self) -> None:
+        self._release.set()
         if self.server:
             self.server.shutdown()
             self.server.server_close()
 
     def reset(self) -> None:
+        self._release.set()  # hanging chats of the previous test end now
+        self._release = threading.Event()
         self.requests.clear()
         self.replies.clear()
         self.failures.clear()
+        self.html_failures.clear()
         self.cut_after_chunks = None
+        self.line_after_chunks = None
         self.chunk_delay = 0.0
+        self.hang = False
+        self.hanging.clear()
+        self.disconnected.clear()
+        self.reply_size = None
+        self.piece_size = None
+        self.max_queue = None
+        self.rejected = 0
         self.models = ["llama3.2-vision:latest"]
+
+    def admit(self) -> bool:
+        """Load mode: take a place (generating, or waiting in the queue), or say that the queue is full."""
+        with self._lock:
+            if self._active > self.max_queue:
+                self.rejected += 1
+                return False
+            self._active += 1
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self._active -= 1
 
     def chats(self) -> list[dict]:
         return [r.body for r in self.requests if r.path == "/api/chat"]
@@ -79,6 +136,9 @@ class OllamaDouble:
     def answer(self, body: dict) -> str:
         if self.replies:
             return self.replies.pop(0)
+        if self.reply_size is not None:
+            text = f"{PREFIX} " + FILLER * (self.reply_size // len(FILLER) + 1)
+            return text[:self.reply_size]
         messages = body.get("messages", [])
         last = messages[-1] if messages else {}
         images = [describe_image(img) for m in messages for img in m.get("images") or []]
@@ -96,6 +156,22 @@ def describe_image(data: str) -> str:
             return f"{img.format} {img.width}×{img.height}"
     except Exception:
         return "no es una imagen"
+
+
+def html_page(status: int) -> str:
+    """nginx's own error page, as a reverse proxy in front of Ollama sends it."""
+    title = f"{status} {HTTPStatus(status).phrase}"
+    return (f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n"
+            "<hr><center>nginx/1.22.1</center>\r\n</body>\r\n</html>\r\n")
+
+
+def split_pieces(text: str, size: int | None) -> list[str]:
+    """One word (with its space) per piece like Ollama's tokens, or pieces of `size` characters."""
+    if size:
+        return [text[i:i + size] for i in range(0, len(text), size)] or [""]
+    pieces = [word + " " for word in text.split(" ")]
+    pieces[-1] = pieces[-1][:-1]
+    return pieces
 
 
 def _now() -> str:
@@ -182,39 +258,97 @@ class _Handler(BaseHTTPRequestHandler):
         if state.failures:
             status, error = state.failures.pop(0)
             return self._json(status, {"error": error})
+        if state.html_failures:
+            return self._html(state.html_failures.pop(0))
+        if state.hang:
+            return self._hang()
         for message in body.get("messages", []):
             if len(message.get("images") or []) > state.max_images:
                 return self._json(500, {"error": "vision model only supports a single image per message"})
-        text = state.answer(body)
+        if state.max_queue is None:
+            return self._reply(name, body)
+        if not state.admit():
+            return self._json(503, {"error": BUSY_ERROR})
+        try:
+            with state._generating:  # one answer at a time; the others wait here, without headers
+                self._reply(name, body)
+        finally:
+            state.leave()
+
+    def _reply(self, name: str, body: dict) -> None:
+        text = self.state.answer(body)
         if body.get("stream", True) is False:
-            return self._json(200, _final(name, text))
+            return self._json(200, _final(name, text, 1))
         self._stream(name, text)
 
+    def _html(self, status: int) -> None:
+        data = html_page(status).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _hang(self) -> None:
+        """Accept the chat and never answer; record when the client gives up."""
+        release = self.state._release
+        self.state.hanging.set()
+        if self._client_left(HANG_LIMIT, release):
+            self.state.disconnected.set()
+        self.close_connection = True
+
+    def _client_left(self, seconds: float, release: threading.Event | None = None) -> bool:
+        """Wait up to `seconds`; True as soon as the client closes its connection."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0 and not (release and release.is_set()):
+            readable, _, _ = select.select([self.connection], [], [], min(left, 0.02))
+            if readable:
+                try:
+                    if self.connection.recv(1, socket.MSG_PEEK) == b"":
+                        return True
+                except OSError:
+                    return True
+                time.sleep(min(left, 0.02))  # the client sent more bytes: not a disconnection
+        return False
+
     def _stream(self, name: str, text: str) -> None:
+        state = self.state
+        cut, state.cut_after_chunks = state.cut_after_chunks, None
+        bad, state.line_after_chunks = state.line_after_chunks, None
+        pieces = split_pieces(text, state.piece_size)
         self.send_response(200)
         self.send_header("Content-Type", "application/x-ndjson")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        cut = self.state.cut_after_chunks
-        self.state.cut_after_chunks = None
-        pieces = [word + " " for word in text.split(" ")]
-        pieces[-1] = pieces[-1][:-1]
+        batch: list[str] = []
         try:
             for i, piece in enumerate(pieces):
+                if bad is not None and i >= bad[0]:
+                    return self._end([*batch, bad[1] + "\n"])
                 if cut is not None and i >= cut:
-                    self.wfile.write(b"0\r\n\r\n")  # end the body early: no "done" line
+                    return self._end(batch)
+                batch.append(f'{{"model":{json.dumps(name)},"created_at":"{_now()}","message":'
+                             f'{{"role":"assistant","content":{json.dumps(piece)}}},"done":false}}\n')
+                if state.chunk_delay or sum(map(len, batch)) >= BATCH_BYTES:
+                    self._chunk("".join(batch))
+                    batch = []
+                if state.chunk_delay and self._client_left(state.chunk_delay):
+                    state.disconnected.set()
                     self.close_connection = True
                     return
-                line = {"model": name, "created_at": _now(),
-                        "message": {"role": "assistant", "content": piece}, "done": False}
-                self._chunk(json.dumps(line) + "\n")
-                if self.state.chunk_delay:
-                    time.sleep(self.state.chunk_delay)
-            final = _final(name, "")
-            self._chunk(json.dumps(final) + "\n")
+            batch.append(json.dumps(_final(name, "", len(pieces))) + "\n")
+            self._chunk("".join(batch))
             self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True  # the client stopped reading: that is allowed
+            state.disconnected.set()  # the client stopped reading: that is allowed
+            self.close_connection = True
+
+    def _end(self, batch: list[str]) -> None:
+        """Send what is pending and end the body early: no "done" line."""
+        if batch:
+            self._chunk("".join(batch))
+        self.wfile.write(b"0\r\n\r\n")
+        self.close_connection = True
 
     def _chunk(self, data: str) -> None:
         raw = data.encode()
@@ -232,14 +366,15 @@ def _model_entry(name: str) -> dict:
             "digest": "0" * 64, "details": _details()}
 
 
-def _final(name: str, text: str) -> dict:
+def _final(name: str, text: str, eval_count: int) -> dict:
+    """Ollama's last line (or whole non-streamed answer) with its documented statistics (nanoseconds)."""
     return {
         "model": name, "created_at": _now(),
         "message": {"role": "assistant", "content": text},
         "done": True, "done_reason": "stop",
         "total_duration": 1_000_000, "load_duration": 100_000,
         "prompt_eval_count": 10, "prompt_eval_duration": 200_000,
-        "eval_count": max(1, len(text.split())), "eval_duration": 700_000,
+        "eval_count": max(1, eval_count), "eval_duration": 700_000,
     }
 
 
