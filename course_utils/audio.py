@@ -15,6 +15,7 @@ from course_utils.errors import AudioError
 SAMPLE_RATE = 16_000  # what Whisper expects
 WINDOW_SECONDS = 30  # Whisper looks at the audio in 30-second windows
 SILENCE_PEAK = 1e-3  # peak amplitude (full scale = 1.0) below which we call a clip silent
+MAX_CHANNELS = 8  # a 2-D array with more than this on both axes is not multichannel audio
 
 
 def ffmpeg_exe() -> str:
@@ -28,10 +29,15 @@ def ffmpeg_exe() -> str:
 
 
 def load_audio(source) -> np.ndarray:
-    """Any audio (path, raw bytes of any container, or a numpy array) as 16 kHz mono float32.
+    """Any audio (path, raw bytes of any container, or a numpy array) as 16 kHz mono float32 in [-1, 1].
 
-    A numpy array is taken as already sampled at 16 kHz; stereo arrays are averaged to mono.
-    Raises AudioError (Spanish message) for empty, silent, corrupt or non-audio input.
+    A numpy array is taken as already sampled at 16 kHz:
+    - floats are used as they are (full scale is ±1);
+    - integers are scaled by their type's range: int16 ÷ 32768, int32 ÷ 2³¹, int8 ÷ 128, and unsigned
+      types are centred first (uint8: (x − 128) ÷ 128);
+    - a 2-D array is several channels, channels-first (2, n) or channels-last (n, 2), up to
+      MAX_CHANNELS; they are averaged to mono.
+    Raises AudioError (Spanish message) for empty, silent, corrupt, unreadable or non-audio input.
     """
     if isinstance(source, np.ndarray):
         audio = _from_array(source)
@@ -47,13 +53,15 @@ def load_audio(source) -> np.ndarray:
 
 def _from_array(array: np.ndarray) -> np.ndarray:
     audio = np.asarray(array)
-    if audio.ndim == 2:  # (channels, samples) or (samples, channels): average the short axis
-        audio = audio.mean(axis=0 if audio.shape[0] < audio.shape[1] else 1)
-    if audio.ndim != 1 or not np.issubdtype(audio.dtype, np.number):
+    channels = min(audio.shape) if audio.ndim == 2 else 1
+    if audio.ndim not in (1, 2) or channels > MAX_CHANNELS or audio.dtype.kind not in "iuf":
         raise AudioError(f"El array de audio tiene forma {array.shape} y tipo {array.dtype}.",
-                         "Pasa un array de una dimensión con las muestras a 16 kHz.")
-    if np.issubdtype(audio.dtype, np.integer):  # int16 PCM → [-1, 1)
-        audio = audio / float(np.iinfo(audio.dtype).max + 1)
+                         "Pasa un array de una dimensión con las muestras a 16 kHz, o de dos con los "
+                         "canales (2, n) o (n, 2).")
+    if audio.dtype.kind in "iu":
+        audio = _scale_integers(audio)
+    if audio.ndim == 2:  # average the channel axis, the short one
+        audio = audio.mean(axis=0 if audio.shape[0] < audio.shape[1] else 1)
     audio = audio.astype(np.float32)
     if not np.all(np.isfinite(audio)):
         raise AudioError("El audio contiene valores no válidos (NaN o infinito).",
@@ -61,11 +69,25 @@ def _from_array(array: np.ndarray) -> np.ndarray:
     return audio
 
 
+def _scale_integers(audio: np.ndarray) -> np.ndarray:
+    """PCM integers to [-1, 1): divide by half the type's range, after centring unsigned types."""
+    info = np.iinfo(audio.dtype)
+    half = (float(info.max) - float(info.min) + 1) / 2
+    centre = 0.0 if info.min < 0 else half
+    return (audio.astype(np.float64) - centre) / half
+
+
 def _existing_file(path: Path) -> Path:
     if not path.exists():
         raise AudioError(f"No existe el archivo «{path}».", "Revisa la ruta y el nombre del archivo.")
     if path.is_dir():
         raise AudioError(f"«{path}» es una carpeta, no un archivo de audio.", "Elige un archivo de audio.")
+    try:
+        with path.open("rb"):
+            pass
+    except PermissionError:
+        raise AudioError(f"No tengo permiso para leer el archivo «{path.name}».",
+                         "Dale permiso de lectura (chmod +r) o cópialo a una carpeta tuya.") from None
     if path.stat().st_size == 0:
         raise AudioError(f"El archivo «{path.name}» está vacío (0 bytes).",
                          "Vuelve a grabar o a copiar el audio.")

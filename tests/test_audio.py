@@ -1,7 +1,9 @@
 """course_utils.audio: any container to 16 kHz mono float32, plots, and a Spanish error for each bad input."""
 
+import os
 import subprocess
 import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,3 +141,70 @@ def test_plots_have_spanish_labels(samples):
     assert ax.get_xlabel() == "Tiempo (s)" and ax.get_ylabel().startswith("Banda Mel")
     assert ax.get_xlim()[1] == pytest.approx(30.0)
     matplotlib.pyplot.close("all")
+
+
+def _tone(amplitude=0.25):
+    return amplitude * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)
+
+
+@pytest.mark.parametrize("dtype, to_pcm", [
+    (np.int16, lambda x: np.round(x * 32767)),
+    (np.int32, lambda x: np.round(x * (2**31 - 1))),
+    (np.int8, lambda x: np.round(x * 127)),
+    (np.uint8, lambda x: np.round(128 + x * 127)),  # 8-bit WAV is unsigned, centred on 128
+    (np.uint16, lambda x: np.round(32768 + x * 32767)),
+])
+@pytest.mark.parametrize("layout", ["mono", "channels first", "channels last"])
+def test_integer_arrays_are_scaled_by_their_type_in_any_layout(dtype, to_pcm, layout):
+    tone = _tone()
+    pcm = to_pcm(tone).astype(dtype)
+    pcm = {"mono": pcm, "channels first": np.stack([pcm, pcm]), "channels last": np.stack([pcm, pcm], axis=1)}[layout]
+    out = audio.load_audio(pcm)
+    assert out.dtype == np.float32 and out.shape == tone.shape
+    half_range = (int(np.iinfo(dtype).max) - int(np.iinfo(dtype).min) + 1) / 2
+    np.testing.assert_allclose(out, tone, atol=1 / half_range)  # rounding to the integer grid
+
+
+def test_int16_stereo_at_8000_is_a_quarter_of_full_scale():
+    left = (8000 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)).astype(np.int16)
+    out = audio.load_audio(np.stack([left, left // 2], axis=1))
+    assert np.max(np.abs(out)) == pytest.approx(0.75 * 8000 / 32768, rel=1e-3)
+
+
+@pytest.mark.parametrize("array", [np.zeros((100, 16000)), np.zeros((2, 3, 16000)), _tone().astype(np.complex64),
+                                   np.ones(16000, dtype=bool)])
+def test_arrays_that_are_not_audio_say_what_is_accepted(array):
+    with pytest.raises(AudioError) as err:
+        audio.load_audio(array)
+    assert f"forma {array.shape}" in err.value.message and "(n, 2)" in err.value.hint
+
+
+def _deny_reading(monkeypatch, target):
+    """Like a file without read permission (chmod 000 does not stop root, who runs the tests here)."""
+    real_open = Path.open
+
+    def fake_open(self, *args, **kwargs):
+        if Path(self) == target:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", fake_open)
+
+
+def test_unreadable_file_says_permission(tmp_path, samples, monkeypatch):
+    locked = tmp_path / "bloqueado.wav"
+    locked.write_bytes((samples / "hola.wav").read_bytes())
+    _deny_reading(monkeypatch, locked)
+    with pytest.raises(AudioError) as err:
+        audio.load_audio(locked)
+    assert "No tengo permiso para leer el archivo «bloqueado.wav»" in err.value.message
+    assert "chmod" in err.value.hint
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files even with chmod 000; the monkeypatched test covers it")
+def test_unreadable_file_says_permission_for_real(tmp_path, samples):
+    locked = tmp_path / "bloqueado.wav"
+    locked.write_bytes((samples / "hola.wav").read_bytes())
+    locked.chmod(0)
+    with pytest.raises(AudioError, match="No tengo permiso"):
+        audio.load_audio(locked)
