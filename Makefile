@@ -9,12 +9,14 @@ PORT   ?= 8888
 # Jupyter refuses to run as root without this flag (containers, CI); students never need it.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test demo bench browser clean help
+.PHONY: lab test demo bench browser clean help nginx hub-deps test-hub install-hub
 help:
 	@echo "make lab    JupyterLab con los cuadernos en http://127.0.0.1:$(PORT) (con token)"
 	@echo "make test   todas las pruebas (unitarias, cuadernos con nbval, navegador)"
 	@echo "make demo   el chat como página web con Voilà en http://127.0.0.1:3000"
 	@echo "make bench  las mediciones de velocidad de benchmarks/"
+	@echo "make test-hub     la prueba de integración con un JupyterHub real (3 usuarios)"
+	@echo "make install-hub  instala el JupyterHub del curso en el servidor (deploy/, como root)"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,8 +30,29 @@ lab: $(VENV)/.installed
 browser:
 	bash scripts/install_chromium.sh
 
-test: $(VENV)/.installed browser
-	$(PY) -m pytest
+test: $(VENV)/.installed browser nginx
+	$(PY) -m pytest -m "not hub"
+
+# nginx from Debian, for the reverse proxy in front of several Ollama servers (tests/test_proxy.py).
+nginx:
+	bash scripts/install_nginx.sh
+
+# JupyterHub (PyPI) and configurable-http-proxy (npm, into a local folder) for tests/test_hub.py.
+HUB_NODE := .cache/hub-node
+CHP      := $(HUB_NODE)/node_modules/.bin/configurable-http-proxy
+$(VENV)/.hub-installed: $(VENV)/.installed pyproject.toml
+	$(PIP) install -e ".[test,bench,hub]"
+	touch $@
+$(CHP):
+	npm install --prefix $(HUB_NODE) --no-audit --no-fund --loglevel=error configurable-http-proxy@5
+hub-deps: $(VENV)/.hub-installed $(CHP)
+
+test-hub: hub-deps
+	COURSE_HUB_REQUIRED=1 COURSE_CHP=$(CHP) $(PY) -m pytest -m hub tests/test_hub.py
+
+# On the lab server, as root: the course's JupyterHub (see docs/laboratorio.md).
+install-hub:
+	bash deploy/install_hub.sh
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/voila notebooks/06_chat_multimodal.ipynb --Voila.ip=127.0.0.1 --port=3000 --no-browser

@@ -1,0 +1,66 @@
+# The course on a JupyterHub: what every student kernel gets (models, Ollama, device, shared caches).
+#
+# Loaded in two ways:
+#   - The Littlest JupyterHub: copied to /opt/tljh/config/jupyterhub_config.d/curso.py
+#     (deploy/install_hub.sh --tljh). TLJH keeps its own authenticator, spawner, limits and idle culler
+#     (tljh-config); this file only adds the course.
+#   - Our own hub: deploy/jupyterhub/jupyterhub_config.py loads it and adds the rest.
+#
+# It runs inside the hub's Python (under TLJH, /opt/tljh/hub), which does not have the course
+# packages: only the standard library here.
+#
+# Each setting can be changed without editing this file, through the hub's own environment
+# (for example `systemctl edit jupyterhub` → Environment=COURSE_HUB_DEVICE=cuda).
+import os
+
+c = get_config()  # noqa: F821 (JupyterHub provides it)
+
+
+def _setting(name: str, default: str) -> str:
+    return os.environ.get(name, "").strip() or default
+
+
+# Where the teacher's pre-class command (python -m course_utils.prepare_class) fills the caches.
+SHARED = _setting("COURSE_HUB_SHARED", "/srv/curso")
+CACHE = os.path.join(SHARED, "cache")
+# "cpu" (default) or "cuda". Why cpu: see docs/laboratorio.md, «Capacidad».
+DEVICE = _setting("COURSE_HUB_DEVICE", "cpu")
+# Threads for PyTorch in each kernel: the same number as the CPU limit per user.
+THREADS = str(max(1, int(float(_setting("COURSE_HUB_CPU_LIMIT", "2")))))
+# Idle kernels are shut down after this many seconds (the server stays; its memory comes back).
+KERNEL_IDLE_TIMEOUT = _setting("COURSE_HUB_KERNEL_IDLE_TIMEOUT", "1800")
+
+# The course's models and Ollama (course_utils.config reads these names).
+WHISPER = _setting("COURSE_WHISPER_MODEL", "base")
+# Official Whisper names are given as the checkpoint in the shared cache: Whisper's own cache
+# (~/.cache/whisper, or $XDG_CACHE_HOME/whisper) is per user, and moving XDG_CACHE_HOME to a
+# read-only folder would also move Matplotlib's and pip's caches there.
+WHISPER_FILES = {"large": "large-v3.pt", "turbo": "large-v3-turbo.pt"}
+if "/" not in WHISPER:
+    WHISPER = os.path.join(CACHE, "whisper", WHISPER_FILES.get(WHISPER, WHISPER + ".pt"))
+
+environment = {
+    "COURSE_WHISPER_MODEL": WHISPER,
+    "COURSE_VIT_MODEL": _setting("COURSE_VIT_MODEL", "google/vit-base-patch16-224"),
+    "COURSE_LLM_MODEL": _setting("COURSE_LLM_MODEL", "llama3.2-vision"),
+    # One Ollama, or the nginx in front of several (deploy/nginx/ollama.conf).
+    "OLLAMA_HOST": _setting("OLLAMA_HOST", "http://127.0.0.1:11434"),
+    "COURSE_DEVICE": DEVICE,
+    # The shared, read-only model cache; kernels never download into it.
+    "HF_HOME": os.path.join(CACHE, "huggingface"),
+    "HF_HUB_OFFLINE": "1",
+    "OMP_NUM_THREADS": THREADS,
+}
+if DEVICE == "cpu":
+    # Not even by mistake (`.to("cuda")`): every process that touches the GPU costs a CUDA context.
+    environment["CUDA_VISIBLE_DEVICES"] = ""
+c.Spawner.environment.update(environment)
+
+c.Spawner.default_url = "/lab"
+c.Spawner.args.extend([
+    f"--MappingKernelManager.cull_idle_timeout={KERNEL_IDLE_TIMEOUT}",
+    "--MappingKernelManager.cull_interval=300",
+])
+# With SystemdSpawner (TLJH, and our own hub) the cache is read-only for the students' processes,
+# whatever its file permissions say. The "-" lets a server start if the folder does not exist yet.
+c.SystemdSpawner.readonly_paths = ["-" + CACHE]
