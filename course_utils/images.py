@@ -12,6 +12,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from course_utils.errors import ImageError
 
 MAX_PIXELS = 50_000_000  # larger images are refused: a decompression bomb, or far more than a model needs
+FLOAT_TOLERANCE = 1e-3  # float pixels this far outside [0, 1] are rounding noise: clipped, not refused
 
 
 def open_image(source, name: str | None = None) -> Image.Image:
@@ -19,6 +20,11 @@ def open_image(source, name: str | None = None) -> Image.Image:
 
     EXIF orientation is applied; RGBA, palette, CMYK, grayscale and 16-bit images become RGB.
     `name` (e.g. an uploaded file's name) is what error messages call bytes.
+
+    Numpy arrays: uint8 is taken as is, uint16 as 16-bit (0..65535), bool as black/white, other
+    integers as 0..255 (stretched if they go higher). Floats must be finite and within [0, 1]
+    (values at most FLOAT_TOLERANCE outside are clipped); any other float array raises ImageError
+    saying how to convert it, e.g. `array.astype(np.uint8)` for 0..255 or `(array + 1) / 2` for −1..1.
     """
     if isinstance(source, Image.Image):
         return _to_rgb(source)
@@ -52,6 +58,9 @@ def _decode(fp, name: str) -> Image.Image:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageError(f"{name} es demasiado grande (más de {MAX_PIXELS // 1_000_000} megapíxeles).",
                              "Usa una imagen más pequeña: un modelo de visión trabaja a 224×224.") from None
+        except PermissionError:
+            raise ImageError(f"No tengo permiso para leer {name}.",
+                             "Dale permiso de lectura (chmod +r) o cópiala a una carpeta tuya.") from None
         except UnidentifiedImageError:
             raise ImageError(f"{name} no es una imagen que se pueda leer.",
                              "Usa un archivo jpg, png, webp, gif o bmp.") from None
@@ -64,8 +73,12 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     img = ImageOps.exif_transpose(img)
     if img.mode.startswith("I;16"):
         return _from_array(np.asarray(img, dtype=np.uint16))
-    if img.mode in ("I", "F"):
-        return _from_array(np.asarray(img, dtype=np.float64))
+    if img.mode == "I":
+        return _from_array(np.asarray(img, dtype=np.int64))
+    if img.mode == "F":  # float files have no fixed range: [0, 1] stays, 0..255 is divided, wider is stretched
+        values = np.nan_to_num(np.asarray(img, dtype=np.float64))
+        top = float(values.max())
+        return _from_array(np.clip(values / (1.0 if top <= 1 else 255.0 if top <= 255 else top), 0, 1))
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         img = img.convert("RGBA")
         background = Image.new("RGB", img.size, (255, 255, 255))
@@ -81,17 +94,36 @@ def _from_array(array: np.ndarray) -> Image.Image:
             or array.dtype.kind not in "biuf"):
         raise ImageError(f"Un array de forma {array.shape} y tipo {array.dtype} no es una imagen.",
                          "Usa un array alto×ancho (gris) o alto×ancho×3 (RGB).")
+    if array.dtype.kind == "f":
+        array = _unit_floats(array) * 255.0
+    elif array.dtype != np.uint8:
+        array = np.asarray(array, dtype=np.float64) * _scale(array)
     if array.dtype != np.uint8:
-        array = np.clip(np.asarray(array, dtype=np.float64) * _scale(array), 0, 255).round().astype(np.uint8)
+        array = np.clip(array, 0, 255).round().astype(np.uint8)
     return _to_rgb(Image.fromarray(np.ascontiguousarray(array)))
 
 
+def _unit_floats(array: np.ndarray) -> np.ndarray:
+    """A float array that follows the [0, 1] rule, clipped; else an ImageError that says how to convert."""
+    values = np.asarray(array, dtype=np.float64)
+    if not np.all(np.isfinite(values)):
+        raise ImageError("El array de la imagen tiene valores NaN o infinitos; sus decimales deben ir de 0 a 1.",
+                         "Sustituye esos valores (por ejemplo con `np.nan_to_num(array)`) o revisa cómo se calculó.")
+    low, high = float(values.min()), float(values.max())
+    if low < -FLOAT_TOLERANCE or high > 1 + FLOAT_TOLERANCE:
+        raise ImageError(f"Un array de imagen con decimales debe ir de 0 a 1, y este va de {low:.3g} a {high:.3g}.",
+                         "Si va de 0 a 255, conviértelo con `array.astype(np.uint8)`; si va de -1 a 1, con "
+                         "`(array + 1) / 2`; si no, normalízalo con "
+                         "`(array - array.min()) / (array.max() - array.min())`.")
+    return np.clip(values, 0.0, 1.0)
+
+
 def _scale(array: np.ndarray) -> float:
-    """The factor that brings an array's values to 0..255."""
+    """The factor that brings an integer or bool array's values to 0..255."""
     if array.dtype == np.uint16:
         return 255.0 / 65535.0  # 16-bit images keep their real brightness
-    top = float(np.nanmax(array)) if array.size else 0.0
-    if array.dtype.kind == "f" and top <= 1.0 or array.dtype == bool:
-        return 255.0  # floats in [0, 1], the usual convention
+    if array.dtype == bool:
+        return 255.0
+    top = float(array.max())
     # Values already in 0..255 stay; anything wider (e.g. 32-bit) is stretched to fit.
     return 1.0 if top <= 255 else 255.0 / top

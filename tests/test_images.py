@@ -1,8 +1,10 @@
 """open_image turns every common input kind into an RGB image, and refuses bad ones with a Spanish message."""
 
 import io
+import os
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -131,3 +133,64 @@ def test_bad_files_name_the_file(tmp_path, samples):
         open_image(samples)
     with pytest.raises(ImageError, match="«subida.png» no es una imagen"):
         open_image(b"texto", name="subida.png")
+
+
+def test_float_arrays_in_zero_one_with_a_tiny_overshoot_are_clipped():
+    ramp = np.linspace(0, 1, 12).reshape(3, 4)
+    ramp[0, 0], ramp[2, 3] = -0.0005, 1.0001  # rounding noise from a computation
+    img = np.asarray(open_image(ramp))[..., 0]
+    np.testing.assert_array_equal(img, np.round(np.clip(ramp, 0, 1) * 255))
+    assert open_image(np.full((2, 2, 3), 1.0, dtype=np.float32)).getpixel((0, 0)) == (255, 255, 255)
+
+
+@pytest.mark.parametrize("array, words, hint", [
+    (np.full((4, 4), np.nan), "NaN o infinitos", "np.nan_to_num"),
+    (np.array([[0.0, np.inf], [0.5, 1.0]]), "NaN o infinitos", "np.nan_to_num"),
+    (np.linspace(-1, 1, 16).reshape(4, 4), "va de -1 a 1", "(array + 1) / 2"),
+    (np.linspace(0, 255, 16).reshape(4, 4), "va de 0 a 255", "array.astype(np.uint8)"),
+    (np.linspace(0, 1.01, 16).reshape(4, 4), "va de 0 a 1.01", "array.min()"),
+])
+def test_float_arrays_outside_zero_one_say_how_to_convert(array, words, hint):
+    with pytest.raises(ImageError) as err:
+        open_image(array)
+    assert words in err.value.message and "de 0 a 1" in err.value.message
+    assert hint in err.value.hint
+
+
+def test_float_image_files_keep_working(tmp_path):
+    wide = np.linspace(0, 1000, 16, dtype=np.float32).reshape(4, 4)  # a 32-bit float TIFF has no fixed range
+    Image.fromarray(wide).save(tmp_path / "medida.tif")
+    img = open_image(tmp_path / "medida.tif")
+    assert img.getpixel((0, 0)) == (0, 0, 0) and img.getpixel((3, 3)) == (255, 255, 255)
+    Image.fromarray(np.full((4, 4), 300, dtype=np.int32)).save(tmp_path / "entero.tif")
+    assert open_image(tmp_path / "entero.tif").getpixel((0, 0)) == (255, 255, 255)
+
+
+def _deny_reading(monkeypatch, target):
+    """Like a file without read permission (chmod 000 does not stop root, who runs the tests here)."""
+    real_open = Image.open
+
+    def fake_open(fp, *args, **kwargs):
+        if isinstance(fp, (str, Path)) and Path(fp) == target:
+            raise PermissionError(13, "Permission denied", str(fp))
+        return real_open(fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", fake_open)
+
+
+def test_unreadable_file_says_permission_not_damage(tmp_path, samples, monkeypatch):
+    locked = tmp_path / "bloqueada.jpg"
+    locked.write_bytes((samples / "gato.jpg").read_bytes())
+    _deny_reading(monkeypatch, locked)
+    with pytest.raises(ImageError) as err:
+        open_image(locked)
+    assert "No tengo permiso para leer «bloqueada.jpg»" in err.value.message and "chmod" in err.value.hint
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files even with chmod 000; the monkeypatched test covers it")
+def test_unreadable_file_says_permission_for_real(tmp_path, samples):
+    locked = tmp_path / "bloqueada.jpg"
+    locked.write_bytes((samples / "gato.jpg").read_bytes())
+    locked.chmod(0)
+    with pytest.raises(ImageError, match="No tengo permiso"):
+        open_image(locked)
