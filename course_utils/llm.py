@@ -3,27 +3,57 @@
 `build_request` makes the exact body of a `/api/chat` call, `stream` sends it and yields the answer as
 it arrives, `ask` returns it whole, `check_server` diagnoses the server. Every failure becomes a
 `CourseError` subclass with a short Spanish message saying what happened and what to do.
+
+An answer can be stopped at any moment with a `threading.Event` (`cancel=`): the request runs on the
+official async client in a private event loop, and cancelling its task closes the HTTP connection.
+A busy server (HTTP 503, its queue is full) is retried with backoff before any text arrives.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import html
 import io
 import json
-from collections.abc import Iterator, Mapping
+import os
+import queue
+import random
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import httpx
-import ollama
 
 from course_utils import config
-from course_utils.errors import (CourseError, ModelNotPulled, OllamaError, ServerTimeout, ServerUnreachable,
-                                 StreamCut, TooManyImages)
+from course_utils.errors import (Cancelled, ConfigError, CourseError, ModelNotPulled, OllamaError, ServerBusy,
+                                 ServerTimeout, ServerUnreachable, StreamCut, TooManyImages)
 from course_utils.images import open_image
+
+
+def _import_ollama():
+    # `import ollama` builds a default client from OLLAMA_HOST and raises a raw ValueError on a malformed
+    # value; hide it during the import so that config can explain it in Spanish when the host is needed.
+    saved = os.environ.pop("OLLAMA_HOST", None)
+    try:
+        import ollama
+    finally:
+        if saved is not None:
+            os.environ["OLLAMA_HOST"] = saved
+    return ollama
+
+
+ollama = _import_ollama()
 
 CHECK_TIMEOUT = 3.0  # seconds: a diagnosis must answer fast even when the host is wrong
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 300.0  # longest wait for the next piece of an answer: the first load of an 11B model is slow
+BUSY_ATTEMPTS = 5  # tries on a busy server (HTTP 503) before giving up
+BUSY_BACKOFF = 1.0  # seconds before the first retry, doubled at each one, with ±25 % jitter
+BUSY_BACKOFF_CAP = 8.0  # longest wait between two tries
+POLL = 0.05  # seconds between two looks at the cancel flag
+CLOSE_WAIT = 5.0  # longest wait for a stopped request to close its connection
 MAX_IMAGES_PER_MESSAGE = 1  # llama3.2-vision (mllama) accepts one image per message
 MAX_IMAGE_SIDE = 1120  # mllama sees at most 2×2 tiles of 560 px: bigger images only make requests heavier
 JPEG_QUALITY = 90
@@ -60,27 +90,33 @@ class ServerStatus:
 
 def client(timeout: float | httpx.Timeout | None = None) -> ollama.Client:
     """The official client on OLLAMA_HOST; by default it connects fast and waits long for answers."""
-    timeout = httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT) if timeout is None else timeout
-    return ollama.Client(host=config.settings().ollama_host, timeout=timeout)
+    return ollama.Client(host=config.ollama_host(), timeout=_timeout(timeout))
 
 
 def check_server(model: str | None = None) -> ServerStatus:
-    """Is the server reachable, which version is it, is the configured model pulled?"""
-    cfg = config.settings()
-    status = ServerStatus(host=cfg.ollama_host, model=model or cfg.llm_model)
+    """Is the server reachable, which version is it, is the configured model pulled?
+
+    Never raises: a malformed OLLAMA_HOST comes back as `error` (a ConfigError), with the raw value as host.
+    """
+    model = model or config.llm_model()
     try:
-        response = httpx.get(f"{cfg.ollama_host}/api/version", timeout=CHECK_TIMEOUT)
+        host = config.ollama_host()
+    except ConfigError as exc:
+        return ServerStatus(host=os.environ.get("OLLAMA_HOST", ""), model=model, error=exc)
+    status = ServerStatus(host=host, model=model)
+    try:
+        response = httpx.get(f"{host}/api/version", timeout=CHECK_TIMEOUT)
         response.raise_for_status()
         status.version = response.json()["version"]
         status.reachable = True
         with client(CHECK_TIMEOUT) as c:
             status.models = [m.model for m in c.list().models]
     except (httpx.HTTPError, ConnectionError, ollama.ResponseError, ValueError, KeyError, TypeError) as exc:
-        status.error = _diagnose_check(cfg.ollama_host, exc, status.reachable)
+        status.error = _diagnose_check(host, exc, status.reachable)
         return status
     if not status.model_pulled:
         status.error = ModelNotPulled(
-            f"El modelo «{status.model}» no está descargado en {cfg.ollama_host}.",
+            f"El modelo «{status.model}» no está descargado en {host}.",
             f"Descárgalo con `ollama pull {status.model}` (en la máquina del servidor).",
         )
     return status
@@ -104,7 +140,7 @@ def build_request(prompt: str, images=None, system: str | None = None, history=N
     if not (isinstance(prompt, str) and prompt.strip()) and not _as_list(images):
         raise OllamaError("El mensaje está vacío.", "Escribe una pregunta o una instrucción (o adjunta una imagen).")
     messages.append(_message("user", prompt, images))
-    request = {"model": model or config.settings().llm_model, "messages": messages, "stream": True}
+    request = {"model": model or config.llm_model(), "messages": messages, "stream": True}
     model_options, top_level = _split_options(options)
     if model_options:
         request["options"] = model_options
@@ -113,20 +149,27 @@ def build_request(prompt: str, images=None, system: str | None = None, history=N
 
 
 def stream(prompt: str, images=None, system: str | None = None, history=None, model: str | None = None, *,
-           timeout: float | httpx.Timeout | None = None, **options) -> Iterator[str]:
+           timeout: float | httpx.Timeout | None = None, cancel: threading.Event | None = None,
+           on_status: Callable[[str], None] | None = None, **options) -> Iterator[str]:
     """Send the request and yield the answer's text pieces as they arrive.
 
     Raises CourseError subclasses; if the answer stops before Ollama's final `done` line, raises
     `StreamCut` whose `.partial` holds the text received. The request is checked before returning.
+    Setting `cancel` stops at any moment (even before the first piece): the HTTP request is closed and
+    `Cancelled` is raised, its `.partial` holding all the text received. Closing the iterator (or an
+    exception in the loop that reads it) closes the request too. While the server is busy (HTTP 503),
+    it retries up to BUSY_ATTEMPTS times and tells `on_status` (in the reading thread) how long it waits.
     """
     request = build_request(prompt, images, system, history, model, **options)
-    return _pieces(request, timeout)
+    return _pieces(request, timeout, cancel or threading.Event(), on_status)
 
 
 def ask(prompt: str, images=None, system: str | None = None, history=None, model: str | None = None, *,
-        timeout: float | httpx.Timeout | None = None, **options) -> str:
+        timeout: float | httpx.Timeout | None = None, cancel: threading.Event | None = None,
+        on_status: Callable[[str], None] | None = None, **options) -> str:
     """Send the request and return the whole answer (streamed underneath, so long answers don't time out)."""
-    return "".join(stream(prompt, images, system, history, model, timeout=timeout, **options))
+    return "".join(stream(prompt, images, system, history, model, timeout=timeout, cancel=cancel,
+                          on_status=on_status, **options))
 
 
 def format_request(request: dict, keep: int = 40) -> str:
@@ -185,21 +228,128 @@ def _split_options(options: dict) -> tuple[dict, dict]:
 
 # --- sending it and reading the answer --------------------------------------------------------------
 
-def _pieces(request: dict, timeout) -> Iterator[str]:
-    host = config.settings().ollama_host
+def _timeout(timeout) -> float | httpx.Timeout:
+    return httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT) if timeout is None else timeout
+
+
+def _pieces(request: dict, timeout, cancel: threading.Event, on_status) -> Iterator[str]:
+    host = config.ollama_host()
+    for attempt in range(1, BUSY_ATTEMPTS + 1):
+        try:
+            yield from _attempt(request, host, timeout, cancel)
+            return
+        except ServerBusy as busy:  # only before any text: a 503 is an HTTP status
+            if attempt == BUSY_ATTEMPTS:
+                raise ServerBusy(f"{busy.message} Se intentó {BUSY_ATTEMPTS} veces.") from None
+            delay = _retry_delay(attempt)
+            if on_status:
+                on_status(f"Servidor ocupado, reintento en {_seconds(delay)} s ({attempt + 1}/{BUSY_ATTEMPTS})")
+            if cancel.wait(delay):
+                raise _cancelled("") from None
+
+
+def _attempt(request: dict, host: str, timeout, cancel: threading.Event) -> Iterator[str]:
+    """One request: yield its pieces, raise its errors translated, close it however the reading ends."""
     received: list[str] = []
+    if cancel.is_set():
+        raise _cancelled("")
+    call = _Call(request, host, _timeout(timeout), cancel)
     finished = False
     try:
-        with client(timeout) as c:
-            for part in c.chat(**request):
-                if text := part.message.content:
-                    received.append(text)
-                    yield text
-                finished = finished or bool(part.done)
-    except (ollama.ResponseError, httpx.HTTPError, ConnectionError, ValueError) as exc:
-        raise _translate(exc, request["model"], host, "".join(received)) from None
+        while True:
+            try:
+                kind, value = call.items.get(timeout=POLL)
+            except queue.Empty:
+                kind, value = "wait", None
+            if cancel.is_set():
+                unread = [value] if kind == "text" else []
+                raise _cancelled("".join(received + unread + call.pending_text()))
+            if kind == "text":
+                received.append(value)
+                yield value
+            elif kind == "done":
+                finished = True
+            elif kind == "error":
+                raise _translate(value, request["model"], host, "".join(received))
+            elif kind == "end":  # the request is over and its connection closed
+                break
+    finally:
+        call.close()
     if not finished:  # Ollama always ends with a `"done": true` line: without it the answer is incomplete
         raise _cut("la conexión terminó sin el final de la respuesta", "".join(received))
+
+
+class _Call:
+    """One /api/chat request on the official async client, in a private event loop on a daemon thread,
+    so that it can be stopped at any moment: cancelling its task closes the HTTP connection.
+
+    It puts ("text", str), ("done", None), ("error", exception) and finally ("end", None) in `items`.
+    """
+
+    def __init__(self, request: dict, host: str, timeout, cancel: threading.Event):
+        self.items: queue.SimpleQueue = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._cancel = cancel
+        main = self._main(request, host, timeout)
+        self._thread = threading.Thread(target=asyncio.run, args=(main,), daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop the request if it still runs and wait (briefly) until its connection is closed."""
+        self._stop.set()
+        self._thread.join(CLOSE_WAIT)
+
+    def pending_text(self) -> list[str]:
+        """The text that arrived but was not read yet."""
+        texts = []
+        while True:
+            try:
+                kind, value = self.items.get_nowait()
+            except queue.Empty:
+                return texts
+            if kind == "text":
+                texts.append(value)
+
+    async def _main(self, request: dict, host: str, timeout) -> None:
+        task = asyncio.create_task(self._chat(request, host, timeout))
+        while not task.done():
+            if self._stop.is_set() or self._cancel.is_set():
+                task.cancel()
+                break
+            await asyncio.wait([task], timeout=POLL)
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:  # noqa: BLE001 - handed to the reading thread, which translates it
+            self.items.put(("error", exc))
+        self.items.put(("end", None))
+
+    async def _chat(self, request: dict, host: str, timeout) -> None:
+        async with ollama.AsyncClient(host=host, timeout=timeout) as c:
+            try:
+                async for part in await c.chat(**request):
+                    if text := part.message.content:
+                        self.items.put(("text", text))
+                    if part.done:
+                        self.items.put(("done", None))
+            except AttributeError as exc:  # the client read a line that is JSON but not an object
+                raise ValueError("una línea no es un objeto JSON") from exc
+
+
+def _retry_delay(attempt: int) -> float:
+    """Seconds to wait after the `attempt`-th busy answer: exponential, capped, with jitter so that a whole
+    class does not come back at the same instant."""
+    return min(BUSY_BACKOFF * 2 ** (attempt - 1), BUSY_BACKOFF_CAP) * random.uniform(0.75, 1.25)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f}" if value >= 1 else f"{value:.1f}".replace(".", ",")
+
+
+def _cancelled(partial: str) -> Cancelled:
+    kept = f" Se conserva lo recibido ({len(partial)} caracteres)." if partial else " No había llegado nada."
+    return Cancelled(f"Se canceló la respuesta.{kept}", partial)
 
 
 def _translate(exc: Exception, model: str, host: str, partial: str) -> OllamaError:
@@ -215,17 +365,23 @@ def _translate(exc: Exception, model: str, host: str, partial: str) -> OllamaErr
         return _from_response(exc, model, host)
     if isinstance(exc, httpx.HTTPError):
         return _cut(_cause(exc), "")
-    return OllamaError(f"La respuesta de {host} no se entiende ({exc}).",
+    return OllamaError(f"La respuesta de {host} no se entiende ({_summary(exc)}).",
                        "Comprueba que OLLAMA_HOST apunta a un servidor de Ollama actualizado.")
 
 
 def _from_response(exc: ollama.ResponseError, model: str, host: str) -> OllamaError:
-    status, error = exc.status_code, str(exc.error)
+    status, error = exc.status_code, _summary(exc.error)
     if status == 404 and "model" in error.lower():
         return ModelNotPulled(f"El modelo «{model}» no está descargado en {host}.",
                               f"Descárgalo con `ollama pull {model}` o elige otro de los que muestra check_server().")
     if "image" in error.lower() and ("single" in error.lower() or "only" in error.lower()):
         return TooManyImages(f"El servidor rechazó las imágenes: {error}.")
+    if status == 503:
+        return ServerBusy(f"El servidor de Ollama está ocupado: {host} respondió con el error 503 ({error}).")
+    if status in (502, 504):  # a gateway's errors: the proxy in front of Ollama did not get an answer
+        return OllamaError(f"{host} respondió con el error {status} ({error}): el proxy no pudo hablar con Ollama.",
+                           "Comprueba que Ollama está en marcha detrás del proxy (o avisa al profesor) "
+                           "y vuelve a intentarlo.")
     if status >= 500:
         return OllamaError(f"El servidor de Ollama falló al responder (error {status}: {error}).",
                            "Suele ser falta de memoria o un modelo dañado: mira el registro del servidor "
@@ -248,8 +404,20 @@ def _cause(exc: Exception) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return "el servidor dejó de enviar texto y se agotó el tiempo de espera"
     if isinstance(exc, ollama.ResponseError):
-        return f"el servidor envió un error ({exc.error})"
+        return f"el servidor envió un error ({_summary(exc.error)})"
+    if isinstance(exc, ValueError):
+        return f"llegó una línea que no se entiende ({_summary(exc)})"
     return f"se perdió la conexión ({type(exc).__name__})"
+
+
+def _summary(text, limit: int = 120) -> str:
+    """One short line from an error text: an HTML page's <title> (else its text), without tags."""
+    text = str(text)
+    if re.search(r"<(html|head|body|title)\b", text, re.IGNORECASE):
+        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+        text = html.unescape(title.group(1) if title else re.sub(r"<[^>]*>", " ", text))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 # --- diagnosis --------------------------------------------------------------------------------------

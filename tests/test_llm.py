@@ -2,18 +2,29 @@
 
 import base64
 import io
+import json
+import os
+import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
 from course_utils import llm
-from course_utils.errors import (ImageError, ModelNotPulled, OllamaError, ServerTimeout,
-                                 ServerUnreachable, StreamCut, TooManyImages)
-from tests.ollama_double import PREFIX
+from course_utils.errors import (Cancelled, ConfigError, ImageError, ModelNotPulled, OllamaError, ServerBusy,
+                                 ServerTimeout, ServerUnreachable, StreamCut, TooManyImages)
+from tests.ollama_double import (BUSY_ERROR, ERROR_LINE, MALFORMED_LINE, NON_OBJECT_LINES, PREFIX,
+                                 split_pieces)
+
+LIMIT = 10.0  # seconds: a generous bound for "returns instead of hanging"
 
 
 def sent(double) -> dict:
@@ -227,3 +238,276 @@ def test_format_request_shortens_images_for_display(samples):
     assert data[:40] in shown and data not in shown and f"({len(data)} caracteres en base64)" in shown
     assert request["messages"][-1]["images"][0] == data  # the request itself is untouched
 
+
+
+# --- errors that tell the truth ---------------------------------------------------------------------
+
+def test_an_html_error_page_from_a_proxy_is_summarised_in_one_line(ollama_double):
+    ollama_double.html_failures.append(502)
+    with pytest.raises(OllamaError) as error:
+        llm.ask("hola")
+    message = error.value.message
+    assert "502" in message and "Bad Gateway" in message
+    assert "<" not in message and "nginx" not in message and "\n" not in message
+    assert "proxy" in error.value.hint and "memoria" not in error.value.hint
+
+
+def test_a_long_error_text_is_truncated(ollama_double):
+    ollama_double.failures.append((500, "fallo " * 500))
+    with pytest.raises(OllamaError) as error:
+        llm.ask("hola")
+    assert "500" in error.value.message and len(error.value.message) < 300
+
+
+BAD_LINES = {"malformed": MALFORMED_LINE, **{f"non-object {line}": line for line in NON_OBJECT_LINES}}
+
+
+@pytest.mark.parametrize("line", BAD_LINES.values(), ids=BAD_LINES.keys())
+def test_a_bad_line_midway_keeps_the_partial_answer(ollama_double, line):
+    ollama_double.replies.append("uno dos tres cuatro")
+    ollama_double.line_after_chunks = (2, line)
+    received = []
+    with pytest.raises(StreamCut) as cut:
+        for piece in llm.stream("cuenta"):
+            received.append(piece)
+    assert cut.value.partial == "uno dos " == "".join(received)
+    assert "no se entiende" in cut.value.message and "conexión" not in cut.value.message
+
+
+@pytest.mark.parametrize("line", BAD_LINES.values(), ids=BAD_LINES.keys())
+def test_a_bad_first_line_says_the_answer_is_not_understood(ollama_double, line):
+    ollama_double.line_after_chunks = (0, line)
+    with pytest.raises(OllamaError) as error:
+        llm.ask("hola")
+    assert type(error.value) is OllamaError and "no se entiende" in error.value.message
+
+
+def test_an_error_line_midway_keeps_the_partial_and_says_what_the_server_said(ollama_double):
+    ollama_double.replies.append("uno dos tres cuatro")
+    ollama_double.line_after_chunks = (3, ERROR_LINE)
+    with pytest.raises(StreamCut) as cut:
+        llm.ask("cuenta")
+    assert cut.value.partial == "uno dos tres "
+    assert "unexpected EOF" in cut.value.message
+
+
+# --- a busy server (HTTP 503) -----------------------------------------------------------------------
+
+def busy(double, times: int) -> None:
+    double.failures.extend([(503, BUSY_ERROR)] * times)
+
+
+def test_a_busy_server_is_retried_and_the_wait_is_announced(ollama_double, monkeypatch):
+    monkeypatch.setattr(llm, "BUSY_BACKOFF", 0.1)
+    busy(ollama_double, 2)
+    statuses = []
+    answer = llm.ask("hola", on_status=statuses.append)
+    assert answer.startswith(PREFIX) and len(ollama_double.chats()) == 3
+    assert len(statuses) == 2
+    for status, attempt in zip(statuses, (2, 3)):
+        assert re.fullmatch(rf"Servidor ocupado, reintento en [\d,]+ s \({attempt}/5\)", status), status
+
+
+def test_after_five_busy_answers_the_student_is_told_to_try_later(ollama_double, monkeypatch):
+    monkeypatch.setattr(llm, "BUSY_BACKOFF", 0.01)
+    busy(ollama_double, 5)
+    statuses = []
+    with pytest.raises(ServerBusy) as error:
+        llm.ask("hola", on_status=statuses.append)
+    assert len(ollama_double.chats()) == 5 and len(statuses) == 4
+    assert error.value.message.startswith("El servidor de Ollama está ocupado")
+    assert "momento" in error.value.hint and "memoria" not in str(error.value)
+
+
+def test_the_retry_delays_grow_with_jitter_up_to_a_cap(monkeypatch):
+    monkeypatch.setattr(llm, "BUSY_BACKOFF", 1.0)
+    delays = [[llm._retry_delay(attempt) for _ in range(50)] for attempt in range(1, 8)]
+    for attempt, seen in enumerate(delays, start=1):
+        nominal = min(2.0 ** (attempt - 1), llm.BUSY_BACKOFF_CAP)
+        assert all(nominal * 0.75 <= d <= nominal * 1.25 for d in seen)
+        assert len(set(seen)) > 1  # jittered, so a class does not retry in lockstep
+    assert max(delays[-1]) <= llm.BUSY_BACKOFF_CAP * 1.25
+
+
+def test_the_wait_before_a_retry_can_be_cancelled(ollama_double, monkeypatch):
+    monkeypatch.setattr(llm, "BUSY_BACKOFF", 60.0)
+    busy(ollama_double, 5)
+    cancel = threading.Event()
+    during_the_wait = threading.Timer(0.2, cancel.set)
+    outcome = finishes(lambda: llm.ask("hola", cancel=cancel, on_status=lambda _: during_the_wait.start()))
+    assert isinstance(outcome.get("error"), Cancelled) and outcome["error"].partial == ""
+    assert len(ollama_double.chats()) == 1
+
+
+def test_the_load_mode_answers_503_with_ollamas_body_when_its_queue_is_full(ollama_double):
+    ollama_double.max_queue = 0  # one answer at a time and no waiting room
+    ollama_double.chunk_delay = 0.05
+    body = {"model": "llama3.2-vision", "messages": [{"role": "user", "content": "hola"}]}
+    with httpx.stream("POST", ollama_double.url + "/api/chat", json=body, timeout=LIMIT) as first:
+        lines = first.iter_lines()
+        next(lines)  # the first answer is being generated
+        second = httpx.post(ollama_double.url + "/api/chat", json=body, timeout=LIMIT)
+        assert second.status_code == 503 and second.json() == {"error": BUSY_ERROR}
+        *_, last = lines
+    assert json.loads(last)["done"] is True and ollama_double.rejected == 1
+
+
+def test_a_class_on_a_queued_server_all_get_their_answers(ollama_double, monkeypatch):
+    monkeypatch.setattr(llm, "BUSY_BACKOFF", 0.3)
+    monkeypatch.setattr(llm, "BUSY_ATTEMPTS", 10)  # patience, so a slow machine cannot make it fail
+    ollama_double.max_queue = 2
+    ollama_double.chunk_delay = 0.05
+    students = 6
+    start = threading.Barrier(students)
+    results, statuses = [None] * students, [[] for _ in range(students)]
+
+    def student(i: int) -> None:
+        start.wait()
+        results[i] = llm.ask(f"pregunta {i}", on_status=statuses[i].append)
+
+    threads = [threading.Thread(target=student, args=(i,), daemon=True) for i in range(students)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not any(thread.is_alive() for thread in threads)
+    for i, answer in enumerate(results):
+        assert answer is not None and answer.endswith(f"«pregunta {i}».")
+    assert ollama_double.rejected > 0  # some had to retry, and each retry was announced
+    assert sum(map(len, statuses)) == ollama_double.rejected
+    assert all(s.startswith("Servidor ocupado") for each in statuses for s in each)
+
+
+# --- cancelling at any moment -----------------------------------------------------------------------
+
+def finishes(call, limit: float = LIMIT) -> dict:
+    """Run `call` in a thread; {"value": ...} or {"error": ...}, failing if it still runs after `limit` s."""
+    box = {}
+
+    def target():
+        try:
+            box["value"] = call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(limit)
+    assert not thread.is_alive(), f"still running after {limit} s"
+    return box
+
+
+def test_cancel_before_the_first_token_closes_the_request(ollama_double):
+    ollama_double.hang = True
+    cancel = threading.Event()
+    threading.Thread(target=lambda: ollama_double.hanging.wait(LIMIT) and cancel.set(), daemon=True).start()
+    outcome = finishes(lambda: llm.ask("hola", cancel=cancel))
+    assert isinstance(outcome.get("error"), Cancelled), outcome
+    assert outcome["error"].partial == "" and "cancel" in outcome["error"].message
+    assert ollama_double.disconnected.wait(LIMIT)
+
+
+def test_cancel_between_tokens_closes_the_request_and_keeps_the_partial(ollama_double):
+    ollama_double.replies.append("uno dos tres cuatro cinco seis")
+    ollama_double.chunk_delay = 0.3
+    cancel = threading.Event()
+    pieces = llm.stream("cuenta", cancel=cancel)
+    received = [next(pieces)]
+    cancel.set()
+    assert ollama_double.disconnected.wait(LIMIT)  # closed even before the consumer asks for more
+    with pytest.raises(Cancelled) as stopped:
+        received += list(pieces)
+    assert received[0] == "uno " and stopped.value.partial.startswith("".join(received))
+    assert "Se conserva lo recibido" in stopped.value.message
+
+
+def test_an_already_set_cancel_sends_nothing(ollama_double):
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        llm.ask("hola", cancel=cancel)
+    assert ollama_double.chats() == []
+
+
+def test_closing_the_iterator_closes_the_request(ollama_double):
+    ollama_double.replies.append("uno dos tres cuatro cinco seis")
+    ollama_double.chunk_delay = 0.3
+    pieces = llm.stream("cuenta")
+    assert next(pieces) == "uno "
+    pieces.close()
+    assert ollama_double.disconnected.wait(LIMIT)
+
+
+def test_an_interrupt_in_the_consumer_closes_the_request(ollama_double):
+    ollama_double.replies.append("uno dos tres cuatro cinco seis")
+    ollama_double.chunk_delay = 0.3
+    with pytest.raises(KeyboardInterrupt):
+        for _ in llm.stream("cuenta"):
+            raise KeyboardInterrupt  # as Ctrl+C (or Jupyter's stop button) while the student's loop runs
+    assert ollama_double.disconnected.wait(LIMIT)
+
+
+def test_an_interrupt_while_waiting_for_the_first_token_closes_the_request(ollama_double):
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("needs the default Ctrl+C handler in the main thread")
+    ollama_double.hang = True
+    interrupt = threading.Timer(0.0, lambda: ollama_double.hanging.wait(LIMIT) and os.kill(os.getpid(), signal.SIGINT))
+    interrupt.start()
+    with pytest.raises(KeyboardInterrupt):
+        llm.ask("hola")
+    interrupt.join()
+    assert ollama_double.disconnected.wait(LIMIT)
+
+
+def test_the_read_timeout_stays_long_for_the_first_load_of_a_big_model():
+    assert llm.READ_TIMEOUT >= 120
+
+
+# --- check_server with a bad configuration ----------------------------------------------------------
+
+def test_check_server_reports_a_bad_configuration_instead_of_raising(monkeypatch):
+    monkeypatch.setenv("OLLAMA_HOST", "localhost:114340")
+    status = llm.check_server()
+    assert not status.reachable and not status.ok
+    assert status.host == "localhost:114340" and isinstance(status.error, ConfigError)
+    assert "localhost:114340" in str(status) and "OLLAMA_HOST" in str(status)
+
+
+def test_llm_imports_and_explains_a_malformed_host():
+    # `import ollama` parses OLLAMA_HOST and raised a raw ValueError: the chat could not even be imported.
+    code = "from course_utils import llm; print(llm.check_server())"
+    env = {**os.environ, "OLLAMA_HOST": "localhost:114340"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "OLLAMA_HOST=«localhost:114340»" in done.stdout
+
+
+# --- the double's answers ---------------------------------------------------------------------------
+
+def test_a_one_megabyte_answer_arrives_whole(ollama_double):
+    ollama_double.reply_size = 1_000_000
+    ollama_double.piece_size = 1000
+    pieces = list(llm.stream("escribe mucho"))
+    assert len(pieces) == 1000 and all(len(p) == 1000 for p in pieces)
+    answer = "".join(pieces)
+    assert len(answer) == 1_000_000 and answer.startswith(PREFIX)
+
+
+def test_the_final_line_carries_ollamas_statistics(ollama_double):
+    body = {"model": "llama3.2-vision", "messages": [{"role": "user", "content": "hola"}]}
+    with httpx.stream("POST", ollama_double.url + "/api/chat", json=body, timeout=LIMIT) as response:
+        lines = [json.loads(line) for line in response.iter_lines()]
+    final = lines[-1]
+    assert final["done"] is True and final["done_reason"] == "stop" and final["message"]["content"] == ""
+    for name in ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration",
+                 "eval_count", "eval_duration"):
+        assert isinstance(final[name], int) and final[name] > 0
+    assert final["eval_count"] == len(lines) - 1
+
+
+def test_split_pieces_reassembles_the_text():
+    text = "una frase con  dos espacios"
+    assert "".join(split_pieces(text, None)) == text == "".join(split_pieces(text, 4))
+    assert split_pieces(text, 4)[0] == "una "
