@@ -1,0 +1,170 @@
+"""deploy/nginx/ollama.conf in front of two Ollama doubles, with Debian's nginx on loopback.
+
+The file is used as it is; only the two servers' addresses and the listening port change. The test
+shows that a streamed answer still arrives piece by piece through nginx (the client gets pieces
+while the server is held in the middle of its answer, which a buffering proxy would keep back),
+that `least_conn` sends new requests to the server with none in progress, that a full queue (503)
+on one server sends the request to the other, and that both servers get traffic.
+`make test` installs nginx (scripts/install_nginx.sh); without it this test is skipped, saying so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.ollama_double import BUSY_ERROR, OllamaDouble
+
+ROOT = Path(__file__).resolve().parent.parent
+CONF = ROOT / "deploy" / "nginx" / "ollama.conf"
+HOLD = "ESPERA"  # a streamed answer stops right after the piece with this word, until released
+MODEL = "llama3.2-vision"
+WAIT = 60  # seconds: only a bound for failures, never a measurement
+
+
+def _nginx() -> str | None:
+    return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def hold_streams(double: OllamaDouble, release: threading.Event) -> None:
+    """After sending the piece that contains HOLD, the double waits for `release`."""
+    base = double.server.RequestHandlerClass
+
+    class Held(base):
+        def _chunk(self, data: str) -> None:
+            super()._chunk(data)
+            if HOLD in data:
+                release.wait(WAIT)
+
+    double.server.RequestHandlerClass = Held
+
+
+def render(conf: str, doubles: list[OllamaDouble], port: int) -> str:
+    """The repository's configuration with the doubles' addresses and a free port."""
+    for default, double in zip(("127.0.0.1:11435", "127.0.0.1:11436"), doubles):
+        conf, n = re.subn(rf"server {re.escape(default)} ", f"server {double.url.split('//')[1]} ", conf)
+        assert n == 1, f"{CONF} ya no tiene «server {default}»: actualiza esta prueba"
+    conf, n = re.subn(r"listen 127\.0\.0\.1:11434;", f"listen 127.0.0.1:{port};", conf)
+    assert n == 1, f"{CONF} ya no tiene «listen 127.0.0.1:11434;»: actualiza esta prueba"
+    return conf
+
+
+@pytest.fixture
+def proxy(tmp_path):
+    nginx = _nginx()
+    if nginx is None:
+        pytest.skip("no hay nginx: `make nginx` (scripts/install_nginx.sh) lo instala desde Debian")
+    release = threading.Event()
+    doubles = [OllamaDouble(chunk_delay=0.01).start() for _ in range(2)]
+    for double in doubles:
+        hold_streams(double, release)
+    port = _free_port()
+    (tmp_path / "ollama.conf").write_text(render(CONF.read_text(), doubles, port))
+    temp = "\n".join(f"  {kind}_temp_path {tmp_path / kind};" for kind in
+                     ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    (tmp_path / "nginx.conf").write_text(f"""
+daemon off;
+worker_processes 1;
+{"user root;" if os.geteuid() == 0 else ""}
+pid {tmp_path / "nginx.pid"};
+error_log {tmp_path / "error.log"} notice;
+events {{ worker_connections 128; }}
+http {{
+  access_log {tmp_path / "access.log"};
+{temp}
+  include {tmp_path / "ollama.conf"};
+}}
+""")
+    check = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
+                            "-e", str(tmp_path / "error.log")], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    process = subprocess.Popen([nginx, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
+                                "-e", str(tmp_path / "error.log")], stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                if httpx.get(url + "/").text == "Ollama is running":
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, process.stderr.read().decode()
+            assert time.monotonic() < deadline, "nginx no respondió"
+            time.sleep(0.1)
+        for double in doubles:
+            double.requests.clear()
+        yield url, doubles, release
+    finally:
+        release.set()
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(WAIT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        for double in doubles:
+            double.stop()
+
+
+def chat(prompt: str, stream: bool) -> dict:
+    return {"model": MODEL, "messages": [{"role": "user", "content": prompt}], "stream": stream}
+
+
+def prompts(double: OllamaDouble) -> list[str]:
+    return [body["messages"][-1]["content"] for body in double.chats()]
+
+
+def test_streaming_through_nginx_arrives_piece_by_piece_and_spreads_over_both_servers(proxy):
+    url, doubles, release = proxy
+    long_prompt = f"{HOLD} una respuesta que se escribe poco a poco"
+    with httpx.Client(timeout=WAIT) as client, \
+            client.stream("POST", url + "/api/chat", json=chat(long_prompt, True)) as stream:
+        assert stream.status_code == 200
+        lines = stream.iter_lines()
+        before = []
+        for line in lines:  # the server is held after the HOLD piece: these can only come streamed
+            before.append(json.loads(line))
+            if HOLD in before[-1]["message"]["content"]:
+                break
+        assert len(before) >= 2 and not any(piece["done"] for piece in before)
+        holder = next(d for d in doubles if long_prompt in prompts(d))
+        other = next(d for d in doubles if d is not holder)
+
+        # While that answer streams, least_conn sends every new request to the other server.
+        for i in range(3):
+            answer = client.post(url + "/api/chat", json=chat(f"pregunta corta {i}", False))
+            assert answer.status_code == 200, answer.text
+            assert f"pregunta corta {i}" in answer.json()["message"]["content"]
+        assert prompts(other) == [f"pregunta corta {i}" for i in range(3)]
+        assert prompts(holder) == [long_prompt]
+
+        # The other server's queue is full (Ollama's 503): nginx hands the request to the first one.
+        other.failures.append((503, BUSY_ERROR))
+        answer = client.post(url + "/api/chat", json=chat("con la cola llena", False))
+        assert answer.status_code == 200, answer.text
+        assert prompts(other)[-1] == "con la cola llena" and prompts(holder)[-1] == "con la cola llena"
+
+        release.set()
+        after = [json.loads(line) for line in lines]
+    assert after and after[-1]["done"] is True and not any(piece["done"] for piece in after[:-1])
+    text = "".join(piece["message"]["content"] for piece in before + after)
+    assert long_prompt in text
+    assert all(d.chats() for d in doubles), "los dos servidores recibieron peticiones"
