@@ -103,8 +103,9 @@ def _hub_source(name: str) -> dict:
     try:
         if isinstance(try_to_load_from_cache(name, "config.json"), str):
             return {"local_files_only": True}
-    except ValueError:  # not a valid repository id: from_pretrained explains it
-        return {}
+    except ValueError:  # huggingface_hub's HFValidationError
+        raise ModelLoadError(f"«{name}» no es una carpeta ni un identificador de Hugging Face válido.",
+                             f"Revisa COURSE_VIT_MODEL (por ejemplo {config.DEFAULTS['COURSE_VIT_MODEL']}).") from None
     if constants.HF_HUB_OFFLINE or not _reachable(constants.ENDPOINT):
         raise ModelLoadError(
             f"El modelo «{name}» no está descargado y no hay conexión con {constants.ENDPOINT}.",

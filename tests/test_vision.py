@@ -240,3 +240,11 @@ def test_cli_does_not_need_a_valid_ollama_host(clf, samples):
                          capture_output=True, text=True, timeout=120, env=env)
     assert run.returncode == 0 and "Traceback" not in run.stderr
     assert len(re.findall(r"^  +7  .+ \d\.\d{3}$", run.stdout, re.M)) == 1
+
+
+@pytest.mark.parametrize("name", ["no válido!!", "org/-modelo"])
+def test_a_malformed_model_name_is_said_plainly(name):
+    with pytest.raises(ModelLoadError) as err:
+        vision.load_classifier(name)
+    assert f"«{name}» no es una carpeta ni un identificador de Hugging Face válido" in err.value.message
+    assert "COURSE_VIT_MODEL" in err.value.hint
