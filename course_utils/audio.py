@@ -16,6 +16,7 @@ SAMPLE_RATE = 16_000  # what Whisper expects
 WINDOW_SECONDS = 30  # Whisper looks at the audio in 30-second windows
 SILENCE_PEAK = 1e-3  # peak amplitude (full scale = 1.0) below which we call a clip silent
 MAX_CHANNELS = 8  # a 2-D array with more than this on both axes is not multichannel audio
+FLOAT_HEADROOM = 2.0  # float samples may overshoot full scale (±1) up to this; louder is not ±1 audio
 
 
 def ffmpeg_exe() -> str:
@@ -29,10 +30,12 @@ def ffmpeg_exe() -> str:
 
 
 def load_audio(source) -> np.ndarray:
-    """Any audio (path, raw bytes of any container, or a numpy array) as 16 kHz mono float32 in [-1, 1].
+    """Any audio (path, raw bytes of any container, or a numpy array) as 16 kHz mono float32, full scale ±1.
 
     A numpy array is taken as already sampled at 16 kHz:
-    - floats are used as they are (full scale is ±1);
+    - floats are used as they are (full scale is ±1); a loud take may overshoot up to ±FLOAT_HEADROOM,
+      and anything beyond that raises AudioError: it is integer samples stored as floats (such as an
+      int16 recording after `.astype(float)`), which must be divided by their range (32768 for int16);
     - integers are scaled by their type's range: int16 ÷ 32768, int32 ÷ 2³¹, int8 ÷ 128, and unsigned
       types are centred first (uint8: (x − 128) ÷ 128);
     - a 2-D array is several channels, channels-first (2, n) or channels-last (n, 2), up to
@@ -66,6 +69,12 @@ def _from_array(array: np.ndarray) -> np.ndarray:
     if not np.all(np.isfinite(audio)):
         raise AudioError("El audio contiene valores no válidos (NaN o infinito).",
                          "Revisa cómo se generó el array.")
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak > FLOAT_HEADROOM:
+        raise AudioError(f"Un audio con decimales debe ir de -1 a 1, y este llega a {peak:.6g}: parecen "
+                         "muestras enteras guardadas como decimales.",
+                         "Si venía de int16, divídelo entre 32768 (`array / 32768`) o pásalo tal cual como "
+                         "int16; si no, normalízalo con `array / np.abs(array).max()`.")
     return audio
 
 

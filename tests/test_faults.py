@@ -1,0 +1,752 @@
+"""The fault battery (issue 10, item 6): bad inputs and server faults, table by table.
+
+Every case goes through a public helper (`open_image`, `load_audio`, `config`, `vision`, `speech`, `llm`)
+or a headless `ChatWidget`, and checks the exact `CourseError` subclass, a key phrase of its Spanish
+message and the right output where there is one. The chat cases also check that nothing is lost (the
+question, its image and any partial answer stay in `history`, marked interrupted or stopped, and in the
+export), that the pane shows the Spanish message (never "Error inesperado") and that the widget works
+again afterwards. Server faults come from the loopback Ollama double (tests/ollama_double.py).
+"""
+
+from __future__ import annotations
+
+import builtins
+import html
+import io
+import json
+import os
+import shutil
+import struct
+import threading
+import zlib
+from datetime import datetime, timezone
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from course_utils import config, llm, speech, vision
+from course_utils.audio import SAMPLE_RATE, load_audio
+from course_utils.chat import ChatWidget
+from course_utils.errors import (AudioError, Cancelled, ConfigError, CourseError, ExportError, ImageError,
+                                 ModelLoadError, ModelNotPulled, OllamaError, ServerBusy, ServerTimeout,
+                                 ServerUnreachable, StreamCut, TooManyImages)
+from course_utils.images import open_image
+from tests.ollama_double import BUSY_ERROR, ERROR_LINE, MALFORMED_LINE, NON_OBJECT_LINES, PREFIX
+
+LIMIT = 10.0  # seconds: a generous bound for "ends instead of hanging"
+REPLY = "uno dos tres cuatro cinco seis siete ocho nueve diez"  # streamed one word per chunk
+FIRST_3 = "uno dos tres "  # what arrives before a fault injected after 3 chunks
+MB = 1_000_000
+NOT_STUDENT_TEXT = ("Traceback", "Error inesperado")
+
+
+def xfail(reason: str):
+    return pytest.mark.xfail(strict=True, reason=reason)
+
+
+@pytest.fixture
+def env(ollama_double, monkeypatch, closed_port, tmp_path, samples):
+    """What a case needs to set itself up; COURSE_DEVICE's cache is emptied around each case."""
+    monkeypatch.setattr(llm, "BUSY_BACKOFF", 0.01)  # retries on a busy server take milliseconds
+    config._device.cache_clear()
+    yield SimpleNamespace(double=ollama_double, mp=monkeypatch, closed=closed_port, tmp=tmp_path,
+                          samples=samples)
+    config._device.cache_clear()
+
+
+def check_error(exc: BaseException, cls: type, phrase: str) -> None:
+    """The exact class, the key phrase, and a message a student can read."""
+    assert type(exc) is cls, f"{type(exc).__name__} instead of {cls.__name__}: {exc}"
+    assert phrase in exc.message, f"«{phrase}» not in «{exc.message}»"
+    assert exc.message.strip() and not any(bad in str(exc) for bad in NOT_STUDENT_TEXT)
+
+
+def raises(cls: type, phrase: str, call) -> CourseError:
+    """Run `call` in a thread (a hang fails after LIMIT seconds instead of blocking the suite)."""
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # noqa: BLE001 - inspected below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(LIMIT)
+    assert not thread.is_alive(), f"still running after {LIMIT:g} s"
+    error = outcome.get("error")
+    assert error is not None, f"no error; it returned {str(outcome.get('value'))[:200]!r}"
+    if not isinstance(error, CourseError):
+        raise error  # a raw exception fails the case with its own traceback
+    check_error(error, cls, phrase)
+    return error
+
+
+def finishes(call):
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(value=call()), daemon=True)
+    thread.start()
+    thread.join(LIMIT)
+    assert not thread.is_alive(), f"still running after {LIMIT:g} s"
+    assert "value" in outcome, "it raised (see the thread's traceback above)"
+    return outcome["value"]
+
+
+def deny_reading(env, path: Path) -> Path:
+    """Make opening `path` raise PermissionError, as a file without read permission does (the tests may
+    run as root, for whom chmod 000 changes nothing)."""
+    real = builtins.open
+
+    def guarded(file, *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and os.path.abspath(os.fspath(file)) == os.path.abspath(path):
+            raise PermissionError(13, "Permission denied", os.fspath(file))
+        return real(file, *args, **kwargs)
+
+    env.mp.setattr(builtins, "open", guarded)
+    env.mp.setattr(io, "open", guarded)  # pathlib's Path.open goes through io.open
+    return path
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that declares width×height pixels but holds almost no data (how a decompression bomb starts)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+def write(env, name: str, data: bytes) -> Path:
+    path = env.tmp / name
+    path.write_bytes(data)
+    return path
+
+
+def sample_bytes(env, name: str) -> bytes:
+    return (env.samples / name).read_bytes()
+
+
+def tone(seconds: float = 1.0, peak: float = 0.5) -> np.ndarray:
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return peak * np.sin(2 * np.pi * 440 * t)
+
+
+def wav_bytes(samples: np.ndarray) -> bytes:
+    import wave
+
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE)
+        w.writeframes(np.asarray(samples, dtype="<i2").tobytes())
+    return buffer.getvalue()
+
+
+# --- images -------------------------------------------------------------------------------------------
+
+IMAGE_FAULTS = [
+    pytest.param(lambda e: b"esto es texto, no una imagen", "no es una imagen", id="image-bytes-not-an-image"),
+    pytest.param(lambda e: sample_bytes(e, "gato.jpg")[:15_000], "dañada o incompleta", id="image-truncated-jpeg"),
+    pytest.param(lambda e: sample_bytes(e, "gato.jpg")[:300], "dañada o incompleta", id="image-jpeg-header-only"),
+    pytest.param(lambda e: b"", "vacío (0 bytes)", id="image-empty-bytes"),
+    pytest.param(lambda e: write(e, "foto.jpg", "Apuntes de la clase\n".encode() * 20), "no es una imagen",
+                 id="image-text-file-renamed-jpg"),
+    pytest.param(lambda e: write(e, "vacia.png", b""), "no es una imagen", id="image-empty-file"),
+    pytest.param(lambda e: write(e, "falsa.jpg", sample_bytes(e, "hola.wav")), "no es una imagen",
+                 id="image-wav-renamed-jpg"),
+    pytest.param(lambda e: e.tmp, "es una carpeta", id="image-path-is-a-folder"),
+    pytest.param(lambda e: e.tmp / "no-existe.jpg", "No encuentro el archivo", id="image-missing-file"),
+    pytest.param(lambda e: deny_reading(e, write(e, "privada.jpg", sample_bytes(e, "gato.jpg"))),
+                 "No tengo permiso para leer", id="image-unreadable-file"),
+    pytest.param(lambda e: np.full((8, 8, 3), np.nan), "NaN o infinitos", id="image-nan-array"),
+    pytest.param(lambda e: np.array([[0.2, np.inf], [0.1, 0.5]]), "NaN o infinitos", id="image-inf-array"),
+    pytest.param(lambda e: np.full((8, 8, 3), 1.5), "debe ir de 0 a 1", id="image-float-above-one"),
+    pytest.param(lambda e: np.linspace(-1, 1, 192).reshape(8, 8, 3), "debe ir de 0 a 1",
+                 id="image-float-minus-one-to-one"),
+    pytest.param(lambda e: np.full((8, 8, 3), 200.0), "debe ir de 0 a 1", id="image-float-0-255"),
+    pytest.param(lambda e: np.zeros((8, 8, 2), np.uint8), "no es una imagen", id="image-shape-two-channels"),
+    pytest.param(lambda e: np.zeros((8, 8, 5), np.uint8), "no es una imagen", id="image-shape-five-channels"),
+    pytest.param(lambda e: np.zeros(64, np.uint8), "no es una imagen", id="image-shape-1d"),
+    pytest.param(lambda e: np.zeros((2, 8, 8, 3), np.uint8), "no es una imagen", id="image-shape-batch-4d"),
+    pytest.param(lambda e: np.zeros((0, 0, 3), np.uint8), "no es una imagen", id="image-shape-empty"),
+    pytest.param(lambda e: np.array([["a", "b"]]), "no es una imagen", id="image-array-of-strings"),
+    pytest.param(lambda e: np.zeros((8, 8), complex), "no es una imagen", id="image-array-complex"),
+    pytest.param(lambda e: png_header(8_000, 8_000), "demasiado grande", id="image-huge-64-megapixels"),
+    pytest.param(lambda e: write(e, "bomba.png", png_header(60_000, 60_000)), "demasiado grande",
+                 id="image-huge-decompression-bomb"),
+    pytest.param(lambda e: 42, "No sé abrir una imagen", id="image-not-a-source"),
+]
+
+
+@pytest.mark.parametrize("make, phrase", IMAGE_FAULTS)
+def test_bad_image(env, make, phrase):
+    source = make(env)
+    raises(ImageError, phrase, lambda: open_image(source))
+
+
+def _pixel(image) -> list[int]:
+    return np.asarray(image).reshape(-1, 3)[0].tolist()
+
+
+IMAGE_OUTPUTS = [
+    pytest.param(lambda e: np.full((4, 4, 3), 1.0001), [255, 255, 255], id="image-float-rounding-noise-is-white"),
+    pytest.param(lambda e: np.full((4, 4, 3), 0.5, np.float16), [128, 128, 128], id="image-float16-half-grey"),
+    pytest.param(lambda e: np.full((4, 4, 1), 65535, np.uint16), [255, 255, 255], id="image-uint16-full-white"),
+    pytest.param(lambda e: np.ones((4, 4), bool), [255, 255, 255], id="image-bool-white"),
+    pytest.param(lambda e: np.dstack([np.full((4, 4, 3), 200, np.uint8), np.zeros((4, 4, 1), np.uint8)]),
+                 [255, 255, 255], id="image-transparent-rgba-on-white"),
+]
+
+
+@pytest.mark.parametrize("make, pixel", IMAGE_OUTPUTS)
+def test_edge_image_gives_the_right_pixels(env, make, pixel):
+    image = open_image(make(env))
+    assert image.mode == "RGB" and image.size == (4, 4) and _pixel(image) == pixel
+
+
+# --- audio --------------------------------------------------------------------------------------------
+
+AUDIO_FAULTS = [
+    pytest.param(lambda e: b"hola, esto es texto y no audio " * 20, "no es un archivo de audio",
+                 id="audio-bytes-not-audio"),
+    pytest.param(lambda e: e.samples / "gato.jpg", "no contiene ninguna pista de audio", id="audio-image-file"),
+    pytest.param(lambda e: b"", "vacío (0 bytes)", id="audio-empty-bytes"),
+    pytest.param(lambda e: write(e, "nada.wav", b""), "vacío (0 bytes)", id="audio-empty-file"),
+    pytest.param(lambda e: sample_bytes(e, "hola.wav")[:44], "ninguna muestra", id="audio-wav-header-only"),
+    pytest.param(lambda e: np.zeros(SAMPLE_RATE, np.float32), "en silencio", id="audio-silent-array"),
+    pytest.param(lambda e: wav_bytes(np.zeros(SAMPLE_RATE)), "en silencio", id="audio-silent-wav"),
+    pytest.param(lambda e: np.zeros(0, np.float32), "ninguna muestra", id="audio-empty-array"),
+    pytest.param(lambda e: np.full(100, np.nan), "NaN o infinito", id="audio-nan-array"),
+    pytest.param(lambda e: np.ones(100, bool), "tipo bool", id="audio-dtype-bool"),
+    pytest.param(lambda e: np.ones(100, complex), "tipo complex128", id="audio-dtype-complex"),
+    pytest.param(lambda e: np.array(["a", "b"]), "tipo <U1", id="audio-dtype-strings"),
+    pytest.param(lambda e: np.zeros((2, 100, 2), np.float32), "forma (2, 100, 2)", id="audio-shape-3d"),
+    pytest.param(lambda e: np.ones((16, 16), np.float32), "forma (16, 16)", id="audio-shape-not-channels"),
+    # Integer samples stored as floats (e.g. `array.astype(float)` of an int16 recording) are not ±1 audio.
+    pytest.param(lambda e: (tone() * 16000).astype(np.float32), "de -1 a 1", id="audio-float-at-int16-scale"),
+    pytest.param(lambda e: e.tmp / "no-existe.wav", "No existe el archivo", id="audio-missing-file"),
+    pytest.param(lambda e: e.tmp, "es una carpeta", id="audio-path-is-a-folder"),
+    pytest.param(lambda e: deny_reading(e, write(e, "privado.wav", sample_bytes(e, "hola.wav"))),
+                 "No tengo permiso para leer", id="audio-unreadable-file"),
+    pytest.param(lambda e: [0.1, 0.2], "No sé leer audio", id="audio-not-a-source"),
+]
+
+
+@pytest.mark.parametrize("make, phrase", AUDIO_FAULTS)
+def test_bad_audio(env, make, phrase):
+    source = make(env)
+    raises(AudioError, phrase, lambda: load_audio(source))
+
+
+AUDIO_OUTPUTS = [
+    pytest.param(lambda: np.stack([tone() * 32768, tone() * 32768], axis=1).astype(np.int16), tone(),
+                 id="audio-int16-stereo-channels-last"),
+    pytest.param(lambda: np.stack([tone() * 32768, np.zeros(SAMPLE_RATE)]).astype(np.int16), tone() / 2,
+                 id="audio-int16-stereo-channels-first"),
+    pytest.param(lambda: (tone() * 128 + 128).astype(np.uint8), tone(), id="audio-uint8-centred"),
+    pytest.param(lambda: (tone() * 2**31).astype(np.int32), tone(), id="audio-int32"),
+    pytest.param(lambda: tone(peak=1.2), tone(peak=1.2), id="audio-float-slight-overshoot-kept"),
+]
+
+
+@pytest.mark.parametrize("make, expected", AUDIO_OUTPUTS)
+def test_edge_audio_gives_the_right_samples(make, expected):
+    audio = load_audio(make())
+    assert audio.dtype == np.float32 and audio.shape == expected.shape
+    np.testing.assert_allclose(audio, expected, atol=2 / 128)  # within uint8's step, the coarsest here
+
+
+# --- configuration, models and options ------------------------------------------------------------------
+
+def _vit_copy(env, name: str) -> Path:
+    folder = env.tmp / name
+    shutil.copytree(os.environ["COURSE_VIT_MODEL"], folder)
+    return folder
+
+
+def _vit_config_only(env, config_json: str) -> Path:
+    folder = env.tmp / "modelo"
+    folder.mkdir()
+    (folder / "config.json").write_text(config_json, encoding="utf-8")
+    return folder
+
+
+def _vit_damaged_weights(env) -> Path:
+    folder = _vit_copy(env, "danado")
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:200])
+    return folder
+
+
+def _vit_without_weights(env) -> Path:
+    folder = _vit_copy(env, "sin-pesos")
+    (folder / "model.safetensors").unlink()
+    return folder
+
+
+def _host(value: str):
+    return lambda e: e.mp.setenv("OLLAMA_HOST", value)
+
+
+def _device(value: str, gpu: bool = False):
+    def setup(e):
+        import torch
+
+        e.mp.setenv("COURSE_DEVICE", value)
+        e.mp.setattr(torch.cuda, "is_available", lambda: gpu)  # the same answer on every machine
+    return setup
+
+
+def _vit(make):
+    return lambda e: e.mp.setenv("COURSE_VIT_MODEL", str(make(e)))
+
+
+def _whisper(make):
+    return lambda e: e.mp.setenv("COURSE_WHISPER_MODEL", str(make(e)))
+
+
+_BERT = json.dumps({"model_type": "bert", "architectures": ["BertModel"]})
+
+
+CONFIG_FAULTS = [
+    pytest.param(_host("localhost:114340"), config.settings, ConfigError, "el puerto debe ser",
+                 id="config-ollama-host-port-typo"),
+    pytest.param(_host("http://[::1"), config.ollama_host, ConfigError, "IPv6 está mal escrita",
+                 id="config-ollama-host-bad-ipv6"),
+    pytest.param(_host("ftp://localhost:11434"), config.ollama_host, ConfigError, "el protocolo «ftp» no vale",
+                 id="config-ollama-host-ftp"),
+    pytest.param(_host("http://"), config.ollama_host, ConfigError, "falta el nombre del servidor",
+                 id="config-ollama-host-no-server"),
+    pytest.param(_host("local host:11434"), config.ollama_host, ConfigError, "tiene espacios",
+                 id="config-ollama-host-space"),
+    pytest.param(_host("servidor!:11434"), config.ollama_host, ConfigError, "no es un nombre de servidor",
+                 id="config-ollama-host-bad-name"),
+    pytest.param(_host("localhost:abc"), lambda: llm.ask("hola"), ConfigError, "OLLAMA_HOST=«localhost:abc»",
+                 id="config-ollama-host-through-llm-ask"),
+    pytest.param(_device("tpu"), config.device, ConfigError, "COURSE_DEVICE=tpu no es válido",
+                 id="config-device-bogus"),
+    pytest.param(_device("cuda"), config.device, ConfigError, "no ve ninguna GPU", id="config-device-cuda-without-gpu"),
+    pytest.param(_device("cuda:abc", gpu=True), config.device, ConfigError, "COURSE_DEVICE=cuda:abc",
+                 id="config-device-cuda-bad-index",
+                 marks=xfail("config.choose_device accepts any 'cuda…' string when a GPU exists; torch fails "
+                             "later with a raw RuntimeError (owner: config)")),
+    pytest.param(_vit(lambda e: e.tmp), vision.load_classifier, ModelLoadError, "le falta config.json",
+                 id="config-vit-folder-not-a-model"),
+    pytest.param(_vit(lambda e: e.tmp / "no" / "existe"), vision.load_classifier, ModelLoadError,
+                 "No encuentro la carpeta", id="config-vit-missing-folder"),
+    pytest.param(_vit(lambda e: "esto no es un modelo!!"), vision.load_classifier, ModelLoadError,
+                 "ni un identificador de Hugging Face válido", id="config-vit-malformed-id"),
+    pytest.param(_vit(lambda e: _vit_config_only(e, _BERT)), vision.load_classifier, ModelLoadError,
+                 "no es un clasificador de imágenes", id="config-vit-text-model"),
+    pytest.param(_vit(lambda e: _vit_config_only(e, "{esto no es json")), vision.load_classifier,
+                 ModelLoadError, "No pude cargar el modelo de visión", id="config-vit-config-not-json"),
+    pytest.param(_vit(_vit_damaged_weights), vision.load_classifier, ModelLoadError, "dañados o incompletos",
+                 id="config-vit-corrupt-weights"),
+    pytest.param(_vit(_vit_without_weights), vision.load_classifier, ModelLoadError,
+                 "No pude cargar el modelo de visión", id="config-vit-no-weights"),
+    pytest.param(_whisper(lambda e: "gigante"), speech.load_model, ModelLoadError, "no es un modelo de Whisper",
+                 id="config-whisper-unknown-name"),
+    pytest.param(_whisper(lambda e: write(e, "roto.pt", b"no es un checkpoint" * 10)), speech.load_model,
+                 ModelLoadError, "dañado", id="config-whisper-corrupt-checkpoint",
+                 marks=xfail("speech._load_whisper pastes torch's raw error (e.g. '111') instead of saying the "
+                             "file is damaged or not a Whisper checkpoint (owner: speech)")),
+    pytest.param(lambda e: None, lambda: speech.transcribe(tone(), beam_sise=5), CourseError,
+                 "no conoce la opción «beam_sise»", id="speech-unknown-option"),
+    pytest.param(lambda e: None, lambda: speech.transcribe(tone(), task="traducir"), CourseError,
+                 "task='traducir' no es válido", id="speech-unknown-task"),
+    pytest.param(lambda e: None, lambda: speech.transcribe(tone(), language="klingon"), CourseError,
+                 "no es un código de idioma", id="speech-unknown-language"),
+    pytest.param(lambda e: None, lambda: speech.transcribe(np.zeros(SAMPLE_RATE)), AudioError, "en silencio",
+                 id="speech-silence"),
+]
+
+
+@pytest.mark.parametrize("setup, call, cls, phrase", CONFIG_FAULTS)
+def test_bad_configuration(env, setup, call, cls, phrase):
+    setup(env)
+    raises(cls, phrase, call)
+
+
+def test_unknown_speech_option_names_the_valid_ones():
+    with pytest.raises(CourseError) as info:
+        speech.transcribe(tone(), beam_sise=5)
+    assert "¿Querías decir beam_size?" in info.value.hint and "temperature" in info.value.hint
+
+
+# --- Ollama through llm ---------------------------------------------------------------------------------
+
+def _queue(reply: bool = False, **attributes):
+    """Set the double's fault attributes (lists are extended); `reply` queues REPLY, one word per chunk."""
+    def setup(e):
+        if reply:
+            e.double.replies.append(REPLY)
+        for name, value in attributes.items():
+            current = getattr(e.double, name)
+            if isinstance(current, list):
+                current.extend(value)
+            else:
+                setattr(e.double, name, value)
+    return setup
+
+
+def _refused(e):
+    e.mp.setenv("OLLAMA_HOST", e.closed)
+
+
+def _not_ollama(e):
+    e.mp.setenv("OLLAMA_HOST", e.double.url + "/otro")
+
+
+def _not_pulled(e):
+    e.double.models = []
+
+
+def _cancel_when_hanging(e):
+    e.double.hang = True
+    cancel = threading.Event()
+    threading.Thread(target=lambda: e.double.hanging.wait(LIMIT) and cancel.set(), daemon=True).start()
+    return {"cancel": cancel}
+
+
+def _cancel_mid_answer(e):
+    e.double.replies.append(REPLY)
+    e.double.chunk_delay = 0.05
+    cancel = threading.Event()
+    pieces = llm.stream("cuenta", cancel=cancel)
+    first = next(pieces)
+    cancel.set()
+    try:
+        return first + "".join(pieces)
+    except Cancelled as exc:
+        assert exc.partial.startswith(first)
+        raise
+
+
+LLM_FAULTS = [
+    # (setup, extra keyword arguments, class, phrase, expected .partial or None)
+    pytest.param(_refused, {}, ServerUnreachable, "No hay ningún servidor de Ollama", None, id="ollama-refused"),
+    pytest.param(_not_ollama, {}, OllamaError, "respondió con el error 404", None, id="ollama-wrong-path-404"),
+    pytest.param(_not_pulled, {}, ModelNotPulled, "no está descargado", None, id="ollama-model-not-pulled"),
+    pytest.param(_queue(failures=[(500, "llama runner process has terminated: signal: killed")]), {},
+                 OllamaError, "error 500", None, id="ollama-500"),
+    pytest.param(_queue(failures=[(400, "invalid options")]), {}, OllamaError, "rechazó la petición (error 400",
+                 None, id="ollama-400"),
+    pytest.param(_queue(failures=[(503, BUSY_ERROR)] * llm.BUSY_ATTEMPTS), {}, ServerBusy,
+                 f"Se intentó {llm.BUSY_ATTEMPTS} veces", None, id="ollama-503-busy-every-try"),
+    pytest.param(_queue(html_failures=[502]), {}, OllamaError, "error 502 (502 Bad Gateway)", None,
+                 id="ollama-html-502-from-proxy"),
+    pytest.param(_queue(html_failures=[504]), {}, OllamaError, "error 504 (504 Gateway Timeout)", None,
+                 id="ollama-html-504-from-proxy"),
+    pytest.param(_queue(html_failures=[500]), {}, OllamaError, "500 Internal Server Error", None,
+                 id="ollama-html-500-from-proxy"),
+    pytest.param(_cancel_when_hanging, {}, Cancelled, "No había llegado nada", "", id="ollama-hang-then-cancel"),
+    pytest.param(_queue(hang=True), {"timeout": 0.5}, ServerTimeout, "no empezó a responder a tiempo", None,
+                 id="ollama-hang-with-short-timeout"),
+    pytest.param(_queue(reply=True, cut_after_chunks=3), {}, StreamCut, "se cortó a mitad", FIRST_3,
+                 id="ollama-cut-stream"),
+    pytest.param(_queue(cut_after_chunks=0), {}, StreamCut, "No llegó nada", "", id="ollama-cut-before-any-text"),
+    pytest.param(_queue(reply=True, line_after_chunks=(3, MALFORMED_LINE)), {}, StreamCut,
+                 "llegó una línea que no se entiende", FIRST_3, id="ollama-malformed-line"),
+    pytest.param(_queue(line_after_chunks=(0, MALFORMED_LINE)), {}, OllamaError, "no se entiende", None,
+                 id="ollama-malformed-first-line"),
+    *[pytest.param(_queue(reply=True, line_after_chunks=(3, line)), {}, StreamCut, "no es un objeto JSON", FIRST_3,
+                   id=f"ollama-non-object-line-{kind}")
+      for kind, line in zip(("array", "string", "number"), NON_OBJECT_LINES)],
+    pytest.param(_queue(line_after_chunks=(0, "[1, 2]")), {}, OllamaError, "no es un objeto JSON", None,
+                 id="ollama-non-object-first-line"),
+    pytest.param(_queue(reply=True, line_after_chunks=(3, ERROR_LINE)), {}, StreamCut,
+                 "el servidor envió un error (an error was encountered", FIRST_3, id="ollama-error-line-mid-stream"),
+    pytest.param(_queue(line_after_chunks=(0, ERROR_LINE)), {}, OllamaError, "devolvió un error", None,
+                 id="ollama-error-line-first"),
+]
+
+
+@pytest.mark.parametrize("setup, kwargs, cls, phrase, partial", LLM_FAULTS)
+def test_ollama_fault(env, setup, kwargs, cls, phrase, partial):
+    extra = setup(env) or {}
+    error = raises(cls, phrase, lambda: llm.ask("hola", **kwargs, **extra))
+    if partial is not None:
+        assert error.partial == partial
+    if setup is _cancel_when_hanging:
+        assert env.double.disconnected.wait(LIMIT), "the HTTP request was left open"
+
+
+# Faults caught before anything is sent.
+REQUEST_FAULTS = [
+    pytest.param(lambda e: llm.ask("compara", images=[e.samples / "gato.jpg", e.samples / "cafe.jpg"]),
+                 TooManyImages, "2 imágenes en un mismo mensaje", id="request-two-images"),
+    pytest.param(lambda e: llm.ask("   "), OllamaError, "El mensaje está vacío", id="request-empty-prompt"),
+    pytest.param(lambda e: llm.ask("hola", temperatura=0.2), OllamaError, "no tiene la opción «temperatura»",
+                 id="request-unknown-option"),
+    pytest.param(lambda e: llm.ask("¿qué ves?", images=b"no es una imagen"), ImageError, "no es una imagen",
+                 id="request-bad-image"),
+    pytest.param(lambda e: llm.ask("¿y?", history=[{"role": "robot", "content": "hola"}]), OllamaError,
+                 "no tiene un rol válido", id="request-bad-history-role"),
+]
+
+
+@pytest.mark.parametrize("call, cls, phrase", REQUEST_FAULTS)
+def test_bad_request_sends_nothing(env, call, cls, phrase):
+    raises(cls, phrase, lambda: call(env))
+    assert env.double.chats() == []
+
+
+def test_cancel_mid_answer_keeps_the_partial(env):
+    error = raises(Cancelled, "Se conserva lo recibido", lambda: _cancel_mid_answer(env))
+    assert error.partial and REPLY.startswith(error.partial) and error.partial != REPLY
+
+
+def _big(e) -> str:
+    e.double.reply_size, e.double.piece_size = MB, 4096
+    return e.double.answer({})  # the stand-in text the double will stream
+
+
+RECOVERED = [
+    pytest.param(_queue(failures=[(503, BUSY_ERROR)] * 2), 2, id="ollama-503-twice-then-answers"),
+    pytest.param(_queue(html_failures=[503]), 1, id="ollama-html-503-then-answers"),
+]
+
+
+@pytest.mark.parametrize("setup, retries", RECOVERED)
+def test_busy_server_is_retried_and_answers(env, setup, retries):
+    setup(env)
+    said: list[str] = []
+    answer = finishes(lambda: llm.ask("hola", on_status=said.append))
+    assert answer.startswith(PREFIX) and "«hola»" in answer
+    assert len(said) == retries and all("Servidor ocupado, reintento en" in s for s in said)
+
+
+def test_one_megabyte_answer_arrives_whole(env):
+    expected = _big(env)
+    assert len(expected) == MB
+    assert finishes(lambda: llm.ask("escribe mucho")) == expected
+
+
+# --- the chat widget, headless ------------------------------------------------------------------------
+
+class Chat:
+    """A headless ChatWidget that records the errors it shows and every status it displays."""
+
+    def __init__(self, tmp: Path):
+        self.widget = ChatWidget(export_dir=tmp / "conversaciones")
+        self.errors: list[BaseException] = []
+        self.statuses: list[str] = []
+        show = self.widget._show_error
+
+        def recording(exc):
+            self.errors.append(exc)
+            show(exc)
+
+        self.widget._show_error = recording
+        self.widget.status.observe(lambda change: self.statuses.append(change["new"]), "value")
+
+    def bubbles(self) -> list[str]:
+        return [bubble.value for bubble in self.widget.pane.children]
+
+
+@pytest.fixture
+def chat(env):
+    chat = Chat(env.tmp)
+    assert not chat.bubbles(), "the widget did not start cleanly"
+    yield chat
+    chat.widget.stop()
+    chat.widget.wait(LIMIT)
+
+
+def _stop_when_hanging(e, chat):
+    assert e.double.hanging.wait(LIMIT)
+    chat.widget.stop()
+
+
+def _stop_after_two_words(e, chat):
+    import time
+
+    deadline = time.monotonic() + LIMIT
+    while "dos" not in "".join(chat.bubbles()[-1:]) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    chat.widget.stop()
+
+
+def _bad_host_now(e):
+    e.mp.setenv("OLLAMA_HOST", "localhost:114340")
+
+
+CHAT_FAULTS = [
+    # (setup, action after send, class shown (None: no error), phrase, expected partial answer, how it ends)
+    pytest.param(_refused, None, ServerUnreachable, "No hay ningún servidor de Ollama", "", "interrupted",
+                 id="chat-refused"),
+    pytest.param(_bad_host_now, None, ConfigError, "OLLAMA_HOST=«localhost:114340»", "", "interrupted",
+                 id="chat-malformed-ollama-host"),
+    pytest.param(_not_pulled, None, ModelNotPulled, "no está descargado", "", "interrupted",
+                 id="chat-model-not-pulled"),
+    pytest.param(_queue(failures=[(500, "model runner has unexpectedly stopped")]), None, OllamaError,
+                 "error 500", "", "interrupted", id="chat-500"),
+    pytest.param(_queue(failures=[(503, BUSY_ERROR)] * llm.BUSY_ATTEMPTS), None, ServerBusy, "está ocupado", "",
+                 "interrupted", id="chat-503-busy-every-try"),
+    pytest.param(_queue(html_failures=[502]), None, OllamaError, "error 502 (502 Bad Gateway)", "", "interrupted",
+                 id="chat-html-502"),
+    pytest.param(_queue(hang=True), _stop_when_hanging, None, "", "", "stopped", id="chat-hang-then-stop"),
+    pytest.param(_queue(reply=True, chunk_delay=0.2), _stop_after_two_words, None, "", None, "stopped",
+                 id="chat-stop-mid-answer"),
+    pytest.param(_queue(reply=True, cut_after_chunks=3), None, StreamCut, "se cortó a mitad", FIRST_3,
+                 "interrupted", id="chat-cut-stream"),
+    pytest.param(_queue(reply=True, line_after_chunks=(3, MALFORMED_LINE)), None, StreamCut,
+                 "línea que no se entiende", FIRST_3, "interrupted", id="chat-malformed-line"),
+    *[pytest.param(_queue(reply=True, line_after_chunks=(3, line)), None, StreamCut, "no es un objeto JSON",
+                   FIRST_3, "interrupted", id=f"chat-non-object-line-{kind}")
+      for kind, line in zip(("array", "string", "number"), NON_OBJECT_LINES)],
+    pytest.param(_queue(line_after_chunks=(0, "[1, 2]")), None, OllamaError, "no es un objeto JSON", "",
+                 "interrupted", id="chat-non-object-first-line"),
+    pytest.param(_queue(reply=True, line_after_chunks=(3, ERROR_LINE)), None, StreamCut, "el servidor envió un error",
+                 FIRST_3, "interrupted", id="chat-error-line-mid-stream"),
+]
+
+
+@pytest.mark.parametrize("with_image", [False, True], ids=["text", "with-image"])
+@pytest.mark.parametrize("setup, action, cls, phrase, partial, ending", CHAT_FAULTS)
+def test_chat_fault_loses_nothing_and_recovers(env, chat, setup, action, cls, phrase, partial, ending, with_image):
+    widget, question = chat.widget, "¿Qué ves en la foto?"
+    if with_image:
+        widget.attach_image(env.samples / "gato.jpg")
+        image = widget._image
+    setup(env)
+    assert widget.send(question)
+    if action:
+        action(env, chat)
+    assert widget.wait(LIMIT), "the answer never ended"
+
+    # nothing lost: the question, its image and what arrived of the answer
+    asked, answer = widget.history
+    assert (asked.role, asked.content, asked.images) == ("user", question, [image] if with_image else [])
+    assert answer.role == "assistant"
+    if partial is not None:
+        assert answer.content == partial
+    else:
+        assert answer.content and REPLY.startswith(answer.content) and answer.content != REPLY
+    assert answer.stopped == (ending == "stopped") and bool(answer.interrupted) == (ending == "interrupted")
+    note = "respuesta detenida" if ending == "stopped" else "respuesta interrumpida"
+    assert note in chat.bubbles()[1]
+    if answer.content:
+        assert html.escape(answer.content.split()[0]) in chat.bubbles()[1]
+    assert question in chat.bubbles()[0] and ('src="data:image/jpeg' in chat.bubbles()[0]) == with_image
+
+    # the Spanish message, in the pane, with the exact class; never "Error inesperado"
+    if cls is None:
+        assert chat.errors == [] and len(chat.bubbles()) == 2 and widget.status.value == "Respuesta detenida."
+    else:
+        (error,) = chat.errors
+        check_error(error, cls, phrase)
+        assert answer.interrupted == error.message
+        assert "course-error" in chat.bubbles()[-1] and html.escape(phrase) in chat.bubbles()[-1]
+        assert "Algo falló" in widget.status.value
+        # offered again, without the student retyping or reattaching
+        assert widget.prompt.value == question and (widget._image is not None) == with_image
+    assert not any(bad in text for text in chat.bubbles() + chat.statuses for bad in NOT_STUDENT_TEXT)
+    if ending == "stopped" and partial == "":
+        assert any("esperando la primera palabra" in s for s in chat.statuses)
+        assert env.double.disconnected.wait(LIMIT), "Parar left the HTTP request open"
+
+    # the export keeps the unfinished turn
+    md_path, json_path = widget.export(env.tmp / "exportes")
+    exported = json.loads(json_path.read_text(encoding="utf-8"))["messages"]
+    assert [m["content"] for m in exported] == [question, answer.content]
+    assert exported[1].get("stopped" if ending == "stopped" else "interrupted")
+    assert f"*({note})*" in md_path.read_text(encoding="utf-8")
+
+    # usable again: the server is back and the next send gets a whole answer
+    env.double.reset()
+    env.mp.setenv("OLLAMA_HOST", env.double.url)
+    if cls is None and with_image:  # after Parar the student attaches the photo again to ask again
+        widget.attach_image(env.samples / "gato.jpg")
+    assert widget.send() if cls is not None else widget.send(question)
+    assert widget.wait(LIMIT) and len(widget.history) == 4 and not chat.errors[1:]
+    again, reply = widget.history[2:]
+    assert again.content == question and bool(again.images) == with_image
+    assert reply.content.startswith(PREFIX) and not (reply.stopped or reply.interrupted)
+    assert ("Imágenes: JPEG" in reply.content) == with_image
+    assert widget.status.value == "Respuesta completa."
+
+
+def test_chat_busy_server_shows_the_retry_in_the_status(env, chat):
+    env.double.failures.extend([(503, BUSY_ERROR)] * 2)
+    assert chat.widget.send("hola") and chat.widget.wait(LIMIT)
+    assert chat.errors == [] and chat.widget.history[-1].content.startswith(PREFIX)
+    assert sum("Servidor ocupado, reintento en" in s for s in chat.statuses) == 2
+
+
+def test_chat_one_megabyte_answer_arrives_whole(env, chat):
+    expected = _big(env)
+    assert chat.widget.send("escribe mucho") and chat.widget.wait(LIMIT)
+    answer = chat.widget.history[-1]
+    assert answer.content == expected and not (answer.stopped or answer.interrupted)
+    assert expected[-40:] in chat.bubbles()[-1] and chat.errors == []
+
+
+def upload_item(data: bytes, name: str) -> dict:
+    return {"name": name, "type": "image/jpeg", "size": len(data), "content": memoryview(data),
+            "last_modified": datetime.now(timezone.utc)}
+
+
+def _upload(data_of, name):
+    def act(e, chat):
+        chat.widget.upload.value = (upload_item(data_of(e), name),)
+    return act
+
+
+def _attach(make):
+    def act(e, chat):
+        source = make(e)
+        with pytest.raises(ImageError) as info:
+            chat.widget.attach_image(source)
+        chat.errors.append(info.value)  # raised to the caller, not shown: recorded here to check it
+    return act
+
+
+def _record(data: bytes):
+    def act(e, chat):
+        chat.widget.transcribe(data)
+        assert chat.widget.wait(LIMIT)
+    return act
+
+
+def _export_to_a_file(e, chat):
+    target = write(e, "no-soy-carpeta", b"x")
+    with pytest.raises(ExportError) as info:
+        chat.widget.export(target)
+    chat.errors.append(info.value)
+
+
+CHAT_INPUT_FAULTS = [
+    pytest.param(_upload(lambda e: b"esto no es una imagen", "notas.jpg"), ImageError, "no es una imagen",
+                 id="chat-upload-not-an-image"),
+    pytest.param(_upload(lambda e: sample_bytes(e, "gato.jpg")[:15_000], "cortada.jpg"), ImageError,
+                 "dañada o incompleta", id="chat-upload-truncated-jpeg"),
+    pytest.param(_upload(lambda e: b"", "vacia.jpg"), ImageError, "vacío", id="chat-upload-empty"),
+    pytest.param(_attach(lambda e: np.full((8, 8, 3), np.nan)), ImageError, "NaN", id="chat-attach-nan-array"),
+    pytest.param(_attach(lambda e: deny_reading(e, write(e, "privada.jpg", sample_bytes(e, "gato.jpg")))),
+                 ImageError, "No tengo permiso", id="chat-attach-unreadable-file"),
+    pytest.param(_record(b""), AudioError, "vacío", id="chat-recording-empty"),
+    pytest.param(_record(b"no es audio " * 30), AudioError, "no es un archivo de audio", id="chat-recording-not-audio"),
+    pytest.param(_record(wav_bytes(np.zeros(SAMPLE_RATE))), AudioError, "en silencio", id="chat-recording-silent"),
+    pytest.param(_export_to_a_file, ExportError, "no es una carpeta", id="chat-export-to-a-file"),
+]
+
+
+@pytest.mark.parametrize("act, cls, phrase", CHAT_INPUT_FAULTS)
+def test_chat_bad_input_is_explained_and_the_chat_goes_on(env, chat, act, cls, phrase):
+    widget = chat.widget
+    widget.prompt.value = "lo que estaba escribiendo"
+    act(env, chat)
+    (error,) = chat.errors
+    check_error(error, cls, phrase)
+    assert widget.prompt.value == "lo que estaba escribiendo" and widget._image is None
+    assert not any(bad in text for text in chat.bubbles() + chat.statuses for bad in NOT_STUDENT_TEXT)
+    if chat.bubbles() and "course-error" in chat.bubbles()[-1]:
+        assert html.escape(phrase) in chat.bubbles()[-1]
+    before = len(widget.history)
+    assert widget.send() and widget.wait(LIMIT)
+    assert len(widget.history) == before + 2 and widget.history[-1].content.startswith(PREFIX)
