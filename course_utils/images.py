@@ -22,13 +22,15 @@ def open_image(source, name: str | None = None) -> Image.Image:
     `name` (e.g. an uploaded file's name) is what error messages call bytes.
 
     Numpy arrays: uint8 is taken as is, uint16 as 16-bit (0..65535), bool as black/white, other
-    integers as 0..255 (stretched if they go higher). Floats must be finite and within [0, 1]
+    integers as 0..255 (stretched if they go higher; negative values raise ImageError, since no
+    brightness is below black). Floats must be finite and within [0, 1]
     (values at most FLOAT_TOLERANCE outside are clipped); any other float array raises ImageError
     saying how to convert it, e.g. `array.astype(np.uint8)` for 0..255 or `(array + 1) / 2` for −1..1.
     """
     if isinstance(source, Image.Image):
         return _to_rgb(source)
     if isinstance(source, np.ndarray):
+        _check_integers(source)
         return _from_array(source)
     if isinstance(source, (bytes, bytearray, memoryview)):
         if not source:
@@ -101,6 +103,15 @@ def _from_array(array: np.ndarray) -> Image.Image:
     if array.dtype != np.uint8:
         array = np.clip(array, 0, 255).round().astype(np.uint8)
     return _to_rgb(Image.fromarray(np.ascontiguousarray(array)))
+
+
+def _check_integers(array: np.ndarray) -> None:
+    """Integer pixels are brightness from 0 up: negative ones (centred or signed data) would turn black."""
+    if array.dtype.kind == "i" and array.size and (low := int(array.min())) < 0:
+        raise ImageError(f"Un array de imagen con enteros debe ir de 0 a 255, y este tiene valores negativos "
+                         f"(desde {low}).",
+                         "Si va de -128 a 127, súmale 128 (`array.astype(np.int16) + 128`); si no, llévalo a "
+                         "0..255 con `(array - array.min()) * 255 // (array.max() - array.min())`.")
 
 
 def _unit_floats(array: np.ndarray) -> np.ndarray:

@@ -168,6 +168,8 @@ IMAGE_FAULTS = [
     pytest.param(lambda e: np.linspace(-1, 1, 192).reshape(8, 8, 3), "debe ir de 0 a 1",
                  id="image-float-minus-one-to-one"),
     pytest.param(lambda e: np.full((8, 8, 3), 200.0), "debe ir de 0 a 1", id="image-float-0-255"),
+    pytest.param(lambda e: np.full((8, 8), -5, np.int64), "valores negativos", id="image-int-negative"),
+    pytest.param(lambda e: np.array([[-100, 100]], np.int8), "valores negativos", id="image-int8-signed"),
     pytest.param(lambda e: np.zeros((8, 8, 2), np.uint8), "no es una imagen", id="image-shape-two-channels"),
     pytest.param(lambda e: np.zeros((8, 8, 5), np.uint8), "no es una imagen", id="image-shape-five-channels"),
     pytest.param(lambda e: np.zeros(64, np.uint8), "no es una imagen", id="image-shape-1d"),
