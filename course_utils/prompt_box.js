@@ -29,24 +29,42 @@ function render({ model, el }) {
     model.save_changes();
     model.send({ type: "submit", value: area.value });
   });
-  followPane(el);
+  const stopFollowing = followPane(el);
   model.on("change:value", pull);
   model.on("change:placeholder", pull);
   model.on("change:disabled", pull);
   pull();
+  return () => {
+    stopFollowing();
+    model.off("change:value", pull);
+    model.off("change:placeholder", pull);
+    model.off("change:disabled", pull);
+  };
 }
 
-// Keep the conversation scrolled to its newest message while answers arrive.
-function followPane(el, tries = 50) {
-  const pane = el.closest(".course-chat")?.querySelector(".course-chat-pane");
-  if (!pane) {
-    if (tries > 0) setTimeout(() => followPane(el, tries - 1), 100);  // not attached to the page yet
-    return;
-  }
+// Keep the conversation scrolled to its newest message while answers arrive; returns a cleanup function.
+function followPane(el) {
+  let observer = null;
+  let pane = null;
+  let timer = null;
   const scroll = () => { pane.scrollTop = pane.scrollHeight; };
-  new MutationObserver(scroll).observe(pane, { childList: true, subtree: true, characterData: true });
-  pane.addEventListener("load", scroll, true);  // thumbnails grow the pane after they decode
-  scroll();
+  const attach = (tries) => {
+    pane = el.closest(".course-chat")?.querySelector(".course-chat-pane");
+    if (!pane) {
+      if (tries > 0) timer = setTimeout(() => attach(tries - 1), 100);  // not attached to the page yet
+      return;
+    }
+    observer = new MutationObserver(scroll);
+    observer.observe(pane, { childList: true, subtree: true, characterData: true });
+    pane.addEventListener("load", scroll, true);  // thumbnails grow the pane after they decode
+    scroll();
+  };
+  attach(50);
+  return () => {
+    clearTimeout(timer);
+    observer?.disconnect();
+    pane?.removeEventListener("load", scroll, true);
+  };
 }
 
 export default { render };

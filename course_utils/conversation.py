@@ -1,0 +1,148 @@
+"""A conversation with a vision model on Ollama, with no widgets: the history, one streamed answer at a
+time that can be stopped, and export to Markdown and JSON. The chat widget shows it; scripts and tests
+can use it directly.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from course_utils import llm
+from course_utils.errors import Cancelled, CourseError, ExportError
+
+SYSTEM = ("Eres un asistente de un curso de modelos multimodales. Responde en español, "
+          "de forma clara y breve. Si te dan una imagen, descríbela con precisión.")
+
+
+@dataclass
+class Message:
+    role: str  # "user" or "assistant"
+    content: str
+    images: list[bytes] = field(default_factory=list)  # JPEG bytes
+    stopped: bool = False  # the student pressed Parar before the answer ended
+    interrupted: str = ""  # why the answer broke off (server error, cut connection), if it did
+
+    def to_dict(self) -> dict:
+        data = {"role": self.role, "content": self.content,
+                "images": [base64.b64encode(img).decode("ascii") for img in self.images]}
+        if self.stopped:
+            data["stopped"] = True
+        if self.interrupted:
+            data["interrupted"] = self.interrupted
+        return data
+
+    @property
+    def note(self) -> str:
+        """How an unfinished answer is marked in the pane and in exports."""
+        if self.stopped:
+            return "respuesta detenida"
+        return "respuesta interrumpida" if self.interrupted else ""
+
+
+def data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+class Conversation:
+    """The history of a chat and the answers that extend it. Whatever happens to an answer (stopped,
+    cut, server error), the question and what arrived stay in the history."""
+
+    def __init__(self, model: str | None = None, temperature: float = 0.7, system: str | None = SYSTEM):
+        self.model, self.temperature, self.system = model, temperature, system
+        self.history: list[Message] = []
+
+    def for_model(self, question: Message) -> list[dict]:
+        """The earlier turns as Ollama receives them, before `question`."""
+        # Turns the model never answered are kept for the student but not sent.
+        pairs = zip(self.history[::2], self.history[1::2])
+        answered = [m for asked, answer in pairs if answer.content for m in (asked, answer)]
+        # Llama 3.2 Vision takes one image per conversation: send only the most recent one.
+        keep = question.images or next((m.images for m in reversed(answered) if m.images), [])
+        return [{"role": m.role, "content": m.content, **({"images": m.images} if m.images is keep else {})}
+                for m in answered]
+
+    def answer(self, question: Message, *, on_piece: Callable[[str], None] | None = None,
+               on_status: Callable[[str], None] | None = None, cancel: threading.Event | None = None) -> Message:
+        """Stream the answer to `question`, calling `on_piece` with each piece; setting `cancel` stops it at
+        any moment. The question and the answer (whole, partial or empty) join the history; a failure is
+        raised after that, with the answer marked as interrupted."""
+        received: list[str] = []
+        answer = Message("assistant", "")
+        try:
+            for piece in llm.stream(question.content, images=question.images or None, system=self.system,
+                                    history=self.for_model(question), model=self.model,
+                                    temperature=self.temperature, cancel=cancel, on_status=on_status):
+                received.append(piece)
+                if on_piece:
+                    on_piece(piece)
+        except Cancelled as exc:
+            received.append(exc.partial[len("".join(received)):])
+            answer.stopped = True
+        except CourseError as exc:
+            received.append(getattr(exc, "partial", "")[len("".join(received)):])
+            answer.interrupted = exc.message
+            raise
+        except Exception as exc:  # a bug must not lose the conversation: keep it, then let the caller show it
+            answer.interrupted = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            answer.content = "".join(received)
+            self.history += [question, answer]
+        return answer
+
+    def clear(self) -> None:
+        self.history = []
+
+    def to_json(self) -> dict:
+        return {"model": self.model, "temperature": self.temperature, "system": self.system,
+                "exported": datetime.now().isoformat(timespec="seconds"),
+                "messages": [m.to_dict() for m in self.history]}
+
+    def to_markdown(self) -> str:
+        lines = [f"# Conversación con {self.model}", "",
+                 f"Temperatura {self.temperature:.1f} · {datetime.now():%Y-%m-%d %H:%M}", ""]
+        for message in self.history:
+            lines += [f"## {'Tú' if message.role == 'user' else 'Asistente'}", ""]
+            lines += [f"![imagen adjunta]({data_uri(img, 'image/jpeg')})" for img in message.images]
+            lines += [message.content + (f" *({message.note})*" if message.note else ""), ""]
+        return "\n".join(lines)
+
+    def export(self, folder: str | Path) -> tuple[Path, Path]:
+        """Save the conversation as Markdown and JSON (images inside, base64); returns both paths.
+        An earlier export is never overwritten."""
+        markdown = self.to_markdown()
+        data = json.dumps(self.to_json(), ensure_ascii=False, indent=1)
+        return _write_new(Path(folder), f"chat-{datetime.now():%Y%m%d-%H%M%S}", markdown, data)
+
+
+def _write_new(folder: Path, stem: str, markdown: str, data: str) -> tuple[Path, Path]:
+    """Write `stem.md` and `stem.json` in `folder`, adding -2, -3… to the stem if those names exist."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for n in itertools.count(1):
+            name = stem if n == 1 else f"{stem}-{n}"
+            md_path, json_path = folder / f"{name}.md", folder / f"{name}.json"
+            try:
+                with open(md_path, "x", encoding="utf-8") as md_file:  # "x": never overwrite
+                    md_file.write(markdown)
+            except FileExistsError:
+                continue
+            with open(json_path, "x", encoding="utf-8") as json_file:
+                json_file.write(data)
+            return md_path, json_path
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise ExportError(f"No se pudo guardar la conversación: «{exc.filename}» no es una carpeta.",
+                          "Elige una carpeta que exista (o un nombre nuevo) para exportar.") from exc
+    except PermissionError as exc:
+        raise ExportError(f"No se pudo guardar la conversación: no tienes permiso para escribir en «{folder}».",
+                          "Elige una carpeta tuya, por ejemplo dentro de tu directorio personal.") from exc
+    except OSError as exc:
+        raise ExportError(f"No se pudo guardar la conversación en «{folder}» ({exc.strerror or exc}).",
+                          "Comprueba que queda espacio y que la carpeta es accesible, y vuelve a exportar.") from exc
