@@ -64,6 +64,25 @@ def _error_html(exc: Exception) -> str:
     return _wrap(text, "error")
 
 
+def _download_links(paths: tuple[Path, Path]) -> str:
+    links = [(path, "text/markdown" if path.suffix == ".md" else "application/json") for path in paths]
+    return "Descargar: " + " · ".join(
+        f'<a download="{path.name}" href="{data_uri(path.read_bytes(), mime)}">{path.name}</a>'
+        for path, mime in links)
+
+
+def _dictate(audio: bytes) -> tuple[str, str]:
+    """Whisper's Spanish text for a recording, and a warning if a stand-in model wrote it."""
+    from course_utils import speech  # Whisper and torch load only when first needed
+
+    result = speech.transcribe(audio, language="es")
+    text = result.text.strip()
+    if not text:
+        raise AudioError("Whisper no reconoció ninguna palabra en la grabación.",
+                         "Habla más cerca del micrófono y vuelve a grabar, o escribe la pregunta.")
+    return text, _standin_warning(result)
+
+
 def _standin_warning(transcript) -> str:
     note = getattr(transcript, "standin", None)
     if not note and (raw := config.standin_note(config.whisper_model())):
@@ -356,16 +375,10 @@ class ChatWidget(_ChatLayout):
 
     def _transcribe(self, audio: bytes) -> None:
         try:
-            from course_utils import speech  # Whisper and torch load only when first needed
-
-            result = speech.transcribe(audio, language="es")
-            text = result.text.strip()
-            if not text:
-                raise AudioError("Whisper no reconoció ninguna palabra en la grabación.",
-                                 "Habla más cerca del micrófono y vuelve a grabar, o escribe la pregunta.")
+            text, warning = _dictate(audio)
             current = self.prompt.value.rstrip()
             self.prompt.value = f"{current} {text}" if current else text
-            self._set_status("Transcripción lista: revísala y pulsa Enviar." + _standin_warning(result))
+            self._set_status("Transcripción lista: revísala y pulsa Enviar." + warning)
         except Exception as exc:  # noqa: BLE001 - a background thread: any failure is shown in the pane
             self._show_error(exc)
         finally:
@@ -397,10 +410,7 @@ class ChatWidget(_ChatLayout):
         An earlier export is never overwritten."""
         self._sync()
         paths = self.conversation.export(self.export_dir if folder is None else folder)
-        links = [(path, "text/markdown" if path.suffix == ".md" else "application/json") for path in paths]
-        self.downloads.value = "Descargar: " + " · ".join(
-            f'<a download="{path.name}" href="{data_uri(path.read_bytes(), mime)}">{path.name}</a>'
-            for path, mime in links)
+        self.downloads.value = _download_links(paths)
         self._set_status(f"Conversación guardada en {paths[0]} y {paths[1].name}.")
         return paths
 
