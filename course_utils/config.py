@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from course_utils.errors import ConfigError
 
@@ -51,8 +52,6 @@ def normalize_host(host: str) -> str:
     Anything else (a typo in the port, a broken IPv6 address, another scheme, spaces, no server
     name) raises a ConfigError that names OLLAMA_HOST, the bad value and a good example.
     """
-    from urllib.parse import urlsplit
-
     raw = host.strip()
     if any(c.isspace() for c in raw):
         raise _bad_host(raw, "tiene espacios")
@@ -62,7 +61,7 @@ def normalize_host(host: str) -> str:
     except ValueError as exc:  # urllib's English reason: a bad IPv6 literal or a bad port
         reason = ("la dirección IPv6 está mal escrita (va entre corchetes, como http://[::1]:11434)"
                   if "IPv6" in str(exc) else "el puerto debe ser un número entre 1 y 65535")
-        raise _bad_host(raw, reason) from None
+        raise _bad_host(raw, reason) from None  # the Spanish reason replaces urllib's, which adds nothing
     if parts.scheme not in ("http", "https"):
         raise _bad_host(raw, f"el protocolo «{parts.scheme}» no vale, solo http:// o https://")
     if port == 0:
@@ -88,9 +87,9 @@ def _bad_host(raw: str, reason: str) -> ConfigError:
 
 
 def choose_device(requested: str = "auto") -> str:
-    requested = requested.lower()
-    import torch
+    import torch  # heavy: only when a device is asked for
 
+    requested = requested.lower()
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if requested.startswith("cuda") and not torch.cuda.is_available():
@@ -152,3 +151,15 @@ def standin_note(model: str) -> str | None:
         if marker.is_file():
             return marker.read_text(encoding="utf-8").strip()
     return None
+
+
+def user_cache() -> Path:
+    """The user's cache folder, $XDG_CACHE_HOME or ~/.cache: where Whisper downloads its checkpoints too."""
+    return Path(os.getenv("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache")))
+
+
+def cache_dir() -> Path:
+    """Where the course keeps what it builds (such as Whisper base rebuilt offline): COURSE_CACHE_DIR if
+    set, else <user cache>/curso-multimodal. Never inside the installed package."""
+    value = os.environ.get("COURSE_CACHE_DIR", "").strip()
+    return Path(value).expanduser() if value else user_cache() / "curso-multimodal"

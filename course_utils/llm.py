@@ -453,6 +453,10 @@ def _short(exc: Exception) -> str:
     return type(exc).__name__
 
 
+def full_tag(name: str) -> str:
+    """The model's tag as Ollama lists it: a name without a tag means `:latest` (llama3.2-vision:latest)."""
+    return name if ":" in name else f"{name}:latest"
+
+
 def _has_model(available: list[str], wanted: str) -> bool:
-    wanted = wanted if ":" in wanted else wanted + ":latest"
-    return wanted in available
+    return full_tag(wanted) in available

