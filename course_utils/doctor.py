@@ -5,7 +5,6 @@ Run it as `python -m course_utils.doctor` or call `run_checks()` in a notebook.
 
 from __future__ import annotations
 
-import os
 import platform
 import subprocess
 import sys
@@ -13,13 +12,13 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-from course_utils import config
-from course_utils.errors import ConfigError
+from course_utils import config, hf_hub, whisper_weights
+from course_utils.audio import ffmpeg_exe
+from course_utils.display import Html, table_html
+from course_utils.errors import ConfigError, ModelLoadError
 
 OK, WARN, ERROR, INFO = "ok", "aviso", "error", "info"
 ICONS = {OK: "✅", WARN: "⚠️", ERROR: "❌", INFO: "ℹ️"}
-
-WHISPER_SIZES_MB = {"tiny": 75, "base": 145, "small": 484, "medium": 1530, "large": 3090, "turbo": 1620}
 
 
 @dataclass
@@ -42,13 +41,8 @@ class Report(list):
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><td>{ICONS[c.status]}</td><td><b>{escape(c.name)}</b></td>"
-            f"<td>{escape(c.detail)}</td><td>{escape(c.fix)}</td></tr>"
-            for c in self
-        )
-        head = "<tr><th></th><th>Comprobación</th><th>Resultado</th><th>Qué hacer</th></tr>"
-        return f'<table style="text-align:left">{head}{rows}</table>'
+        rows = [(ICONS[c.status], Html(f"<b>{escape(c.name)}</b>"), c.detail, c.fix) for c in self]
+        return table_html(("", "Comprobación", "Resultado", "Qué hacer"), rows)
 
     @property
     def problems(self) -> list[Check]:
@@ -65,12 +59,12 @@ def check_python() -> Check:
 
 def check_torch() -> Check:
     try:
-        import torch
+        import torch  # heavy, and maybe missing: that is what this checks
     except ImportError:
         return Check("PyTorch", ERROR, "PyTorch no está instalado", "Instala el entorno con `make lab`.")
     try:
         device = config.device()
-    except Exception as exc:  # a bad COURSE_DEVICE is reported here, not raised
+    except Exception as exc:  # a bad COURSE_DEVICE, or torch failing: the doctor reports it as a row, never stops
         return Check("PyTorch y dispositivo", ERROR, f"torch {torch.__version__}: {getattr(exc, 'message', exc)}",
                      getattr(exc, "hint", ""))
     if device.startswith("cuda"):
@@ -88,12 +82,10 @@ def _has_nvidia_gpu() -> bool:
 
 
 def check_ffmpeg() -> Check:
-    from course_utils.audio import ffmpeg_exe
-
     try:
         exe = ffmpeg_exe()
         out = subprocess.run([exe, "-version"], capture_output=True, text=True, timeout=10).stdout
-    except Exception as exc:
+    except Exception as exc:  # no binary (imageio-ffmpeg's RuntimeError), not runnable, hung: each is a row
         return Check("ffmpeg", ERROR, f"no se pudo ejecutar ffmpeg: {exc}",
                      "Instala ffmpeg (`sudo apt install ffmpeg`) o el paquete imageio-ffmpeg.")
     origin = "del sistema" if exe.startswith(("/usr", "/bin", "/opt/homebrew")) else "de imageio-ffmpeg"
@@ -109,19 +101,18 @@ def check_whisper_model() -> Check:
     if Path(name).is_file():
         return Check(title, OK, f"checkpoint local {name}")
     try:
-        import whisper
+        import whisper  # heavy, and maybe missing: that is what this checks
     except ImportError:
         return Check(title, ERROR, "openai-whisper no está instalado", "Instala el entorno con `make lab`.")
     if name not in whisper.available_models():
         return Check(title, ERROR, f"«{name}» no es un modelo de Whisper ni un archivo que exista",
                      f"Usa uno de {', '.join(whisper.available_models()[:6])}… o una ruta a un .pt "
                      "en COURSE_WHISPER_MODEL.")
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "whisper"
-    base = name.replace(".en", "").split("-")[0]
-    if (cache / f"{name}.pt").exists():
-        return Check(title, OK, f"{name}: descargado en {cache}")
-    size = WHISPER_SIZES_MB.get(base)
-    size_text = f" (~{size} MB)" if size else ""
+    checkpoint = whisper_weights.cached_checkpoint(name)
+    if checkpoint.exists():
+        return Check(title, OK, f"{name}: descargado en {checkpoint.parent}")
+    size = whisper_weights.published_size(name)
+    size_text = f" (~{size.download_mb} MB)" if size else ""
     return Check(title, WARN, f"{name}: se descargará la primera vez que se use{size_text}",
                  "Necesitas conexión a internet la primera vez; después queda en la caché.")
 
@@ -136,14 +127,11 @@ def check_vit_model() -> Check:
             return Check(title, OK, f"carpeta local {name}")
         return Check(title, ERROR, f"la carpeta {name} no tiene config.json",
                      "Guarda el modelo con `save_pretrained` o usa un identificador de Hugging Face.")
-    from huggingface_hub import try_to_load_from_cache
-
     try:
-        cached = try_to_load_from_cache(name, "config.json")
-    except Exception:
-        return Check(title, ERROR, f"«{name}» no es una carpeta ni un identificador válido",
-                     "Revisa COURSE_VIT_MODEL (por ejemplo google/vit-base-patch16-224).")
-    if isinstance(cached, str):
+        cached = hf_hub.in_cache(name)
+    except ModelLoadError as exc:
+        return Check(title, ERROR, exc.message, exc.hint)
+    if cached:
         return Check(title, OK, f"{name}: descargado en la caché de Hugging Face")
     return Check(title, WARN, f"{name}: se descargará de Hugging Face la primera vez (~350 MB)",
                  "Necesitas conexión a internet la primera vez; después queda en la caché.")
@@ -152,7 +140,7 @@ def check_vit_model() -> Check:
 def check_ollama() -> list[Check]:
     try:
         config.ollama_host()  # first: with a malformed OLLAMA_HOST even `import ollama` fails
-        from course_utils.llm import check_server
+        from course_utils.llm import check_server  # deliberately late: see the line above
 
         status = check_server()
     except ConfigError as exc:
@@ -171,7 +159,7 @@ def check_ollama() -> list[Check]:
 
 def check_widgets() -> Check:
     try:
-        import anywidget
+        import anywidget  # maybe missing: that is what this checks
         import ipywidgets
     except ImportError as exc:
         return Check("Widgets", ERROR, f"falta {exc.name}", "Instala el entorno con `make lab`.")

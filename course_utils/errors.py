@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from html import escape
+
+from course_utils.display import ALERT, ALERT_BACKGROUND
+
 
 class CourseError(Exception):
     """Base error: `message` says what happened, `hint` what the student should do."""
@@ -17,11 +21,9 @@ class CourseError(Exception):
         return f"{self.message}\n→ {self.hint}" if self.hint else self.message
 
     def _repr_html_(self) -> str:
-        from html import escape
-
         hint = f"<br>→ {escape(self.hint)}" if self.hint else ""
         return (
-            '<div style="border-left:4px solid #c0392b;padding:4px 8px;background:#fdecea">'
+            f'<div style="border-left:4px solid {ALERT};padding:4px 8px;background:{ALERT_BACKGROUND}">'
             f"<b>{escape(type(self).__name__)}</b>: {escape(self.message)}{hint}</div>"
         )
 

@@ -8,14 +8,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from html import escape
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from course_utils import config
+from course_utils.display import ALERT, alert_html, announce_standin, standin_html, standin_notice, table_html
 from course_utils.errors import CourseError, ImageError, ModelLoadError
+from course_utils.hf_hub import pretrained_source
+from course_utils.hf_progress import no_weight_loading_bar
 from course_utils.images import open_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
@@ -43,16 +46,16 @@ def load_classifier(model: str | None = None) -> Classifier:
     return _load(os.path.expanduser(str(model or config.vit_model())), config.device())
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=4)  # the course's one model cache (speech._load too): the last four models stay loaded
 def _load(name: str, device: str) -> Classifier:
-    import torch
+    import torch  # heavy: only when a model is loaded
     from safetensors import SafetensorError
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
     _check_local(name)
-    source = _hub_source(name)
+    source = pretrained_source(name)
     try:
-        with _no_weight_loading_bar():
+        with no_weight_loading_bar():
             # Eager attention so that `output_attentions=True` works (attention maps in notebook 03).
             model = AutoModelForImageClassification.from_pretrained(
                 name, attn_implementation="eager",
@@ -73,14 +76,12 @@ def _load(name: str, device: str) -> Classifier:
         raise ModelLoadError(f"«{name}» no es un clasificador de imágenes que transformers sepa cargar.",
                              f"Pon en COURSE_VIT_MODEL un modelo de clasificación de imágenes, como "
                              f"{config.DEFAULTS['COURSE_VIT_MODEL']}.") from exc
-    standin = config.standin_note(name)
-    if standin:
-        print(f"Aviso: {standin}")
+    standin = announce_standin(config.standin_note(name))
     return Classifier(name, model.to(device).eval(), processor, device, standin)
 
 
 def _check_local(name: str) -> None:
-    """A local model must be an existing folder with config.json (hub ids are left to _hub_source)."""
+    """A local model must be an existing folder with config.json (hub ids are left to pretrained_source)."""
     folder = Path(name)
     looks_like_path = folder.is_absolute() or name.startswith(".") or name.count("/") > 1
     if not folder.is_dir() and looks_like_path:
@@ -91,62 +92,6 @@ def _check_local(name: str) -> None:
         raise ModelLoadError(f"La carpeta «{name}» no contiene un modelo: le falta config.json.",
                              "Pon en COURSE_VIT_MODEL una carpeta guardada con `save_pretrained` "
                              "(config.json, pesos y preprocessor_config.json).")
-
-
-def _hub_source(name: str) -> dict:
-    """from_pretrained's arguments: no network at all when the model is already in the cache, and a
-    fast, clear error (instead of a minute of retries) when it must be downloaded but the hub is out of reach."""
-    if Path(name).is_dir():
-        return {}
-    from huggingface_hub import constants, try_to_load_from_cache
-
-    try:
-        if isinstance(try_to_load_from_cache(name, "config.json"), str):
-            return {"local_files_only": True}
-    except ValueError:  # huggingface_hub's HFValidationError
-        raise ModelLoadError(f"«{name}» no es una carpeta ni un identificador de Hugging Face válido.",
-                             f"Revisa COURSE_VIT_MODEL (por ejemplo {config.DEFAULTS['COURSE_VIT_MODEL']}).") from None
-    if constants.HF_HUB_OFFLINE or not _reachable(constants.ENDPOINT):
-        raise ModelLoadError(
-            f"El modelo «{name}» no está descargado y no hay conexión con {constants.ENDPOINT}.",
-            "La primera vez hace falta internet (unos 350 MB); después queda en la caché. "
-            "También puedes poner en COURSE_VIT_MODEL la carpeta de un modelo guardado.",
-        )
-    return {}
-
-
-def _reachable(url: str, timeout: float = 3.0) -> bool:
-    import socket
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    try:
-        socket.create_connection((parts.hostname, parts.port or 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
-@contextmanager
-def _no_weight_loading_bar():
-    """Hide transformers' "Loading weights" bar (noise in a lesson); download bars stay."""
-    from transformers.utils import logging as hf_logging
-
-    set_hook = getattr(hf_logging, "set_tqdm_hook", None)  # transformers >= 5
-    if set_hook is None:
-        yield
-        return
-
-    def hook(factory, args, kwargs):
-        if kwargs.get("desc") == "Loading weights":
-            kwargs = {**kwargs, "disable": True}
-        return factory(*args, **kwargs)
-
-    previous = set_hook(hook)
-    try:
-        yield
-    finally:
-        set_hook(previous)
 
 
 class Ranking(list):
@@ -163,13 +108,11 @@ class Ranking(list):
         return "\n".join(lines)
 
     def __str__(self) -> str:
-        return self.table() + (f"\nAviso: {self.standin}" if self.standin else "")
+        return self.table() + (f"\n{standin_notice(self.standin)}" if self.standin else "")
 
     def _repr_html_(self) -> str:
-        rows = "".join(f"<tr><td>{i}</td><td style='text-align:left'>{escape(label)}</td><td>{p:.3f}</td></tr>"
-                       for i, (label, p) in enumerate(self, 1))
-        return ("<table><thead><tr><th>#</th><th style='text-align:left'>clase</th><th>probabilidad</th>"
-                f"</tr></thead><tbody>{rows}</tbody></table>{_standin_html(self.standin)}")
+        rows = [(i, label, f"{p:.3f}") for i, (label, p) in enumerate(self, 1)]
+        return table_html(("#", "clase", "probabilidad"), rows, left={1}) + standin_html(self.standin)
 
 
 @dataclass
@@ -194,22 +137,17 @@ class Results(list):
         for r in self:
             result = f"Error: {r.error}" if r.error else f"{r.probability:>12.3f}  {r.label}"
             lines.append(f"{Path(r.file).name:<{width}}  {result}")
-        return "\n".join(lines) + (f"\nAviso: {self.standin}" if self.standin else "")
+        return "\n".join(lines) + (f"\n{standin_notice(self.standin)}" if self.standin else "")
 
     def _repr_html_(self) -> str:
-        def cells(r: Row) -> str:
-            if r.error:
-                return f"<td colspan=2 style='color:#c0392b;text-align:left'>Error: {escape(r.error)}</td>"
-            return f"<td style='text-align:left'>{escape(r.label)}</td><td>{r.probability:.3f}</td>"
+        def cells(r: Row) -> tuple:
+            name = Path(r.file).name
+            if r.error:  # one cell over clase and probabilidad
+                return name, alert_html(f"Error: {r.error}")
+            return name, r.label, f"{r.probability:.3f}"
 
-        rows = "".join(f"<tr><td style='text-align:left'>{escape(Path(r.file).name)}</td>{cells(r)}</tr>"
-                       for r in self)
-        return ("<table><thead><tr><th style='text-align:left'>archivo</th><th style='text-align:left'>clase</th>"
-                f"<th>probabilidad</th></tr></thead><tbody>{rows}</tbody></table>{_standin_html(self.standin)}")
-
-
-def _standin_html(standin: str | None) -> str:
-    return f"<p style='color:#c0392b'>Aviso: {escape(standin)}</p>" if standin else ""
+        return (table_html(("archivo", "clase", "probabilidad"), [cells(r) for r in self], left={0, 1})
+                + standin_html(self.standin))
 
 
 def top_k(image, k: int = 7, *, classifier: Classifier | None = None) -> Ranking:
@@ -220,7 +158,7 @@ def top_k(image, k: int = 7, *, classifier: Classifier | None = None) -> Ranking
 
 def _rank(images: list, k: int, classifier: Classifier) -> list[Ranking]:
     """Processor → logits → softmax → top-k, for a batch of RGB images."""
-    import torch
+    import torch  # heavy: only when classifying
 
     n_labels = len(classifier.labels)
     if not 1 <= k <= n_labels:
@@ -238,8 +176,6 @@ def _rank(images: list, k: int, classifier: Classifier) -> list[Ranking]:
 def classify_files(files, batch_size: int = 8, k: int = 7, *, classifier: Classifier | None = None,
                    progress: bool = True) -> Results:
     """Classify many image files in batches; a file that is not a valid image gets an error row."""
-    from tqdm.auto import tqdm
-
     if batch_size < 1:
         raise CourseError(f"batch_size={batch_size} no vale.", "Usa un tamaño de lote de 1 o más.")
     classifier = classifier or load_classifier()
@@ -286,7 +222,7 @@ def image_files(path) -> list[Path]:
 
 def show_prediction(image, preds):
     """A figure: the image titled with its main prediction, and a bar chart of the top-k probabilities."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy: only when drawing
 
     if not preds:
         raise CourseError("No hay predicciones que dibujar.", "Calcula antes las predicciones con top_k(imagen).")
@@ -303,8 +239,8 @@ def show_prediction(image, preds):
     ax_bar.set_xlabel("Probabilidad")
     ax_bar.set_title(f"Las {len(preds)} clases más probables")
     if getattr(preds, "standin", None):
-        fig.suptitle("Aviso: modelo de prueba con pesos aleatorios, sus predicciones no significan nada",
-                     color="#c0392b")
+        fig.suptitle(standin_notice("modelo de prueba con pesos aleatorios, sus predicciones no significan nada"),
+                     color=ALERT)
     fig.tight_layout()
     plt.close(fig)  # returned, not auto-shown: a notebook displays it once
     return fig

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from html import escape
 from pathlib import Path
 
 import ipywidgets as widgets
@@ -64,7 +65,7 @@ class ClassifierDemo:
                 self.error = exc
                 display(exc)
             else:
-                display(widgets.HTML(f"<b>{name}</b>"), self.last, vision.show_prediction(image, self.last))
+                display(widgets.HTML(f"<b>{escape(name)}</b>"), self.last, vision.show_prediction(image, self.last))
         self.again.disabled = False
         return self.last
 

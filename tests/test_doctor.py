@@ -54,6 +54,19 @@ def test_real_model_names_are_checked_without_downloading(monkeypatch, tmp_path)
     assert bad.status == doctor.ERROR and "COURSE_WHISPER_MODEL" in bad.fix
 
 
+@pytest.mark.parametrize("name, megabytes, file", [
+    ("large-v2", 3090, "large-v2.pt"), ("large", 3090, "large-v3.pt"),
+    ("turbo", 1620, "large-v3-turbo.pt"), ("tiny.en", 75, "tiny.en.pt"),
+])
+def test_whisper_sizes_and_cached_file_names_come_from_one_table(monkeypatch, tmp_path, name, megabytes, file):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("COURSE_WHISPER_MODEL", name)
+    assert f"(~{megabytes} MB)" in doctor.check_whisper_model().detail
+    (tmp_path / "whisper").mkdir()
+    (tmp_path / "whisper" / file).write_bytes(b"x")
+    assert doctor.check_whisper_model().status == doctor.OK
+
+
 def test_html_table_and_text_agree():
     report = doctor.Report([doctor.Check("Python", doctor.ERROR, "3.8 <viejo>", "actualiza")])
     assert "&lt;viejo&gt;" in report._repr_html_() and "<th>Qué hacer</th>" in report._repr_html_()

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from course_utils import vision
+from course_utils import hf_hub, vision
 from course_utils.errors import CourseError, ImageError, ModelLoadError
 from course_utils.vision_widget import ClassifierDemo
 
@@ -178,7 +178,7 @@ def test_widget_sample_upload_error_and_reset(clf, samples):
 
 
 def test_missing_hub_model_offline_fails_fast_in_spanish(monkeypatch):
-    monkeypatch.setattr(vision, "_reachable", lambda url, timeout=3.0: False)
+    monkeypatch.setattr(hf_hub, "reachable", lambda url, timeout=3.0: False)
     with pytest.raises(CourseError, match="no está descargado y no hay conexión") as err:
         vision.load_classifier("google/vit-que-no-existe")
     assert "COURSE_VIT_MODEL" in err.value.hint
@@ -186,8 +186,8 @@ def test_missing_hub_model_offline_fails_fast_in_spanish(monkeypatch):
 
 def test_cached_hub_model_loads_without_network(monkeypatch, standins):
     monkeypatch.setattr("huggingface_hub.try_to_load_from_cache", lambda repo, name: str(standins["vit"] / name))
-    assert vision._hub_source("google/vit-base-patch16-224") == {"local_files_only": True}
-    assert vision._hub_source(str(standins["vit"])) == {}
+    assert hf_hub.pretrained_source("google/vit-base-patch16-224") == {"local_files_only": True}
+    assert hf_hub.pretrained_source(str(standins["vit"])) == {}
 
 
 def _broken_models(root, vit):
