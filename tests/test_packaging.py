@@ -1,9 +1,17 @@
 """The conda environment, the package and the README stay in step."""
 
+import json
+import os
 import re
+import shutil
+import subprocess
+import sys
+import sysconfig
 import tomllib
+import zipfile
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,3 +39,73 @@ def test_test_path_pins_cpu_torch_and_readme_has_the_two_commands():
     head = readme[:1500]
     assert "make lab" in head and "make test" in head
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+@pytest.mark.slow
+def test_the_wheel_installs_and_runs_outside_the_source_tree(tmp_path, standins):
+    """Not editable: built as a wheel, installed in a fresh virtualenv, run from an unrelated folder."""
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "course_utils", src / "course_utils", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", str(src), "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist")],
+                   check=True, capture_output=True, timeout=300)
+    wheel, = (tmp_path / "dist").glob("course_utils-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    site = Path(subprocess.check_output([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                                        text=True).strip())
+    subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)],
+                   check=True, capture_output=True, timeout=300)
+    # The dependencies (torch, transformers…) come from the test environment, after the venv's own folder;
+    # a .pth line adds the folder without running its .pth files, so the editable install stays out.
+    (site / "test_dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    work = tmp_path / "fuera"
+    work.mkdir()
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "PYTHONPATH": ""}
+    env.pop("COURSE_CACHE_DIR", None)
+
+    def run(*args):
+        return subprocess.run([python, *args], cwd=work, env=env, capture_output=True, text=True, timeout=300)
+
+    listed = run("-c", WHEEL_SCRIPT)
+    assert listed.returncode == 0, listed.stderr
+    info = json.loads(listed.stdout.splitlines()[-1])
+    assert Path(info["package"]).is_relative_to(site), info["package"]
+    assert {"gato.jpg", "hola.wav", "CREDITS.md", "transcripciones.json"} <= set(info["samples"])
+    assert info["image"] == [451, 300] and info["seconds"] > 1 and "CourseError" in info["missing"]
+
+    doctor = run("-m", "course_utils.doctor")
+    assert doctor.returncode == 0 and "Diagnóstico del entorno" in doctor.stdout, doctor.stderr
+    assert "Traceback" not in doctor.stderr
+    photo = site / "course_utils" / "data" / "samples" / "gato.jpg"
+    vision = run("-m", "course_utils.vision", str(photo), "--top", "3")
+    assert vision.returncode == 0, vision.stderr
+    assert str(photo) in vision.stdout and len(re.findall(r"^ +\d  .+ \d\.\d{3}$", vision.stdout, re.M)) == 3
+    # Nothing was written into the installed package (caches go to the user's cache folder).
+    installed = {p.relative_to(site).as_posix() for p in (site / "course_utils").rglob("*")
+                 if p.is_file() and "__pycache__" not in p.parts}
+    assert installed == {n for n in _wheel_files(wheel) if n.startswith("course_utils/")}
+
+
+WHEEL_SCRIPT = """
+import json
+import course_utils
+from course_utils import audio, images
+from course_utils.samples import sample_path
+try:
+    sample_path("perro.jpg")
+    missing = "ninguno"
+except course_utils.CourseError as exc:
+    missing = type(exc).__name__
+print(json.dumps({"package": course_utils.__file__, "samples": sorted(p.name for p in sample_path().iterdir()),
+                  "image": list(images.open_image(sample_path("gato.jpg")).size),
+                  "seconds": audio.duration(audio.load_audio(sample_path("hola.wav"))), "missing": missing}))
+"""
+
+
+def _wheel_files(wheel: Path) -> set[str]:
+    with zipfile.ZipFile(wheel) as archive:
+        return set(archive.namelist())
