@@ -1,6 +1,6 @@
 """Helpers for the multimodal-models course: the notebooks show the idea, these do the work."""
 
-from course_utils.errors import CourseError
+from course_utils.errors import CourseError, install_notebook_handler
 
 __version__ = "0.1.0"
 __all__ = ["CourseError", "setup_notebook"]
@@ -8,6 +8,4 @@ __all__ = ["CourseError", "setup_notebook"]
 
 def setup_notebook() -> None:
     """Prepare a notebook: short Spanish messages for CourseError, inline figures."""
-    from course_utils.errors import install_notebook_handler
-
     install_notebook_handler()

@@ -23,7 +23,7 @@ def check(answer, expected, number: int | None = None, tolerance: float = 1e-4) 
 
 
 def _same(answer, expected, tolerance: float) -> bool:
-    import torch
+    import torch  # heavy: only when an answer is checked
 
     if isinstance(expected, torch.Tensor):
         answer = torch.as_tensor(answer, dtype=expected.dtype)

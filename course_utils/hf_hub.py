@@ -16,7 +16,7 @@ from course_utils.errors import ModelLoadError
 
 def in_cache(name: str) -> bool:
     """Whether the hub model `name` is in the local Hugging Face cache; ModelLoadError if `name` is malformed."""
-    from huggingface_hub import try_to_load_from_cache  # read at call time: the tests replace it
+    from huggingface_hub import try_to_load_from_cache  # looked up at each call, so a test can replace it
 
     try:
         return isinstance(try_to_load_from_cache(name, "config.json"), str)
@@ -30,7 +30,7 @@ def pretrained_source(name: str) -> dict:
     """from_pretrained's extra arguments for `name`: {"local_files_only": True} when it is cached, else {}."""
     if Path(name).is_dir():
         return {}
-    from huggingface_hub import constants  # read at call time: HF_HUB_OFFLINE may change
+    from huggingface_hub import constants  # only for hub ids: a local folder needs no hub
 
     if in_cache(name):
         return {"local_files_only": True}
