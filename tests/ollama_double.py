@@ -52,6 +52,9 @@ class OllamaDouble:
     failures: list[tuple[int, str]] = field(default_factory=list)
     html_failures: list[int] = field(default_factory=list)  # queued statuses answered with nginx's HTML page
     cut_after_chunks: int | None = None  # close the next stream after N chunks, without "done"
+    # Drop the next stream's connection after N chunks, mid-body (no end of the chunked body): what a
+    # crashed server or a proxy that gives up does.
+    drop_after_chunks: int | None = None
     # (N, line): after N chunks, send this raw line and end the next stream without "done"
     # (ERROR_LINE, MALFORMED_LINE, one of NON_OBJECT_LINES, or any text).
     line_after_chunks: tuple[int, str] | None = None
@@ -102,6 +105,7 @@ class OllamaDouble:
         self.failures.clear()
         self.html_failures.clear()
         self.cut_after_chunks = None
+        self.drop_after_chunks = None
         self.line_after_chunks = None
         self.chunk_delay = 0.0
         self.hang = False
@@ -314,6 +318,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _stream(self, name: str, text: str) -> None:
         state = self.state
         cut, state.cut_after_chunks = state.cut_after_chunks, None
+        drop, state.drop_after_chunks = state.drop_after_chunks, None
         bad, state.line_after_chunks = state.line_after_chunks, None
         pieces = split_pieces(text, state.piece_size)
         self.send_response(200)
@@ -327,6 +332,8 @@ class _Handler(BaseHTTPRequestHandler):
                     return self._end([*batch, bad[1] + "\n"])
                 if cut is not None and i >= cut:
                     return self._end(batch)
+                if drop is not None and i >= drop:
+                    return self._drop(batch)
                 batch.append(f'{{"model":{json.dumps(name)},"created_at":"{_now()}","message":'
                              f'{{"role":"assistant","content":{json.dumps(piece)}}},"done":false}}\n')
                 if state.chunk_delay or sum(map(len, batch)) >= BATCH_BYTES:
@@ -349,6 +356,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._chunk("".join(batch))
         self.wfile.write(b"0\r\n\r\n")
         self.close_connection = True
+
+    def _drop(self, batch: list[str]) -> None:
+        """Send what is pending and close the connection in the middle of the body."""
+        if batch:
+            self._chunk("".join(batch))
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def _chunk(self, data: str) -> None:
         raw = data.encode()
