@@ -15,6 +15,7 @@ import anywidget
 import ipywidgets as widgets
 
 from course_utils import config, llm
+from course_utils.display import standin_notice
 from course_utils.conversation import SYSTEM, Conversation, Message, data_uri
 from course_utils.errors import AudioError, CourseError, ImageError
 from course_utils.images import open_image
@@ -87,7 +88,7 @@ def _standin_warning(transcript) -> str:
     note = getattr(transcript, "standin", None)
     if not note and (raw := config.standin_note(config.whisper_model())):
         note = f"modelo de prueba: {raw}"
-    return f" Aviso: {note}" if note else ""
+    return f" {standin_notice(note)}" if note else ""
 
 
 class _LiveAnswer:
@@ -116,7 +117,8 @@ class _LiveAnswer:
         self._next = started + max(REFRESH_SECONDS, spent / self.RENDER_SHARE)
 
     def finish(self, answer: Message) -> None:
-        self.bubble.value = _assistant_html(self._blocks.render(answer.content), answer.note)
+        note = answer.note or ("" if answer.content.strip() else "el modelo no escribió nada")
+        self.bubble.value = _assistant_html(self._blocks.render(answer.content), note)
 
 
 class _WaitClock:
@@ -265,7 +267,7 @@ class ChatWidget(_ChatLayout):
         wanted = preferred or self.model_picker.value or config.llm_model()
         server = llm.check_server(wanted)
         options = list(server.models) or [wanted]
-        tagged = wanted if ":" in wanted else wanted + ":latest"
+        tagged = llm.full_tag(wanted)
         self.model_picker.options = options
         self.model_picker.value = tagged if tagged in options else wanted if wanted in options else options[0]
         if server.error is not None:
@@ -355,8 +357,12 @@ class ChatWidget(_ChatLayout):
         if error is not None:
             self._restore(question)
             self._show_error(error)
+        elif answer.stopped:
+            self._set_status("Respuesta detenida.")
+        elif not answer.content.strip():
+            self._set_status("El modelo respondió sin texto: vuelve a enviar la pregunta o reformúlala.")
         else:
-            self._set_status("Respuesta detenida." if answer.stopped else "Respuesta completa.")
+            self._set_status("Respuesta completa.")
 
     def _restore(self, question: Message) -> None:
         """Offer a failed question again in the text area, without overwriting what the student has
