@@ -86,20 +86,38 @@ def _bad_host(raw: str, reason: str) -> ConfigError:
                        "(o quítala para usar esa).")
 
 
+_CUDA = re.compile(r"cuda(?::([0-9]+))?")  # `cuda` (the current GPU) or `cuda:N` (GPU number N)
+
+
 def choose_device(requested: str = "auto") -> str:
+    """`auto`, `cpu`, `cuda` or `cuda:N` (N, a GPU PyTorch sees) as a torch device name; else a ConfigError."""
     import torch  # heavy: only when a device is asked for
 
-    requested = requested.lower()
+    shown = requested.strip()
+    requested = shown.lower()
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
+    if requested == "cpu":
+        return "cpu"
+    match = _CUDA.fullmatch(requested)
+    if match is None:
+        raise ConfigError(f"COURSE_DEVICE={shown} no es válido.",
+                          "Usa 'auto', 'cpu', 'cuda' o 'cuda:N' con N el número de la GPU (cuda:0, cuda:1…).")
+    if not torch.cuda.is_available():
         raise ConfigError(
-            f"COURSE_DEVICE={requested} pero PyTorch no ve ninguna GPU.",
+            f"COURSE_DEVICE={shown} pero PyTorch no ve ninguna GPU.",
             "Quita COURSE_DEVICE (se elegirá la CPU) o instala el PyTorch con CUDA en el servidor.",
         )
-    if requested not in ("cpu",) and not requested.startswith("cuda"):
-        raise ConfigError(f"COURSE_DEVICE={requested} no es válido.", "Usa 'auto', 'cpu' o 'cuda'.")
-    return requested
+    if match.group(1) is None:
+        return "cuda"
+    index, count = int(match.group(1)), torch.cuda.device_count()
+    if index >= count:
+        seen = ("ninguna GPU" if count == 0 else "solo la GPU cuda:0" if count == 1
+                else f"{count} GPU (de cuda:0 a cuda:{count - 1})")
+        raise ConfigError(f"COURSE_DEVICE={shown} pero PyTorch ve {seen}.",
+                          f"Usa 'cuda' (la GPU por defecto) o un número del 0 al {max(count - 1, 0)} "
+                          "(cuda:0…); `nvidia-smi` lista las GPU.")
+    return f"cuda:{index}"
 
 
 def settings() -> Settings:
@@ -129,7 +147,7 @@ def ollama_host() -> str:
 
 
 def device() -> str:
-    """COURSE_DEVICE resolved: `cuda` or `cpu`; a ConfigError (Spanish) if it is not valid here."""
+    """COURSE_DEVICE resolved: `cpu`, `cuda` or `cuda:N`; a ConfigError (Spanish) if it is not valid here."""
     return _device(_env("COURSE_DEVICE"))
 
 

@@ -32,6 +32,12 @@ class ConfigError(CourseError):
     default_hint = "Revisa las variables de entorno COURSE_* (ver el cuaderno 00_entorno)."
 
 
+class OptionError(CourseError):
+    """An argument of a helper call has a value it does not accept (an unknown option, task, language…)."""
+
+    default_hint = "Revisa los argumentos de la llamada: help(función) explica cuáles acepta."
+
+
 class ModelLoadError(CourseError):
     default_hint = "Comprueba el nombre del modelo o la ruta, y la conexión si hay que descargarlo."
 

@@ -137,7 +137,11 @@ def build_request(prompt: str, images=None, system: str | None = None, history=N
     """The exact JSON body that `stream`/`ask` send to `/api/chat` (images as base64)."""
     messages = [_message("system", system)] if system else []
     messages += [_history_message(item, i) for i, item in enumerate(history or [], start=1)]
-    if not (isinstance(prompt, str) and prompt.strip()) and not _as_list(images):
+    if not isinstance(prompt, str):
+        raise OllamaError(f"La pregunta debe ser una cadena de texto, no {_kind(prompt)}.",
+                          'Pasa el texto entre comillas, como llm.ask("¿Qué ves?"); si tienes varias partes, '
+                          'únelas antes con " ".join(partes).')
+    if not prompt.strip() and not _as_list(images):
         raise OllamaError("El mensaje está vacío.", "Escribe una pregunta o una instrucción (o adjunta una imagen).")
     messages.append(_message("user", prompt, images))
     request = {"model": model or config.llm_model(), "messages": messages, "stream": True}
@@ -188,7 +192,7 @@ def format_request(request: dict, keep: int = 40) -> str:
 
 def _message(role: str, content, images=None) -> dict:
     if not isinstance(content, str):
-        raise OllamaError(f"El texto de un mensaje debe ser una cadena, no {type(content).__name__}.",
+        raise OllamaError(f"El texto de un mensaje debe ser una cadena de texto, no {_kind(content)}.",
                           "Pasa el texto entre comillas.")
     images = _as_list(images)
     if len(images) > MAX_IMAGES_PER_MESSAGE:
@@ -200,6 +204,15 @@ def _message(role: str, content, images=None) -> dict:
         message["images"] = [base64.b64encode(prepare_image(img)).decode("ascii") for img in images]
     # The official client leaves out empty fields; so do we, so that what we show is what is sent.
     return {key: value for key, value in message.items() if value}
+
+
+_KINDS = {list: "una lista", tuple: "una tupla", dict: "un diccionario", set: "un conjunto", int: "un número",
+          float: "un número", bool: "un booleano", bytes: "bytes", bytearray: "bytes", type(None): "None"}
+
+
+def _kind(value) -> str:
+    """What a value is, in Spanish, for messages that say what was expected instead."""
+    return _KINDS.get(type(value), type(value).__name__)
 
 
 def _as_list(images) -> list:
@@ -270,7 +283,7 @@ def _attempt(request: dict, host: str, timeout, cancel: threading.Event) -> Iter
             elif kind == "done":
                 finished = True
             elif kind == "error":
-                raise _translate(value, request["model"], host, "".join(received))
+                raise _translate(value, request["model"], host, "".join(received)) from value
             elif kind == "end":  # the request is over and its connection closed
                 break
     finally:
@@ -334,7 +347,11 @@ class _Call:
                     if part.done:
                         self.items.put(("done", None))
             except AttributeError as exc:  # the client read a line that is JSON but not an object
-                raise ValueError("una línea no es un objeto JSON") from exc
+                raise _NotAnObject("una línea no es un objeto JSON") from exc
+
+
+class _NotAnObject(ValueError):
+    """A line of the stream that is JSON but not an object ([1, 2], "x", 3)."""
 
 
 def _retry_delay(attempt: int) -> float:
@@ -365,7 +382,7 @@ def _translate(exc: Exception, model: str, host: str, partial: str) -> OllamaErr
         return _from_response(exc, model, host)
     if isinstance(exc, httpx.HTTPError):
         return _cut(_cause(exc), "")
-    return OllamaError(f"La respuesta de {host} no se entiende ({_summary(exc)}).",
+    return OllamaError(f"La respuesta de {host} no se entiende ({_unreadable(exc)}).",
                        "Comprueba que OLLAMA_HOST apunta a un servidor de Ollama actualizado.")
 
 
@@ -406,8 +423,20 @@ def _cause(exc: Exception) -> str:
     if isinstance(exc, ollama.ResponseError):
         return f"el servidor envió un error ({_summary(exc.error)})"
     if isinstance(exc, ValueError):
-        return f"llegó una línea que no se entiende ({_summary(exc)})"
+        return f"llegó una línea que no se entiende ({_unreadable(exc)})"
     return f"se perdió la conexión ({type(exc).__name__})"
+
+
+def _unreadable(exc: Exception) -> str:
+    """Why a line could not be read, in a few Spanish words: the JSON parser's and pydantic's English texts
+    (positions, field lists, links) help no student, and stay chained on the exception for whoever debugs."""
+    if isinstance(exc, _NotAnObject):
+        return "no es un objeto JSON"
+    if isinstance(exc, json.JSONDecodeError):
+        return "no es JSON válido o está incompleta"
+    if isinstance(exc, ValueError):  # pydantic's ValidationError: JSON, but not the fields of an Ollama answer
+        return "no tiene la forma de una respuesta de Ollama"
+    return f"error {type(exc).__name__}"
 
 
 def _summary(text, limit: int = 120) -> str:
@@ -455,7 +484,7 @@ def _short(exc: Exception) -> str:
 
 def full_tag(name: str) -> str:
     """The model's tag as Ollama lists it: a name without a tag means `:latest` (llama3.2-vision:latest)."""
-    return name if ":" in name else f"{name}:latest"
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"  # a registry's port is not a tag
 
 
 def _has_model(available: list[str], wanted: str) -> bool:

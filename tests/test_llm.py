@@ -225,6 +225,46 @@ def test_unknown_options_and_empty_messages_are_refused():
         llm.build_request("   ")
 
 
+@pytest.mark.parametrize("prompt, kind", [
+    (["¿qué", "ves?"], "una lista"), (42, "un número"), (3.5, "un número"), (None, "None"),
+    (b"hola", "bytes"), ({"content": "hola"}, "un diccionario"), (("a", "b"), "una tupla"),
+])
+def test_a_prompt_that_is_not_text_says_it_must_be_text(ollama_double, samples, prompt, kind):
+    for images in (None, samples / "gato.jpg"):  # with an image too: the image alone would be a valid message
+        with pytest.raises(OllamaError) as error:
+            llm.ask(prompt, images=images)
+        assert type(error.value) is OllamaError
+        assert error.value.message == f"La pregunta debe ser una cadena de texto, no {kind}."
+        assert "comillas" in error.value.hint and "vacío" not in str(error.value)
+    assert ollama_double.chats() == []
+
+
+def test_history_text_that_is_not_a_string_names_its_kind():
+    with pytest.raises(OllamaError, match="debe ser una cadena de texto, no una lista"):
+        llm.build_request("¿y?", history=[{"role": "user", "content": ["hola"]}])
+
+
+@pytest.mark.parametrize("name, tag", [
+    ("llama3.2-vision", "llama3.2-vision:latest"),  # no tag means :latest, as `ollama list` shows it
+    ("llama3.2-vision:latest", "llama3.2-vision:latest"),
+    ("llama3.2-vision:11b", "llama3.2-vision:11b"),
+    ("llava:7b-v1.6-mistral-q4_0", "llava:7b-v1.6-mistral-q4_0"),
+    ("usuario/modelo", "usuario/modelo:latest"),
+    ("hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M", "hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M"),
+    ("registro.lab:5000/curso/llava", "registro.lab:5000/curso/llava:latest"),  # a port is not a tag
+    ("registro.lab:5000/curso/llava:7b", "registro.lab:5000/curso/llava:7b"),
+])
+def test_full_tag_adds_latest_only_when_there_is_no_tag(name, tag):
+    assert llm.full_tag(name) == tag
+
+
+def test_a_model_without_tag_is_found_among_the_pulled_ones():
+    status = llm.ServerStatus("http://x:1", "llava", reachable=True, models=["llava:latest", "llama3.2-vision:11b"])
+    assert status.model_pulled
+    assert not llm.ServerStatus("http://x:1", "llama3.2-vision", reachable=True,
+                                models=["llama3.2-vision:11b"]).model_pulled
+
+
 def test_none_options_are_left_out_and_the_model_can_be_chosen():
     request = llm.build_request("hola", model="llava:7b", temperature=None, seed=3)
     assert request["model"] == "llava:7b" and request["options"] == {"seed": 3}
@@ -259,7 +299,15 @@ def test_a_long_error_text_is_truncated(ollama_double):
     assert "500" in error.value.message and len(error.value.message) < 300
 
 
-BAD_LINES = {"malformed": MALFORMED_LINE, **{f"non-object {line}": line for line in NON_OBJECT_LINES}}
+BAD_LINES = {"malformed": MALFORMED_LINE, "object without message": "{}", "message not an object": '{"message": 5}',
+             **{f"non-object {line}": line for line in NON_OBJECT_LINES}}
+# What the JSON parser and pydantic write in English: never in a student's message.
+PARSER_JARGON = ("Unterminated", "Expecting", "validation error", "Field required", "input_value", "char ",
+                 "For further", "errors.pydantic", "line 1 column", "AttributeError")
+
+
+def plain_spanish(message: str) -> bool:
+    return not [word for word in PARSER_JARGON if word in message] and len(message) <= 160
 
 
 @pytest.mark.parametrize("line", BAD_LINES.values(), ids=BAD_LINES.keys())
@@ -271,7 +319,9 @@ def test_a_bad_line_midway_keeps_the_partial_answer(ollama_double, line):
         for piece in llm.stream("cuenta"):
             received.append(piece)
     assert cut.value.partial == "uno dos " == "".join(received)
-    assert "no se entiende" in cut.value.message and "conexión" not in cut.value.message
+    assert "llegó una línea que no se entiende" in cut.value.message and "conexión" not in cut.value.message
+    assert plain_spanish(cut.value.message), cut.value.message
+    assert ("no es un objeto JSON" in cut.value.message) == (line in NON_OBJECT_LINES)
 
 
 @pytest.mark.parametrize("line", BAD_LINES.values(), ids=BAD_LINES.keys())
@@ -280,6 +330,8 @@ def test_a_bad_first_line_says_the_answer_is_not_understood(ollama_double, line)
     with pytest.raises(OllamaError) as error:
         llm.ask("hola")
     assert type(error.value) is OllamaError and "no se entiende" in error.value.message
+    assert plain_spanish(error.value.message), error.value.message
+    assert ("no es un objeto JSON" in error.value.message) == (line in NON_OBJECT_LINES)
 
 
 def test_an_error_line_midway_keeps_the_partial_and_says_what_the_server_said(ollama_double):
@@ -511,3 +563,11 @@ def test_split_pieces_reassembles_the_text():
     text = "una frase con  dos espacios"
     assert "".join(split_pieces(text, None)) == text == "".join(split_pieces(text, 4))
     assert split_pieces(text, 4)[0] == "una "
+
+
+def test_a_bad_line_keeps_the_parsers_error_chained_for_debugging(ollama_double):
+    ollama_double.replies.append("uno dos tres")
+    ollama_double.line_after_chunks = (1, MALFORMED_LINE)
+    with pytest.raises(StreamCut) as cut:
+        llm.ask("cuenta")
+    assert isinstance(cut.value.__cause__, json.JSONDecodeError)  # for the teacher; the student sees Spanish

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import urllib.error
 import warnings
 
 import numpy as np
@@ -11,7 +12,7 @@ import whisper
 from whisper.tokenizer import LANGUAGES
 
 from course_utils import audio, speech
-from course_utils.errors import AudioError, CourseError, ModelLoadError
+from course_utils.errors import AudioError, ModelLoadError, OptionError
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +99,9 @@ def test_detect_language_ranks_probabilities(samples):
 @pytest.mark.parametrize("kwargs, error, words", [
     ({"audio": b""}, AudioError, "vacío"),
     ({"audio": np.zeros(16000, np.float32)}, AudioError, "silencio"),
-    ({"language": "klingon"}, CourseError, "código de idioma"),
-    ({"task": "resumir"}, CourseError, "task="),
-    ({"backend": "vosk"}, CourseError, "backend="),
+    ({"language": "klingon"}, OptionError, "código de idioma"),
+    ({"task": "resumir"}, OptionError, "task="),
+    ({"backend": "vosk"}, OptionError, "backend="),
     ({"model": "enorme"}, ModelLoadError, "no es un modelo de Whisper"),
     ({"backend": "faster-whisper"}, ModelLoadError, "CTranslate2"),  # the stand-in is a .pt
 ])
@@ -108,7 +109,7 @@ def test_bad_arguments_give_spanish_errors(kwargs, error, words, samples):
     kwargs = {"audio": samples / "gato.wav", **kwargs}
     with pytest.raises(error) as err:
         speech.transcribe(**kwargs)
-    assert words in err.value.message
+    assert type(err.value) is error and words in err.value.message
 
 
 def test_cli_like_old_transcribe_py(samples, tmp_path):
@@ -137,7 +138,7 @@ def test_cli_prints_plain_text_for_one_file(samples, capsys):
     ("whisper", "rapido", "", ["temperature"], "hotwords"),
 ])
 def test_unknown_options_name_the_valid_ones(samples, backend, option, guess, valid, foreign):
-    with pytest.raises(CourseError) as err:
+    with pytest.raises(OptionError) as err:
         speech.transcribe(samples / "gato.wav", backend=backend, **{option: 5})
     assert f"no conoce la opción «{option}» (motor {backend})" in err.value.message
     assert err.value.hint.startswith(guess or "Las opciones válidas son:")
@@ -221,3 +222,61 @@ def test_compare_models_measures_what_is_here_and_downloads_nothing(samples, sta
     html = table._repr_html_()
     assert html.count("<tr>") == len(SIZES) + 2 and "<th style='text-align:left'>nota</th>" in html
     assert str(table).splitlines()[1].startswith("tiny | whisper | 39 (publicado)")
+
+
+def _truncated_standin(tmp_path, standins):
+    path = tmp_path / "cortado.pt"
+    path.write_bytes(standins["whisper"].read_bytes()[:2000])
+    return path
+
+
+def _not_whisper(tmp_path, standins):
+    import torch
+
+    path = tmp_path / "otro.pt"
+    torch.save({"weights": torch.zeros(3)}, path)  # a real torch file, without Whisper's dims and state dict
+    return path
+
+
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda tmp, s: (tmp / "texto.pt").write_bytes(b"no es un checkpoint" * 10) and tmp / "texto.pt",
+                 id="text"),
+    pytest.param(lambda tmp, s: (tmp / "vacio.pt").write_bytes(b"") or tmp / "vacio.pt", id="empty"),
+    pytest.param(_truncated_standin, id="truncated"),
+    pytest.param(_not_whisper, id="torch-file-not-whisper"),
+])
+def test_damaged_checkpoint_is_said_in_spanish(tmp_path, standins, make):
+    path = make(tmp_path, standins)
+    with pytest.raises(ModelLoadError) as err:
+        speech.load_model(str(path))
+    message = err.value.message
+    assert f"«{path}» está dañado o no es un checkpoint de Whisper" in message
+    assert not any(word in str(err.value) for word in ("weights_only", "torch.load", "Traceback", "Error:", "http"))
+    assert "COURSE_WHISPER_MODEL" in err.value.hint
+    assert err.value.__cause__ is not None  # the original exception stays chained for whoever debugs
+
+
+def test_damaged_faster_whisper_folder_is_said_in_spanish(tmp_path):
+    (tmp_path / "model.bin").write_bytes(b"no es un modelo")
+    with pytest.raises(ModelLoadError) as err:
+        speech.load_model(str(tmp_path), backend="faster-whisper")
+    assert "tiene un model.bin dañado" in err.value.message and "binary version" not in str(err.value)
+    assert err.value.__cause__ is not None
+
+
+@pytest.mark.parametrize("raised, words", [
+    (urllib.error.URLError(OSError(-3, "Temporary failure in name resolution")), "no hay conexión"),
+    (RuntimeError("Model has been downloaded but the SHA256 checksum does not not match."), "llegó dañada"),
+    (PermissionError(13, "Permission denied", "/cache/whisper/tiny.pt"), "No tengo permiso para leer"),
+    (OSError(28, "No space left on device"), "No pude guardar o leer el modelo Whisper"),
+])
+def test_download_failures_are_said_in_spanish(monkeypatch, raised, words):
+    def failing(*args, **kwargs):
+        raise raised
+
+    monkeypatch.setattr(whisper, "load_model", failing)  # no network: the failure whisper would raise
+    speech._load.cache_clear()
+    with pytest.raises(ModelLoadError) as err:
+        speech.load_model("tiny")
+    assert words in err.value.message and err.value.__cause__ is raised
+    assert not any(english in str(err.value) for english in ("checksum", "Temporary", "denied", "No space"))

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from course_utils import hf_hub, vision
-from course_utils.errors import CourseError, ImageError, ModelLoadError
+from course_utils.errors import CourseError, ImageError, ModelLoadError, OptionError
 from course_utils.vision_widget import ClassifierDemo
 
 PHOTOS = ["astronauta.jpg", "cafe.jpg", "cohete.jpg", "gato.jpg"]
@@ -78,8 +78,13 @@ def test_bad_images_raise_image_error(clf, source):
 
 @pytest.mark.parametrize("k", [0, 1001])
 def test_impossible_k_is_refused(clf, samples, k):
-    with pytest.raises(CourseError, match="entre 1 y 1000"):
+    with pytest.raises(OptionError, match="entre 1 y 1000"):
         vision.top_k(samples / "gato.jpg", k=k)
+
+
+def test_impossible_batch_size_is_an_option_error(clf, samples):
+    with pytest.raises(OptionError, match="batch_size=0 no vale"):
+        vision.classify_files([samples / "gato.jpg"], batch_size=0, classifier=clf)
 
 
 @pytest.fixture
@@ -201,6 +206,14 @@ def _broken_models(root, vit):
         weights.write_bytes(cut(weights.read_bytes()))
     shutil.copytree(vit, root / "sin_pesos")
     (root / "sin_pesos" / "model.safetensors").unlink()
+    for name, text in (("config_roto", "{esto no es json"), ("config_lista", "[1, 2]"), ("config_nulo", "null"),
+                       ("config_binario", "\udcff")):
+        shutil.copytree(vit, root / name)
+        (root / name / "config.json").write_bytes(text.encode("utf-8", "surrogateescape"))
+    shutil.copytree(vit, root / "sin_preprocesador")
+    (root / "sin_preprocesador" / "preprocessor_config.json").unlink()
+    shutil.copytree(vit, root / "preprocesador_roto")
+    (root / "preprocesador_roto" / "preprocessor_config.json").write_text("{", encoding="utf-8")
     shutil.copytree(vit, root / "otro_modelo")
     (root / "otro_modelo" / "config.json").write_text('{"model_type": "bert"}', encoding="utf-8")
     return root
@@ -211,7 +224,13 @@ def _broken_models(root, vit):
     ("otra_cosa", "no contiene un modelo: le falta config.json"),
     ("cabecera_cortada", "(.safetensors) están dañados o incompletos"),
     ("pesos_cortados", "(.safetensors) están dañados o incompletos"),
-    ("sin_pesos", "No pude cargar el modelo de visión"),
+    ("sin_pesos", "no tiene los pesos del modelo (model.safetensors o pytorch_model.bin)"),
+    ("config_roto", "El config.json de la carpeta «{}» está dañado: no es un JSON válido"),
+    ("config_lista", "El config.json de la carpeta «{}» está dañado: no es un JSON válido"),
+    ("config_nulo", "El config.json de la carpeta «{}» está dañado: no es un JSON válido"),
+    ("config_binario", "El config.json de la carpeta «{}» está dañado: no es un JSON válido"),
+    ("sin_preprocesador", "le falta preprocessor_config.json"),
+    ("preprocesador_roto", "El preprocessor_config.json de la carpeta «{}» está dañado"),
     ("otro_modelo", "no es un clasificador de imágenes"),
     ("falta/vit", "No encuentro la carpeta"),
 ])
@@ -219,8 +238,9 @@ def test_a_folder_that_is_not_a_good_model_is_a_model_load_error(tmp_path, stand
     _broken_models(tmp_path, standins["vit"])
     with pytest.raises(ModelLoadError) as err:
         vision.load_classifier(tmp_path / folder)
-    assert words in err.value.message and str(tmp_path / folder) in err.value.message
+    assert words.format(tmp_path / folder) in err.value.message and str(tmp_path / folder) in err.value.message
     assert "COURSE_VIT_MODEL" in err.value.hint
+    assert "internet" not in str(err.value)  # a local folder downloads nothing
 
 
 def test_cli_says_in_spanish_when_the_configured_model_is_broken(tmp_path, standins, samples, monkeypatch, capsys):
