@@ -9,12 +9,13 @@ PORT   ?= 8888
 # Jupyter refuses to run as root without this flag (containers, CI); students never need it.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test demo bench browser clean help nginx hub-deps test-hub install-hub
+.PHONY: lab test demo bench browser clean help nginx hub-deps test-hub install-hub cuadernos
 help:
 	@echo "make lab    JupyterLab con los cuadernos en http://127.0.0.1:$(PORT) (con token)"
 	@echo "make test   todas las pruebas (unitarias, cuadernos con nbval, navegador)"
 	@echo "make demo   el chat como página web con Voilà en http://127.0.0.1:3000"
 	@echo "make bench  las mediciones de velocidad de benchmarks/"
+	@echo "make cuadernos  genera notebooks/ (versión del estudiante) desde instructor/source/ con nbgrader"
 	@echo "make test-hub     la prueba de integración con un JupyterHub real (3 usuarios)"
 	@echo "make install-hub  instala el JupyterHub del curso en el servidor (deploy/, como root)"
 
@@ -26,6 +27,18 @@ $(VENV)/.installed: pyproject.toml
 
 lab: $(VENV)/.installed
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks --ServerApp.ip=127.0.0.1 --port=$(PORT) --no-browser $(ROOT_FLAG)
+
+# The student notebooks (notebooks/) from the instructor sources (instructor/source/), with
+# `nbgrader generate_assignment`. It runs in a copy of the course directory, so the teacher's
+# release/ and gradebook in instructor/ stay as they are. Run it after editing a source notebook;
+# tests/test_coursework.py fails while notebooks/ differs from what it generates.
+CUADERNOS_TMP := .cache/cuadernos
+cuadernos: $(VENV)/.installed
+	rm -rf $(CUADERNOS_TMP) && mkdir -p $(CUADERNOS_TMP)
+	cp -R instructor/nbgrader_config.py instructor/source $(CUADERNOS_TMP)/
+	cd $(CUADERNOS_TMP) && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" "$(CURDIR)/$(PY)" -m nbgrader generate_assignment "*" --force --log-level=WARN
+	cp $(CUADERNOS_TMP)/release/*/*.ipynb notebooks/
+	rm -rf $(CUADERNOS_TMP)
 
 browser:
 	bash scripts/install_chromium.sh

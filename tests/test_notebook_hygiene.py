@@ -1,4 +1,8 @@
-"""Notebooks are ordered, open with a title and goals, and are committed without outputs."""
+"""Notebooks are ordered, open with a title and goals, and are committed without outputs.
+
+Both versions: the student notebooks in notebooks/ and the instructor sources they are generated from
+(instructor/source/NN_name/NN_name.ipynb, see tests/test_coursework.py).
+"""
 
 import re
 from pathlib import Path
@@ -6,8 +10,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+SOURCES = sorted((ROOT / "instructor" / "source").glob("*/*.ipynb"))
+BOTH = NOTEBOOKS + SOURCES
 CHECKED = "NBVAL_CHECK_OUTPUT"
+
+
+def _id(path: Path) -> str:
+    return f"{path.parent.parent.name}/{path.name}" if path in SOURCES else path.name
 
 
 def test_notebooks_are_numbered_in_order():
@@ -18,7 +29,13 @@ def test_notebooks_are_numbered_in_order():
     assert numbers == list(range(len(numbers))), f"gaps or duplicates in {names}"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_instructor_sources_are_numbered_like_the_notebooks():
+    names = [p.name for p in SOURCES]
+    assert all(re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", n) for n in names), names
+    assert set(names) <= {p.name for p in NOTEBOOKS}, "every source has its student notebook (make cuadernos)"
+
+
+@pytest.mark.parametrize("path", BOTH, ids=_id)
 def test_notebook_opens_with_title_and_goals(path):
     nb = nbformat.read(path, as_version=4)
     first = nb.cells[0]
@@ -28,7 +45,7 @@ def test_notebook_opens_with_title_and_goals(path):
     assert "ejercicio" in "\n".join(c.source for c in nb.cells).lower(), "every notebook ends with exercises"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", BOTH, ids=_id)
 def test_notebook_committed_without_outputs(path):
     nb = nbformat.read(path, as_version=4)
     for i, cell in enumerate(nb.cells):

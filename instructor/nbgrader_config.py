@@ -1,0 +1,33 @@
+# nbgrader course directory of the course (instructor/GUIA.md explains how it is used).
+#
+#   source/NN_name/NN_name.ipynb   the instructor notebooks: solutions, visible and hidden tests
+#   release/, submitted/, autograded/, feedback/, gradebook.db   made by nbgrader (not committed)
+#
+# `make cuadernos` generates the student versions from source/ into ../notebooks/ (committed).
+# nbgrader reads this file when it runs in this folder; the paths below are relative to it, so
+# the course directory can also be copied elsewhere (the tests do) and keeps working.
+import os
+
+c = get_config()  # noqa: F821 (nbgrader provides it)
+here = os.path.dirname(os.path.abspath(__file__))
+
+c.CourseDirectory.course_id = "curso-multimodal"  # the same as deploy/nbgrader/nbgrader_config.py
+c.CourseDirectory.root = here
+c.CourseDirectory.source_directory = "source"
+c.CourseDirectory.release_directory = "release"
+# The gradebook: one SQLite file next to this configuration.
+c.CourseDirectory.db_url = "sqlite:///" + os.path.join(here, "gradebook.db")
+
+# What the student sees in place of a solution.
+c.ClearSolutions.code_stub = {"python": "# TU CÓDIGO AQUÍ\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "ESCRIBE AQUÍ TU RESPUESTA"
+# The sources are committed without outputs (tests/test_notebook_hygiene.py) except the cells whose
+# output nbval compares (# NBVAL_CHECK_OUTPUT): the student versions keep those outputs as they are.
+c.ClearOutput.enabled = False
+
+# The exchange folder of the lab server (deploy/install_hub.sh creates it, writable by all).
+c.Exchange.root = "/srv/nbgrader/exchange"
+
+# Autograding runs each notebook whole, models included: a slow CPU needs more than nbgrader's
+# default 30 s for some cells.
+c.Execute.timeout = 600
