@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# For the tests' stand-ins and Ollama double and bench_vision's ViT (course_utils itself is installed).
 sys.path.insert(0, str(ROOT))
 NOTEBOOKS = ROOT / "notebooks"
 RAM_SIZES_GB = (16, 32, 64, 128, 256)

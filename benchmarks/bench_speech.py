@@ -11,12 +11,9 @@ import io
 import json
 import platform
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from course_utils import config, speech  # noqa: E402
-from course_utils.samples import SAMPLES  # noqa: E402
+from course_utils import config, speech
+from course_utils.samples import sample_path
 
 REPEATS = 2
 # Greedy is openai-whisper's default, beam search of 5 is faster-whisper's: measure both, same work for each engine.
@@ -27,17 +24,17 @@ DECODING = {"voraz": {"whisper": {}, "faster-whisper": {"beam_size": 1}},
 def run(model: str, backend: str, names: list[str], options: dict) -> tuple[float, float, list[str]]:
     """Best-of-REPEATS total seconds over the samples, total audio seconds, and the texts."""
     with contextlib.redirect_stdout(io.StringIO()):
-        speech.transcribe(SAMPLES / names[0], model=model, backend=backend, **options)  # load and warm up
+        speech.transcribe(sample_path(names[0]), model=model, backend=backend, **options)  # load and warm up
     best, texts = float("inf"), []
     for _ in range(REPEATS):
-        results = [speech.transcribe(SAMPLES / n, model=model, backend=backend, **options) for n in names]
+        results = [speech.transcribe(sample_path(n), model=model, backend=backend, **options) for n in names]
         best = min(best, sum(r.seconds for r in results))
         texts = [r.text for r in results]
     return best, sum(r.duration for r in results), texts
 
 
 def main() -> int:
-    names = list(json.loads((SAMPLES / "transcripciones.json").read_text(encoding="utf-8")))
+    names = list(json.loads(sample_path("transcripciones.json").read_text(encoding="utf-8")))
     ct2 = speech.ct2_from_parts()
     engines = [("openai-whisper (PyTorch, fp16 en GPU / fp32 en CPU)", str(speech.whisper_checkpoint_from_ct2(ct2)),
                 "whisper"),

@@ -20,10 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-SAMPLES = ROOT / "data" / "samples"
-RANDOM_BASE = ROOT / ".cache" / "bench" / "vit-base-random"
+from course_utils import config
+from course_utils.samples import sample_path
+
+ROOT = Path(__file__).resolve().parent.parent  # for the ImageNet labels of tests/assets
+RANDOM_BASE = config.cache_dir() / "bench" / "vit-base-random"
 
 
 def build_random_vit_base(folder: Path) -> Path:
@@ -40,9 +41,9 @@ def build_random_vit_base(folder: Path) -> Path:
     if not is_torchvision_available():
         processor_class = getattr(transformers, "ViTImageProcessorPil", processor_class)
     labels = json.loads((ROOT / "tests" / "assets" / "imagenet_labels.json").read_text(encoding="utf-8"))
-    config = ViTConfig(id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)})
+    vit_config = ViTConfig(id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)})
     torch.manual_seed(0)
-    ViTForImageClassification(config).save_pretrained(folder)
+    ViTForImageClassification(vit_config).save_pretrained(folder)
     processor_class(size={"height": 224, "width": 224}, image_mean=[0.5] * 3, image_std=[0.5] * 3,
                       resample=2).save_pretrained(folder)
     (folder / "STANDIN.txt").write_text(
@@ -78,7 +79,8 @@ def images_per_second(run, n_images: int) -> float:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="model id or folder (default: a vit-base-sized random model in .cache)")
+    parser.add_argument("--model",
+                        help="model id or folder (default: a vit-base-sized random model in config.cache_dir())")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     parser.add_argument("--images", type=int, default=8, help="how many images (the samples, repeated)")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -91,12 +93,12 @@ def main(argv=None) -> int:
     from transformers import pipeline
     from transformers.utils import logging as hf_logging
 
-    from course_utils import config, vision
+    from course_utils import vision
 
     hf_logging.disable_progress_bar()
     device = config.settings().device
     model_name = args.model or str(build_random_vit_base(RANDOM_BASE))
-    photos = sorted(SAMPLES.glob("*.jpg"))
+    photos = sorted(sample_path().glob("*.jpg"))
     folder = Path(tempfile.mkdtemp(prefix="bench_vision_"))
     try:
         paths = [folder / f"img_{i:03d}.jpg" for i in range(args.images)]

