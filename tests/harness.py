@@ -44,7 +44,9 @@ def pytest_configure(config):
         "HF_HUB_DISABLE_TELEMETRY": "1",
         "PYTHONWARNINGS": "ignore::DeprecationWarning",
     })
-    os.environ.pop("COURSE_DEVICE", None)
+    # The same results on every machine: CPU unless a run asks for a device on purpose
+    # (COURSE_TEST_DEVICE=cuda checks the notebooks on the lab server's GPU).
+    os.environ["COURSE_DEVICE"] = os.environ.get("COURSE_TEST_DEVICE", "cpu")
     ARTIFACTS.mkdir(exist_ok=True)
 
 
