@@ -5,6 +5,8 @@ Run it as `python -m course_utils.doctor` or call `run_checks()` in a notebook.
 
 from __future__ import annotations
 
+import argparse
+import os
 import platform
 import subprocess
 import sys
@@ -176,6 +178,61 @@ def check_microphone() -> Check:
     )
 
 
+# Measured per student (docs/laboratorio.md, section 4: AMD EPYC CPU server and an H100 80GB, torch 2.13 / 2.11).
+SYSTEM_RESERVE_MIB = 4 * 1024  # the system, JupyterHub and the proxy
+STUDENT_MIB = {"cpu": 1114, "cpu-two": 2126, "cuda": 1703}  # JupyterLab server + its heaviest kernel(s), RAM
+CUDA_KERNEL_GPU_MIB = 1444  # CUDA context + ViT-B fp16 with a batch of 64 + Whisper base
+OLLAMA_GPU_MIB = 12 * 1024  # llama3.2-vision with its context: an estimate, not measured here
+
+
+def _total_ram_mib() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+
+
+def _gpu_memory_mib() -> int | None:
+    """The first NVIDIA GPU's memory, from nvidia-smi (no CUDA context is created)."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+        return int(out.split()[0])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+def check_class(students: int, device: str = "cpu") -> list[Check]:
+    """Before class: does this server hold `students` JupyterLabs, with kernels on `device`?"""
+    ram = _total_ram_mib()
+    fits = (ram - SYSTEM_RESERVE_MIB) // STUDENT_MIB["cuda" if device == "cuda" else "cpu"]
+    fits_two = (ram - SYSTEM_RESERVE_MIB) // STUDENT_MIB["cpu-two"]
+    detail = f"{students} estudiantes; en {ram / 1024:.0f} GiB de RAM caben {fits} con un cuaderno abierto"
+    fix = (f"Reduce la clase a {fits} por servidor, reparte la clase en dos servidores o amplía la RAM "
+           "(docs/laboratorio.md, sección 4).")
+    if students > fits:
+        checks = [Check("Capacidad (RAM)", ERROR, detail + ".", fix)]
+    elif device == "cpu" and students > fits_two:
+        checks = [Check("Capacidad (RAM)", WARN, f"{detail}, pero solo {fits_two} con dos a la vez.",
+                        "Pide que cierren un cuaderno antes de abrir otro (Kernel → Shut Down), o amplía la RAM.")]
+    else:
+        checks = [Check("Capacidad (RAM)", OK, detail + ".")]
+    if device == "cuda":
+        checks.append(_check_class_gpu(students))
+    return checks
+
+
+def _check_class_gpu(students: int) -> Check:
+    gpu = _gpu_memory_mib()
+    if gpu is None:
+        return Check("Capacidad (GPU)", ERROR, "COURSE_DEVICE=cuda para la clase, pero no se ve ninguna GPU NVIDIA.",
+                     "Usa COURSE_DEVICE=cpu para los estudiantes (el valor por defecto del hub).")
+    fits = max(0, (gpu - OLLAMA_GPU_MIB) // CUDA_KERNEL_GPU_MIB)
+    detail = (f"{students} núcleos en la GPU ({gpu / 1024:.0f} GiB) junto a Ollama: caben {fits} "
+              f"(1.4 GiB por núcleo, 12 GiB estimados para llama3.2-vision)")
+    if students > fits:
+        return Check("Capacidad (GPU)", ERROR, detail + ".",
+                     "Deja los núcleos de los estudiantes en CPU (COURSE_DEVICE=cpu) y la GPU para Ollama.")
+    return Check("Capacidad (GPU)", OK, detail + ".")
+
+
 def run_checks() -> Report:
     report = Report([check_python(), check_torch(), check_ffmpeg(), check_whisper_model(), check_vit_model()])
     report.extend(check_ollama())
@@ -183,8 +240,17 @@ def run_checks() -> Report:
     return report
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course_utils.doctor",
+                                     description="Diagnóstico del entorno del curso.")
+    parser.add_argument("--clase", type=int, metavar="N",
+                        help="antes de clase: ¿caben N estudiantes en este servidor?")
+    parser.add_argument("--dispositivo", choices=("cpu", "cuda"), default="cpu",
+                        help="dónde corren los núcleos de los estudiantes (cpu por defecto)")
+    args = parser.parse_args(argv)
     report = run_checks()
+    if args.clase is not None:
+        report.extend(check_class(args.clase, args.dispositivo))
     print("Diagnóstico del entorno del curso\n")
     print(report)
     n = len(report.problems)

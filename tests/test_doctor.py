@@ -113,3 +113,28 @@ def test_cli_with_malformed_ollama_host(standins):
     assert out.returncode == 0, out.stderr
     assert "OLLAMA_HOST=«localhost:114340» no es una dirección válida" in out.stdout
     assert "Modelo ViT" in out.stdout and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("students, status", [(10, doctor.OK), (20, doctor.WARN), (60, doctor.ERROR)])
+def test_class_capacity_against_this_server(monkeypatch, students, status):
+    monkeypatch.setattr(doctor, "_total_ram_mib", lambda: 32 * 1024)  # 25 fit with one notebook, 13 with two
+    (ram,) = doctor.check_class(students)
+    assert ram.status == status and "32 GiB" in ram.detail and "caben 25" in ram.detail
+    assert (ram.fix != "") == (status != doctor.OK)
+
+
+def test_class_on_the_gpu_leaves_room_for_ollama(monkeypatch):
+    monkeypatch.setattr(doctor, "_total_ram_mib", lambda: 256 * 1024)
+    monkeypatch.setattr(doctor, "_gpu_memory_mib", lambda: 81559)  # an H100 80GB: 47 kernels beside Ollama
+    _, gpu = doctor.check_class(60, "cuda")
+    assert gpu.status == doctor.ERROR and "caben 47" in gpu.detail and "COURSE_DEVICE=cpu" in gpu.fix
+    monkeypatch.setattr(doctor, "_gpu_memory_mib", lambda: None)
+    _, gpu = doctor.check_class(10, "cuda")
+    assert gpu.status == doctor.ERROR and "no se ve ninguna GPU" in gpu.detail
+
+
+def test_cli_checks_a_class(monkeypatch, capsys, ollama_double):
+    monkeypatch.setattr(doctor, "_total_ram_mib", lambda: 16 * 1024)
+    assert doctor.main(["--clase", "60"]) == 0
+    out = capsys.readouterr().out
+    assert "Capacidad (RAM)" in out and "60 estudiantes" in out and "caben 11" in out
