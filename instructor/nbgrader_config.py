@@ -25,6 +25,10 @@ c.ClearSolutions.text_stub = "ESCRIBE AQUÍ TU RESPUESTA"
 # output nbval compares (# NBVAL_CHECK_OUTPUT): the student versions keep those outputs as they are.
 c.ClearOutput.enabled = False
 
+# The feedback page in Spanish: nbgrader's own template with its words translated (plantillas/).
+c.HTMLExporter.template_name = "retroalimentacion"
+c.HTMLExporter.extra_template_basedirs = [os.path.join(here, "plantillas")]
+
 # The exchange folder of the lab server (deploy/install_hub.sh creates it, writable by all).
 c.Exchange.root = "/srv/nbgrader/exchange"
 
