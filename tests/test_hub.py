@@ -8,9 +8,12 @@ ports are free loopback ports. Three students are created through the REST API, 
 started, and notebook 02 runs in each one's server through the proxy: uploaded with the contents
 API and executed cell by cell over the kernel's websocket, then saved back.
 
-Not covered yet: the nbgrader round (release → fetch → submit → collect with two students). It
-needs the coursework (instructor/, nbgrader in the environment), which has not landed; when it
-does, it belongs here, with the exchange under the hub's shared folder (deploy/nbgrader/).
+The nbgrader round, as in instructor/GUIA.md: a teacher with the course directory in her home
+generates and releases an assignment to the exchange; two students fetch it and submit it from the
+Assignments tab (the REST API of nbgrader's server extension in their own servers), one with the
+exercises solved and one untouched; the teacher collects, autogrades, generates and releases the
+feedback, and each student fetches it. Every user reads the lab server's nbgrader configuration
+(deploy/nbgrader/nbgrader_config.py); only the exchange folder moves into the test's folder.
 
 Marked `hub`: the default suite (`make test`) leaves it out; `.ci/run` runs it as its own step.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -29,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import nbformat
 import pytest
 
 pytestmark = pytest.mark.hub
@@ -319,3 +324,132 @@ def test_idle_culler_runs_as_a_hub_service(hub):
     assert culler["pid"] > 0
     os.kill(culler["pid"], 0)  # raises if the culler process is not alive
 
+
+
+# --- nbgrader through the exchange ----------------------------------------------------------------------------
+
+TEACHER = "profesora"
+CLASS = ["diego", "elena"]
+ASSIGNMENT = "04_clasificador_top7"
+COURSE_ID = "curso-multimodal"
+
+
+def _user_api(hub: Hub, user: str) -> tuple[httpx.Client, str]:
+    token = hub.api.post(f"/users/{user}/tokens", json={"note": "prueba de nbgrader"}).json()["token"]
+    return httpx.Client(base_url=f"{hub.url}/user/{user}", timeout=300,
+                        headers={"Authorization": f"token {token}"}), token
+
+
+def _assignments(server: httpx.Client) -> dict[str, str]:
+    """What the Assignments tab lists: {assignment: status} for the course."""
+    listed = server.get("/assignments", params={"course_id": COURSE_ID})
+    assert listed.status_code == 200, listed.text
+    body = listed.json()
+    assert body["success"], body
+    return {a["assignment_id"]: a["status"] for a in body["value"]}
+
+
+def _click(server: httpx.Client, action: str) -> None:
+    """A button of the Assignments tab: fetch, submit or fetch_feedback."""
+    done = server.post(f"/assignments/{action}", json={"assignment_id": ASSIGNMENT, "course_id": COURSE_ID})
+    assert done.status_code == 200, done.text
+    assert done.json()["success"], done.json()
+
+
+def test_nbgrader_release_fetch_submit_collect_and_feedback_through_the_exchange(hub):
+    from tests.test_coursework import INSTRUCTOR, exercises
+
+    exchange = hub.root / "exchange"  # stands in for /srv/nbgrader/exchange
+    exchange.mkdir(mode=0o777)
+    exchange.chmod(0o777)  # writable by all, as deploy/install_hub.sh leaves it
+    created = hub.api.post("/users", json={"usernames": [TEACHER, *CLASS]})
+    assert created.status_code == 201, created.text
+    for user in [TEACHER, *CLASS]:
+        started = hub.api.post(f"/users/{user}/server")
+        assert started.status_code in (201, 202), started.text
+    for user in [TEACHER, *CLASS]:
+        hub.wait_ready(user)
+        # On the lab server this file is <environment>/etc/jupyter/nbgrader_config.py (install_hub.sh),
+        # and nbgrader takes the student's id from her system account; here every server runs as the
+        # same account, so each home says who its student is.
+        config = (f"load_subconfig({str(ROOT / 'deploy' / 'nbgrader' / 'nbgrader_config.py')!r})\n"
+                  f"c.Exchange.root = {str(exchange)!r}\n")
+        if user in CLASS:
+            config += f"c.CourseDirectory.student_id = {user!r}\n"
+        (hub.homes / user / "nbgrader_config.py").write_text(config)
+
+    # The teacher: the course directory in her home, then generate and release (GUIA.md, steps 1 and 2).
+    course = hub.homes / TEACHER / "curso" / "instructor"
+    shutil.copytree(INSTRUCTOR, course, ignore=shutil.ignore_patterns(
+        ".ipynb_checkpoints", "__pycache__", "gradebook.db", "release", "submitted", "autograded", "feedback"))
+    teacher, token = _user_api(hub, TEACHER)
+    started = teacher.post("/api/kernels", json={"name": "python3"})
+    assert started.status_code == 201, started.text
+    kernel = Kernel(hub, TEACHER, token, started.json()["id"])
+
+    def nbgrader(*args: str) -> None:
+        # The teacher's terminal, in her course directory: the exchange of her home's configuration.
+        out = _text(kernel.execute(
+            "import subprocess, sys\n"
+            f"r = subprocess.run([sys.executable, '-m', 'nbgrader', *{list(args)!r}, '--Exchange.root={exchange}'],"
+            f" cwd={str(course)!r}, capture_output=True, text=True)\n"
+            "print('RC', r.returncode, r.stdout[-3000:], r.stderr[-3000:])"))
+        assert out.startswith("RC 0"), f"nbgrader {' '.join(args)}:\n{out}"
+
+    try:
+        nbgrader("generate_assignment", ASSIGNMENT, "--force")
+        nbgrader("release_assignment", ASSIGNMENT, "--force")
+
+        # The students: Fetch in the Assignments tab, work, Submit.
+        source = nbformat.read(course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+        solutions = {c.metadata["nbgrader"]["grade_id"]: c.source for c in source.cells
+                     if c.metadata.get("nbgrader", {}).get("solution")}
+        submitted = {}
+        for user in CLASS:
+            server, _ = _user_api(hub, user)
+            assert _assignments(server).get(ASSIGNMENT) == "released"
+            _click(server, "fetch")
+            assert _assignments(server)[ASSIGNMENT] == "fetched"
+            path = f"/api/contents/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
+            got = server.get(path)
+            assert got.status_code == 200, got.text
+            nb = got.json()["content"]
+            assert "ESCRIBE AQUÍ TU RESPUESTA" in json.dumps(nb, ensure_ascii=False)  # the student version
+            if user == "diego":  # solves every exercise and answers the questions
+                for cell in nb["cells"]:
+                    grade_id = cell["metadata"].get("nbgrader", {}).get("grade_id")
+                    if grade_id in solutions:
+                        cell["source"] = solutions[grade_id]
+            saved = server.put(path, json={"type": "notebook", "format": "json", "content": nb})
+            assert saved.status_code == 200, saved.text
+            submitted[user] = nb
+            _click(server, "submit")
+            assert _assignments(server)[ASSIGNMENT] == "submitted"
+            server.close()
+
+        # The teacher: collect, autograde, feedback (GUIA.md, steps 3 to 6).
+        nbgrader("collect", ASSIGNMENT)
+        for user in CLASS:
+            collected = json.loads((course / "submitted" / user / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text())
+            assert ["".join(c["source"]) for c in collected["cells"]] == \
+                ["".join(c["source"]) for c in submitted[user]["cells"]], f"{user}: lo recogido no es lo entregado"
+        nbgrader("autograde", ASSIGNMENT, "--force")
+        nbgrader("generate_feedback", ASSIGNMENT, "--force")
+        nbgrader("release_feedback", ASSIGNMENT)
+    finally:
+        kernel.close()
+        teacher.close()
+
+    tests = [t for _, ts in exercises(source) for t in ts]
+    points = {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["points"] for c in source.cells
+              if c.metadata.get("nbgrader", {}).get("grade")}
+    expected = {"diego": sum(points[t] for t in tests), "elena": 0}
+    for user in CLASS:
+        server, _ = _user_api(hub, user)
+        _click(server, "fetch_feedback")
+        server.close()
+        pages = list((hub.homes / user / ASSIGNMENT / "feedback").glob(f"*/{ASSIGNMENT}.html"))
+        assert len(pages) == 1, f"{user}: {pages}"
+        html = pages[0].read_text(encoding="utf-8")
+        # The open answers wait for the teacher: the page shows the autograded points so far.
+        assert f"{ASSIGNMENT} (Puntos: {float(expected[user])} / " in html, (user, expected[user])
