@@ -1,5 +1,7 @@
 """course_utils.patches: properties that hold for any ViT weights, checked on the stand-in."""
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -159,18 +161,31 @@ def test_synthetic_squares_labels_match_the_square():
     assert np.array_equal(patches.to_picture(images[0])[..., 0], ((images[0, 0] + 1) * 127.5).round().byte().numpy())
 
 
-def test_micro_vit_learns_and_its_cls_attention_finds_the_square():
-    model, accuracy = patches.train_micro_vit()
-    assert accuracy > 0.9
-    images, _ = patches.synthetic_squares(40, seed=7)
+def test_learning_rate_warms_up_then_decays_to_zero():
+    factors = [patches.warmup_cosine(step, 250) for step in range(250)]
+    assert factors[0] == pytest.approx(1 / 25) and factors[24] == factors[25] == pytest.approx(1.0)
+    assert all(a >= b for a, b in itertools.pairwise(factors[25:]))
+    assert factors[-1] < 1e-3
+
+
+def square_hit_rate(model, images) -> float:
+    """Share of `images` whose last-layer CLS attention (mean of the heads) peaks on a patch of the square."""
     with torch.no_grad():
         batch = model(pixel_values=images, output_attentions=True).attentions
     hits = 0
     for i in range(len(images)):
-        layers = [a[i] for a in batch]
-        assert patches.attention_rollout(layers).shape == (17, 17)
-        looked_at = int(patches.cls_attention(layers[-1]).mean(0).argmax())
+        looked_at = int(patches.cls_attention(batch[-1][i]).mean(0).argmax())
         square = (images[i, 0] == 1).float().reshape(4, 8, 4, 8).sum((1, 3)).reshape(-1)
         hits += bool(square[looked_at] > 0)
-    assert hits >= 0.9 * len(images)
+    return hits / len(images)
+
+
+def test_micro_vit_learns_and_its_cls_attention_finds_the_square():
+    model, accuracy = patches.train_micro_vit()
+    assert accuracy >= 0.95  # on every CPU kernel path and several seeds: tests/test_cpu_paths.py
+    images, _ = patches.synthetic_squares(40, seed=7)
+    assert square_hit_rate(model, images) >= 0.9
+    with torch.no_grad():
+        batch = model(pixel_values=images, output_attentions=True).attentions
+    assert all(patches.attention_rollout([a[i] for a in batch]).shape == (17, 17) for i in range(len(images)))
     assert torch.equal(patches.model_attentions(model, images, index=5)[-1], batch[-1][5])
