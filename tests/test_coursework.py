@@ -176,7 +176,7 @@ def test_grade_ids_are_unique_and_cells_carry_the_metadata_nbval_and_nbgrader_ne
             grade_id = meta.get("grade_id")
             assert grade_id and grade_id not in seen, f"{where}: grade_id repetido o vacío ({grade_id!r}, ya en {seen.get(grade_id)})"
             seen[grade_id] = where
-            assert grade_id.startswith(path.stem[:2] + "-"), f"{where}: el grade_id {grade_id!r} empieza por el número del cuaderno"
+            assert grade_id.startswith(path.stem[:2] + "-"), f"{where}: el grade_id {grade_id!r} debe empezar por «{path.stem[:2]}-»"
             if cell.cell_type == "code" and (meta.get("solution") or meta.get("grade")):
                 # In the student version these cells raise NotImplementedError; nbval lets them.
                 assert "raises-exception" in cell.metadata.get("tags", []), f"{where}: falta la etiqueta raises-exception"
