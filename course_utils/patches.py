@@ -107,7 +107,9 @@ def position_similarity(position_embeddings: torch.Tensor) -> torch.Tensor:
     pos = position_embeddings.detach().float().cpu().reshape(-1, position_embeddings.shape[-1])[1:]
     side = int(round(len(pos) ** 0.5))
     if side * side != len(pos):
-        raise CourseError(f"{len(pos)} posiciones no forman una cuadrícula cuadrada.", "Usa un ViT de imágenes cuadradas.")
+        raise CourseError(
+            f"{len(pos)} posiciones no forman una cuadrícula cuadrada.", "Usa un ViT de imágenes cuadradas."
+        )
     unit = nn.functional.normalize(pos, dim=-1)
     return (unit @ unit.T).reshape(side, side, side, side)
 

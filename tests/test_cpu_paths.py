@@ -37,9 +37,14 @@ print(json.dumps(result))
 def trained() -> dict[str, dict]:
     """Train on every path at once (each training uses one thread), then collect the results."""
     runs = {
-        path: subprocess.Popen([sys.executable, "-c", TRAIN, path, *map(str, SEEDS)], cwd=ROOT, text=True,
-                               env={**os.environ, "ATEN_CPU_CAPABILITY": path},
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        path: subprocess.Popen(
+            [sys.executable, "-c", TRAIN, path, *map(str, SEEDS)],
+            cwd=ROOT,
+            text=True,
+            env={**os.environ, "ATEN_CPU_CAPABILITY": path},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for path in PATHS
     }
     results = {}
