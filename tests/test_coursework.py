@@ -163,6 +163,8 @@ def test_every_source_is_a_folder_of_the_same_name_and_has_its_student_notebook(
     for path in SOURCES:
         assert path.parent.name == path.stem, f"{path}: la carpeta y el cuaderno deben llamarse igual"
         assert (NOTEBOOKS / path.name).exists(), f"falta notebooks/{path.name}: ejecuta `make cuadernos`"
+    orphans = sorted({p.name for p in NOTEBOOKS.glob("*.ipynb")} - {p.name for p in SOURCES})
+    assert not orphans, f"cuadernos de estudiante sin fuente en instructor/source/: {orphans}"
 
 
 def test_grade_ids_are_unique_and_cells_carry_the_metadata_nbval_and_nbgrader_need():
