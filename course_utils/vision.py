@@ -1,6 +1,14 @@
 """Image classification with a Vision Transformer: the old top-7 desktop script, done right.
 
 From a terminal:  python -m course_utils.vision foto.jpg [más fotos o carpetas] [--top 7]
+
+Speed (docs/rendimiento.md): the model runs with PyTorch's fused attention (SDPA) and switches to the
+explicit ("eager") attention only for a call that asks for the attention weights; on CUDA it runs in
+bf16 (fp16 on GPUs without bf16). `classify_files` prepares the next batch in a thread while the
+model works on the current one; on CUDA, when torchvision imports, JPEG files are decoded in batches
+on the GPU (nvJPEG) and resized and normalised there. Everything else (other formats, JPEGs that the
+GPU decoder does not treat as PIL does, and machines without torchvision, as CI's CPU-only torch) takes
+the PIL path: `open_image` and the model's image processor.
 """
 
 from __future__ import annotations
@@ -9,18 +17,28 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import dataclass
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from course_utils import config
-from course_utils.display import ALERT, alert_html, announce_standin, standin_html, standin_notice, table_html
+from course_utils.display import (
+    ALERT,
+    alert_html,
+    announce_standin,
+    standin_html,
+    standin_notice,
+    table_html,
+)
 from course_utils.errors import CourseError, ImageError, ModelLoadError, OptionError
 from course_utils.hf_hub import pretrained_source
 from course_utils.hf_progress import no_weight_loading_bar
-from course_utils.images import open_image
+from course_utils.images import MAX_PIXELS, open_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 # The files `save_pretrained` writes that a local model folder needs (PyTorch weights: one file or shards).
@@ -38,6 +56,7 @@ class Classifier:
     processor: object  # its image processor
     device: str
     standin: str | None  # the stand-in's description when a test stand-in is loaded
+    batch_size: int | None = field(default=None, repr=False)  # fitted to the GPU's memory on first use
 
     @property
     def labels(self) -> dict[int, str]:
@@ -55,7 +74,6 @@ def load_classifier(model: str | None = None) -> Classifier:
 
 @lru_cache(maxsize=4)  # the course's one model cache (speech._load too): the last four models stay loaded
 def _load(name: str, device: str) -> Classifier:
-    import torch  # heavy: only when a model is loaded
     from safetensors import SafetensorError
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
@@ -63,11 +81,9 @@ def _load(name: str, device: str) -> Classifier:
     source = pretrained_source(name)
     try:
         with no_weight_loading_bar():
-            # Eager attention so that `output_attentions=True` works (attention maps in notebook 03).
-            model = AutoModelForImageClassification.from_pretrained(
-                name, attn_implementation="eager",
-                dtype=torch.float16 if device.startswith("cuda") else torch.float32, **source,
-            )
+            # transformers' default attention: SDPA where the model supports it (eager otherwise);
+            # attention_on_demand() switches to eager for the calls that ask for the weights.
+            model = AutoModelForImageClassification.from_pretrained(name, dtype=model_dtype(device), **source)
         processor = AutoImageProcessor.from_pretrained(name, **source)
     except OSError as exc:
         if Path(name).is_dir():  # a local folder: nothing to download, so no word about internet
@@ -86,7 +102,55 @@ def _load(name: str, device: str) -> Classifier:
                              f"Pon en COURSE_VIT_MODEL un modelo de clasificación de imágenes, como "
                              f"{config.DEFAULTS['COURSE_VIT_MODEL']}.") from exc
     standin = announce_standin(config.standin_note(name))
-    return Classifier(name, model.to(device).eval(), processor, device, standin)
+    model = attention_on_demand(model.to(device).eval())
+    return Classifier(name, model, processor, device, standin)
+
+
+def model_dtype(device: str):
+    """bf16 on GPUs that compute it natively (compute capability 8.0 on: Ampere, Hopper…), fp16 on older
+    GPUs, float32 on the CPU (half precision only pays off on CUDA)."""
+    import torch  # heavy: only when a model is loaded
+
+    if not device.startswith("cuda"):
+        return torch.float32
+    return torch.bfloat16 if torch.cuda.get_device_capability(device)[0] >= 8 else torch.float16
+
+
+def attention_on_demand(model):
+    """Let `model` keep its fast attention (SDPA) and still answer `output_attentions=True`.
+
+    SDPA never forms the attention matrix, so transformers returns no weights with it. A call of the
+    model (or of its ViT body) that asks for them runs with eager attention, and the model goes back
+    to its own attention right after, even if the call fails. Returns the model itself.
+    """
+    for module in {model, getattr(model, model.base_model_prefix, model)}:
+        if not getattr(module, "_course_attention_hooks", False):
+            module.register_forward_pre_hook(_eager_if_weights_asked, with_kwargs=True)
+            module.register_forward_hook(_restore_attention, with_kwargs=True, always_call=True)
+            module._course_attention_hooks = True
+    return model
+
+
+def _set_attention(model, implementation: str) -> None:
+    setter = getattr(model, "set_attn_implementation", None)  # transformers >= 4.56
+    if setter is not None:
+        setter(implementation)
+    else:
+        model.config._attn_implementation = implementation
+
+
+def _eager_if_weights_asked(module, args, kwargs):
+    stack = module.__dict__.setdefault("_course_attention_stack", [])
+    current = module.config._attn_implementation
+    stack.append(current)
+    if (kwargs.get("output_attentions") or module.config.output_attentions) and current != "eager":
+        _set_attention(module, "eager")
+
+
+def _restore_attention(module, args, kwargs, output):
+    previous = module._course_attention_stack.pop()
+    if module.config._attn_implementation != previous:
+        _set_attention(module, previous)
 
 
 def _check_local(name: str) -> None:
@@ -194,6 +258,15 @@ class Results(list):
                 + standin_html(self.standin))
 
 
+CPU_BATCH = 8  # on the CPU the model's arithmetic dominates: bigger batches gain nothing (docs/rendimiento.md)
+MAX_GPU_BATCH = 256  # past this a ViT-B already fills an H100: bigger batches only take memory
+GPU_PREPARE_THREADS = 2  # batches prepared at once on the GPU path (reading and decoding overlap the model)
+# How far probabilities may move between the PIL path in float32 and the GPU path in half precision
+# (different JPEG decoder and resize, bf16 arithmetic); measured on the samples, see docs/rendimiento.md
+# and tests/test_vision_gpu.py. Each probability may differ by this much, absolutely.
+HALF_PRECISION_ATOL = 0.02
+
+
 def top_k(image, k: int = 7, *, classifier: Classifier | None = None) -> Ranking:
     """The k most probable classes of one image (a path, bytes, a PIL image or a numpy array)."""
     classifier = classifier or load_classifier()
@@ -202,40 +275,110 @@ def top_k(image, k: int = 7, *, classifier: Classifier | None = None) -> Ranking
 
 def _rank(images: list, k: int, classifier: Classifier) -> list[Ranking]:
     """Processor → logits → softmax → top-k, for a batch of RGB images."""
-    import torch  # heavy: only when classifying
+    _check_k(k, classifier)
+    return _rankings(_top(processor_pixels(images, classifier), k, classifier), classifier)
 
+
+def _check_k(k: int, classifier: Classifier) -> None:
     n_labels = len(classifier.labels)
     if not 1 <= k <= n_labels:
         raise OptionError(f"No puedo dar las {k} clases más probables: el modelo tiene {n_labels}.",
                           f"Elige un número entre 1 y {n_labels}.")
-    model = classifier.model
+
+
+def processor_pixels(images: list, classifier: Classifier):
+    """The model's input for RGB PIL images, made by its image processor: on the model's device and dtype."""
     pixels = classifier.processor(images=images, return_tensors="pt")["pixel_values"]
+    return pixels.to(classifier.device, dtype=classifier.model.dtype)
+
+
+def _top(pixels, k: int, classifier: Classifier):
+    """(probabilities, class indices) of the k most probable classes, still on the model's device."""
+    import torch  # heavy: only when classifying
+
     with torch.inference_mode():
-        logits = model(pixel_values=pixels.to(classifier.device, dtype=model.dtype)).logits
-    values, indices = logits.float().softmax(dim=-1).topk(k, dim=-1)
+        logits = classifier.model(pixel_values=pixels).logits
+        return logits.float().softmax(dim=-1).topk(k, dim=-1)
+
+
+def _rankings(top, classifier: Classifier) -> list[Ranking]:
+    values, indices = top
     return [Ranking([(classifier.labels[i], p) for i, p in zip(idx, val)], classifier.standin)
             for idx, val in zip(indices.tolist(), values.tolist())]
 
 
-def classify_files(files, batch_size: int = 8, k: int = 7, *, classifier: Classifier | None = None,
+def auto_batch_size(classifier: Classifier) -> int:
+    """Images per batch: 8 on the CPU; on a GPU, a power of two that fits half of its free memory,
+    measured once per model with a small batch (at most MAX_GPU_BATCH)."""
+    if not classifier.device.startswith("cuda"):
+        return CPU_BATCH
+    if classifier.batch_size is None:
+        import torch  # heavy: only when classifying
+
+        probe = 8
+        side = getattr(classifier.model.config, "image_size", 224)
+        pixels = torch.zeros(probe, 3, side, side, device=classifier.device, dtype=classifier.model.dtype)
+        torch.cuda.synchronize(classifier.device)
+        before = torch.cuda.memory_allocated(classifier.device)
+        torch.cuda.reset_peak_memory_stats(classifier.device)
+        with torch.inference_mode():
+            classifier.model(pixel_values=pixels)
+        per_image = max(1, torch.cuda.max_memory_allocated(classifier.device) - before) / probe
+        # Beside the model's activations, an image takes its float32 input and a decoded photo.
+        per_image += 3 * side * side * 4 + 3 * 1024 * 1024
+        free, _ = torch.cuda.mem_get_info(classifier.device)
+        fits = int(free // 2 // per_image)
+        classifier.batch_size = max(1, min(MAX_GPU_BATCH, 1 << max(0, fits.bit_length() - 1)))
+    return classifier.batch_size
+
+
+def classify_files(files, batch_size: int | None = None, k: int = 7, *, classifier: Classifier | None = None,
                    progress: bool = True) -> Results:
-    """Classify many image files in batches; a file that is not a valid image gets an error row."""
-    if batch_size < 1:
+    """Classify many image files in batches; a file that is not a valid image gets an error row.
+
+    `batch_size` (images per batch) defaults to 8 on the CPU and, on a GPU, to what fits its free
+    memory (auto_batch_size). While the model works on a batch, a thread prepares the next one (on the
+    GPU path, GPU_PREPARE_THREADS threads prepare the next ones).
+    """
+    if batch_size is not None and batch_size < 1:
         raise OptionError(f"batch_size={batch_size} no vale.", "Usa un tamaño de lote de 1 o más.")
     classifier = classifier or load_classifier()
+    _check_k(k, classifier)
     files = [str(f) for f in files]
     rows = Results(Row(f) for f in files)
     rows.standin = classifier.standin
-    with tqdm(total=len(files), desc="Clasificando", unit="img", disable=not progress) as bar:
-        for start in range(0, len(files), batch_size):
-            batch = rows[start:start + batch_size]
-            images = [_open_or_note(row) for row in batch]
-            ok = [(row, img) for row, img in zip(batch, images) if img is not None]
-            if ok:
-                for (row, _), ranking in zip(ok, _rank([img for _, img in ok], k, classifier)):
-                    row.top, (row.label, row.probability) = ranking, ranking[0]
-            bar.update(len(batch))
+    size = batch_size or auto_batch_size(classifier)
+    batches = [rows[start:start + size] for start in range(0, len(rows), size)]
+    prepare = batch_loader(classifier)
+    depth = GPU_PREPARE_THREADS if isinstance(prepare, GpuJpegLoader) else 1
+    with tqdm(total=len(files), desc="Clasificando", unit="img", disable=not progress) as bar, \
+            ThreadPoolExecutor(depth, thread_name_prefix="course-images") as pool:
+        ahead = deque(pool.submit(prepare, batch) for batch in batches[:depth])
+        previous = None
+        for i, batch in enumerate(batches):
+            ok, pixels, ready = ahead.popleft().result()
+            if i + depth < len(batches):
+                ahead.append(pool.submit(prepare, batches[i + depth]))
+            if ready is not None:  # made on the loader's CUDA stream: wait for it, keep its memory till used
+                import torch  # heavy: only when classifying
+
+                stream = torch.cuda.current_stream(pixels.device)
+                stream.wait_event(ready)
+                pixels.record_stream(stream)
+            current = (batch, ok, _top(pixels, k, classifier) if ok else None)
+            if previous:  # read the batch before only now, with this one queued on the GPU
+                bar.update(_fill(*previous, classifier))
+            previous = current
+        if previous:
+            bar.update(_fill(*previous, classifier))
     return rows
+
+
+def _fill(batch: list[Row], ok: list[Row], top, classifier: Classifier) -> int:
+    if ok:
+        for row, ranking in zip(ok, _rankings(top, classifier)):
+            row.top, (row.label, row.probability) = ranking, ranking[0]
+    return len(batch)
 
 
 def _open_or_note(row: Row):
@@ -246,9 +389,290 @@ def _open_or_note(row: Row):
         return None
 
 
-def classify_folder(path, batch_size: int = 8, k: int = 7, *, classifier: Classifier | None = None,
+def batch_loader(classifier: Classifier):
+    """A function `rows → (rows that are images, their model input, CUDA event or None)` that notes errors
+    in the other rows (the event, when there is one, marks the input ready on the loader's stream).
+
+    On CUDA with torchvision and a resize-rescale-normalise processor: GpuJpegLoader; else the PIL path.
+    """
+    plan = gpu_plan(classifier.processor)
+    if classifier.device.startswith("cuda") and plan is not None and _torchvision_jpeg() is not None:
+        return GpuJpegLoader(classifier, plan)
+    return lambda batch: _pil_batch(batch, classifier)
+
+
+def _pil_batch(batch: list[Row], classifier: Classifier):
+    images = [_open_or_note(row) for row in batch]
+    ok = [(row, image) for row, image in zip(batch, images) if image is not None]
+    if not ok:
+        return [], None, None
+    return [row for row, _ in ok], processor_pixels([image for _, image in ok], classifier), None
+
+
+@lru_cache(maxsize=1)
+def _torchvision_jpeg():
+    """torchvision's (decode_jpeg, ImageReadMode), or None where it does not import (CPU-only torch in CI)."""
+    try:
+        from torchvision.io import ImageReadMode, decode_jpeg
+    except Exception:  # noqa: BLE001 - not installed, or built for another torch: the PIL path stays
+        return None
+    return decode_jpeg, ImageReadMode
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the image processor does, to do it on the GPU: resize to height×width (None: no resize),
+    then pixel·scale, minus mean, over std (per channel)."""
+
+    height: int
+    width: int
+    mode: str | None  # torch's interpolation mode, antialiased as PIL
+    scale: float
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+_PROCESSOR_STEPS = {"do_resize", "do_rescale", "do_normalize", "do_convert_rgb"}
+_RESAMPLE_MODES = {2: "bilinear", 3: "bicubic"}  # PIL's BILINEAR and BICUBIC
+
+
+def gpu_plan(processor) -> Plan | None:
+    """The processor's steps as a Plan, or None if it does anything else (crop, pad…) or resamples
+    with a filter that torch does not compute as PIL does."""
+    steps = {name for name in dir(processor) if name.startswith("do_") and getattr(processor, name, None) is True}
+    if not steps <= _PROCESSOR_STEPS:
+        return None
+    size = getattr(processor, "size", None) or {}
+    height, width = (getattr(size, key, None) or (size.get(key) if hasattr(size, "get") else None)
+                     for key in ("height", "width"))
+    if not (height and width):
+        return None
+    mode = None
+    if "do_resize" in steps:
+        resample = getattr(processor, "resample", None)
+        value = getattr(resample, "value", resample)
+        mode = value if value in _RESAMPLE_MODES.values() else _RESAMPLE_MODES.get(value)
+        if mode is None:
+            return None
+    scale = float(processor.rescale_factor) if "do_rescale" in steps else 1.0
+    mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    if "do_normalize" in steps:
+        mean, std = (_three(processor.image_mean), _three(processor.image_std))
+        if mean is None or std is None:
+            return None
+    return Plan(int(height), int(width), mode, scale, mean, std)
+
+
+def _three(value) -> tuple[float, float, float] | None:
+    values = [float(v) for v in value] if hasattr(value, "__len__") else [float(value)] * 3
+    return tuple(values) if len(values) == 3 else None
+
+
+def resize_normalize(images: list, plan: Plan, device, dtype):
+    """uint8 (3, H, W) images → the model's input (N, 3, height, width) on `device` in `dtype`: the image
+    processor's steps in torch. Images of one size are resized together, antialiased as PIL does and
+    rounded to whole pixel values as PIL's 8-bit images are."""
+    import torch  # heavy: only when classifying
+    import torch.nn.functional as F
+
+    out = torch.empty((len(images), 3, plan.height, plan.width), device=device, dtype=torch.float32)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, image in enumerate(images):
+        groups.setdefault(tuple(image.shape[-2:]), []).append(i)
+    for (height, width), members in groups.items():
+        step = max(1, RESIZE_FLOATS // (3 * height * width))  # bound the float copy of big photos
+        for start in range(0, len(members), step):
+            part = members[start:start + step]
+            stack = torch.stack([images[i] for i in part]).to(device=device, dtype=torch.float32)
+            if plan.mode and (height, width) != (plan.height, plan.width):
+                stack = F.interpolate(stack, size=(plan.height, plan.width), mode=plan.mode, antialias=True,
+                                      align_corners=False).round_().clamp_(0, 255)
+            elif (height, width) != (plan.height, plan.width):
+                raise ImageError(f"Una imagen de {width}×{height} no vale para este modelo.",
+                                 f"El modelo espera imágenes de {plan.width}×{plan.height}.")
+            out[torch.tensor(part, device=device)] = stack
+    factor = torch.tensor([plan.scale / s for s in plan.std], device=device).view(1, 3, 1, 1)
+    shift = torch.tensor([-m / s for m, s in zip(plan.mean, plan.std)], device=device).view(1, 3, 1, 1)
+    return out.mul_(factor).add_(shift).to(dtype)
+
+
+RESIZE_FLOATS = 1 << 26  # at most 64 M floats (256 MB) in one resize call
+DECODE_PIXELS = 1 << 27  # at most 128 M pixels (384 MB) decoded on the GPU at once
+
+
+class GpuJpegLoader:
+    """Prepares a batch on the GPU: reads the files (in classify_files' thread), decodes the JPEGs
+    together with torchvision's nvJPEG decoder on a side stream, and resizes and normalises them there
+    (resize_normalize). JPEGs that the GPU decoder might read otherwise than PIL (see jpeg_header) and
+    every other format go through open_image; a file that is not an image gets its Spanish error, as
+    on the PIL path. Returns (rows that are images, model input, CUDA event that marks it ready)."""
+
+    def __init__(self, classifier: Classifier, plan: Plan, dtype=None):
+        import torch  # heavy: only when classifying
+
+        self.classifier, self.plan = classifier, plan
+        self.dtype = dtype or classifier.model.dtype  # the model's, unless asked otherwise (tests)
+        self.device = torch.device(classifier.device)
+        self._local = threading.local()  # one CUDA stream per preparing thread
+
+    @property
+    def stream(self):
+        import torch  # heavy: only when classifying
+
+        if getattr(self._local, "stream", None) is None:
+            self._local.stream = torch.cuda.Stream(self.device)
+        return self._local.stream
+
+    def __call__(self, batch: list[Row]):
+        import torch  # heavy: only when classifying
+
+        rows: list[Row] = []
+        images: list = []
+        jpegs: list[tuple[int, object, tuple[int, int, int]]] = []  # (place in images, bytes, header)
+        stream = self.stream
+        with torch.cuda.device(self.device), torch.cuda.stream(stream):
+            for row in batch:
+                data = _read_or_none(row.file)
+                header = jpeg_header(data) if data else None
+                if header is not None:
+                    jpegs.append((len(images), torch.frombuffer(bytearray(data), dtype=torch.uint8), header))
+                    images.append(None)
+                    rows.append(row)
+                elif (image := _open_or_note(row)) is not None:
+                    images.append(self._upload(image))
+                    rows.append(row)
+            chunk, pixels = [], 0
+            for n, item in enumerate(jpegs):
+                chunk.append(item)
+                pixels += item[2][0] * item[2][1]
+                if pixels >= DECODE_PIXELS or n == len(jpegs) - 1:  # bound the decoded bytes on the GPU
+                    for (place, _, header), image in zip(chunk, self._decode([data for _, data, _ in chunk])):
+                        images[place] = None if image is None else orient(image, header[2])
+                    chunk, pixels = [], 0
+            for place, image in enumerate(images):
+                if image is None:  # the GPU decoder refused it: PIL decides (a picture, or the error)
+                    image = _open_or_note(rows[place])
+                    images[place] = None if image is None else self._upload(image)
+            keep = [place for place, image in enumerate(images) if image is not None]
+            if not keep:
+                return [], None, None
+            model_input = resize_normalize([images[i] for i in keep], self.plan, self.device, self.dtype)
+            ready = torch.cuda.Event()
+            ready.record(stream)
+        return [rows[i] for i in keep], model_input, ready
+
+    def _upload(self, image):
+        return _chw(image).to(self.device)
+
+    def _decode(self, encoded: list) -> list:
+        decode_jpeg, read_mode = _torchvision_jpeg()
+        try:
+            return decode_jpeg(encoded, mode=read_mode.RGB, device=self.device)
+        except RuntimeError:  # one damaged file fails the whole call: decode one by one
+            images = []
+            for data in encoded:
+                try:
+                    images.append(decode_jpeg(data, mode=read_mode.RGB, device=self.device))
+                except RuntimeError:
+                    images.append(None)
+            return images
+
+
+def _read_or_none(file: str) -> bytes | None:
+    try:
+        return Path(file).read_bytes()
+    except OSError:  # missing, a folder, no permission…: open_image will say which, in Spanish
+        return None
+
+
+def _chw(image):
+    """An RGB PIL image as a uint8 (3, H, W) tensor."""
+    import numpy as np
+    import torch  # heavy: only when classifying
+
+    return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)
+
+
+# Start-of-frame markers of the Huffman-coded JPEGs that nvJPEG decodes: baseline, extended, progressive.
+_SOF_GPU = {0xC0, 0xC1, 0xC2}
+_SOF_OTHER = {0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}  # lossless, hierarchical, arithmetic
+
+
+def jpeg_header(data: bytes) -> tuple[int, int, int] | None:
+    """(height, width, EXIF orientation) of a complete JPEG that the GPU may decode as PIL does; None for
+    anything else: not a JPEG, truncated (no end marker: PIL calls it damaged), lossless or arithmetic
+    coding, CMYK/YCCK (4 components) or RGB-coded colour, or more than images.MAX_PIXELS pixels."""
+    if data[:3] != b"\xff\xd8\xff" or data[-32:].rstrip(b"\0")[-2:] != b"\xff\xd9":
+        return None
+    i, size, orientation, adobe_transform = 2, None, 1, None
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        segment = data[i + 4:i + 2 + length]
+        if marker in _SOF_OTHER:
+            return None
+        if marker in _SOF_GPU:
+            if len(segment) < 6 or segment[5] not in (1, 3):
+                return None
+            if segment[5] == 3 and len(segment) >= 15 and bytes(segment[6:15:3]) == b"RGB":
+                return None  # components named R, G, B: colour stored as RGB, not YCbCr
+            size = int.from_bytes(segment[1:3], "big"), int.from_bytes(segment[3:5], "big")
+        elif marker == 0xE1 and segment[:6] == b"Exif\0\0" and orientation == 1:
+            orientation = _exif_orientation(segment[6:])
+        elif marker == 0xEE and segment[:5] == b"Adobe" and len(segment) >= 12:
+            adobe_transform = segment[11]
+        elif marker == 0xDA:  # start of scan: the header is over
+            break
+        i += 2 + length
+    if size is None or not (0 < size[0] * size[1] <= MAX_PIXELS) or adobe_transform == 0:
+        return None  # adobe_transform 0: three components stored as RGB
+    return size[0], size[1], orientation
+
+
+def _exif_orientation(tiff: bytes) -> int:
+    """The Orientation tag (0x0112) of the first image directory of EXIF data (1, upright, if absent)."""
+    order = {b"II": "little", b"MM": "big"}.get(bytes(tiff[:2]))
+    if order is None or len(tiff) < 8:
+        return 1
+    start = int.from_bytes(tiff[4:8], order)
+    count = int.from_bytes(tiff[start:start + 2], order) if start + 2 <= len(tiff) else 0
+    for entry in range(start + 2, start + 2 + 12 * count, 12):
+        if entry + 12 > len(tiff):
+            break
+        if int.from_bytes(tiff[entry:entry + 2], order) == 0x0112:
+            value = int.from_bytes(tiff[entry + 8:entry + 10], order)
+            return value if 1 <= value <= 8 else 1
+    return 1
+
+
+def orient(image, orientation: int):
+    """Turn a (C, H, W) image upright by its EXIF orientation, as PIL's ImageOps.exif_transpose does."""
+    if orientation == 2:
+        return image.flip(-1)
+    if orientation == 3:
+        return image.flip(-2, -1)
+    if orientation == 4:
+        return image.flip(-2)
+    if orientation == 5:
+        return image.transpose(-2, -1)
+    if orientation == 6:
+        return image.rot90(-1, (-2, -1))
+    if orientation == 7:
+        return image.transpose(-2, -1).flip(-2, -1)
+    if orientation == 8:
+        return image.rot90(1, (-2, -1))
+    return image
+
+
+def classify_folder(path, batch_size: int | None = None, k: int = 7, *, classifier: Classifier | None = None,
                     progress: bool = True) -> Results:
-    """Classify every image in a folder (jpg, png, webp, gif, bmp, tiff), in batches of `batch_size`."""
+    """Classify every image in a folder (jpg, png, webp, gif, bmp, tiff), in batches of `batch_size`
+    (by default what suits the device: see classify_files)."""
     return classify_files(image_files(path), batch_size, k, classifier=classifier, progress=progress)
 
 
@@ -299,13 +723,14 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Clasifica imágenes con un ViT y muestra las clases más probables.")
     parser.add_argument("images", nargs="+", help="imágenes o carpetas con imágenes")
     parser.add_argument("--top", type=int, default=7, help="cuántas clases mostrar (por defecto 7)")
-    parser.add_argument("--batch-size", type=int, default=8, help="imágenes por lote (por defecto 8)")
+    parser.add_argument("--batch-size", type=int,
+                        help="imágenes por lote (por defecto 8 en CPU y en GPU las que quepan en su memoria)")
     parser.add_argument("--model", help="modelo de Hugging Face o carpeta (por defecto COURSE_VIT_MODEL)")
     args = parser.parse_args(argv)
     try:
         files = [f for arg in args.images for f in (image_files(arg) if Path(arg).is_dir() else [arg])]
         rows = classify_files(files, args.batch_size, args.top, classifier=load_classifier(args.model),
-                              progress=len(files) > args.batch_size)
+                              progress=len(files) > (args.batch_size or CPU_BATCH))
     except CourseError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 2

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from course_utils import hf_hub, vision
+from course_utils import config, hf_hub, vision
 from course_utils.errors import CourseError, ImageError, ModelLoadError, OptionError
 from course_utils.vision_widget import ClassifierDemo
 
@@ -24,9 +24,32 @@ def clf():
     return vision.load_classifier()
 
 
-def assert_same_ranking(got, expected):
-    assert [label for label, _ in got] == [label for label, _ in expected]
-    np.testing.assert_allclose([p for _, p in got], [p for _, p in expected], rtol=1e-4, atol=1e-7)
+@pytest.fixture(scope="module")
+def cpu_clf(standins):
+    """The stand-in on the CPU in float32, whatever COURSE_DEVICE says (the CPU paths' own tests)."""
+    return vision._load(str(standins["vit"]), "cpu")
+
+
+def half_precision() -> bool:
+    """COURSE_TEST_DEVICE=cuda (scripts/test_gpu.sh): the classifier runs in bf16/fp16 on the GPU."""
+    return config.device().startswith("cuda")
+
+
+def assert_same_ranking(got, expected, *, other_path: bool = False):
+    """The same top-k. `other_path`: `got` came another way (the GPU path, or another device), so in half
+    precision each probability may move by vision.HALF_PRECISION_ATOL, and labels are compared only
+    where the expected neighbours are further apart than that (closer ones may swap places)."""
+    got_p, expected_p = [p for _, p in got], [p for _, p in expected]
+    if not (other_path and half_precision()):
+        assert [label for label, _ in got] == [label for label, _ in expected]
+        np.testing.assert_allclose(got_p, expected_p, rtol=1e-4, atol=1e-7)
+        return
+    tol = vision.HALF_PRECISION_ATOL
+    np.testing.assert_allclose(got_p, expected_p, rtol=0, atol=tol)  # the k-th largest moves at most that
+    gaps = -np.diff(expected_p)
+    for i, (label, _) in enumerate(expected[:-1]):
+        if gaps[i] > 2 * tol and (i == 0 or gaps[i - 1] > 2 * tol):
+            assert got[i][0] == label
 
 
 def test_loader_is_cached_quiet_and_in_eval_mode(standins, capfd):
@@ -34,7 +57,7 @@ def test_loader_is_cached_quiet_and_in_eval_mode(standins, capfd):
     clf = vision.load_classifier()
     out, err = capfd.readouterr()
     assert clf is vision.load_classifier() and clf.name == str(standins["vit"])
-    assert not clf.model.training and clf.device == "cpu"
+    assert not clf.model.training and clf.device == config.device()
     assert clf.standin and "Aviso: Modelo de prueba" in out
     assert "Loading weights" not in err
 
@@ -43,7 +66,8 @@ def test_loader_is_cached_quiet_and_in_eval_mode(standins, capfd):
 def test_top_k_is_softmax_then_argsort_of_the_logits(clf, samples, photo):
     pixels = clf.processor(images=Image.open(samples / photo).convert("RGB"), return_tensors="pt")["pixel_values"]
     with torch.no_grad():
-        probs = torch.softmax(clf.model(pixel_values=pixels).logits[0], dim=-1).numpy()
+        logits = clf.model(pixel_values=pixels.to(clf.device, clf.model.dtype)).logits[0]
+        probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
     order = np.argsort(-probs)[:7]
     expected = [(clf.labels[int(i)], float(probs[i])) for i in order]
 
@@ -59,7 +83,7 @@ def test_top_k_equals_the_transformers_pipeline(standins, samples):
     pipe = pipeline("image-classification", model=str(standins["vit"]), device="cpu")
     for photo in ("gato.jpg", "cafe.jpg"):
         expected = [(d["label"], d["score"]) for d in pipe(str(samples / photo), top_k=7)]
-        assert_same_ranking(vision.top_k(samples / photo, k=7), expected)
+        assert_same_ranking(vision.top_k(samples / photo, k=7), expected, other_path=True)  # CPU pipeline
 
 
 def test_every_input_kind_gives_the_same_ranking(clf, samples):
@@ -108,7 +132,7 @@ def test_batches_give_the_same_results_as_one_by_one(clf, folder, batch_size):
             assert row.label is None and "no es una imagen" in row.error
             continue
         single = vision.top_k(row.file)
-        assert_same_ranking(row.top, single)
+        assert_same_ranking(row.top, single, other_path=True)  # on CUDA: GPU decoding against PIL's
         assert row.error is None and (row.label, row.probability) == row.top[0]
     assert "Error:" in str(rows) and "Aviso:" in str(rows) and "<table>" in rows._repr_html_()
 
@@ -129,7 +153,7 @@ def test_cli_prints_the_top_table_with_three_decimals(clf, samples, capsys):
     start = lines.index(str(samples / "gato.jpg"))
     assert lines[start + 1].split() == ["#", "clase", "probabilidad"]
     rows = [TABLE_LINE.match(line) for line in lines[start + 2:start + 5]]
-    expected = vision.top_k(samples / "gato.jpg", k=3)
+    expected = vision.classify_files([samples / "gato.jpg"], k=3, progress=False)[0].top  # the CLI's own path
     assert [(int(m[1]), m[2], m[3]) for m in rows] == [
         (i, label, f"{p:.3f}") for i, (label, p) in enumerate(expected, 1)]
     assert len(lines) == start + 5
@@ -143,7 +167,7 @@ def test_cli_takes_folders_and_files_and_reports_bad_ones(folder, samples):
     assert result.returncode == 1  # one file was not an image
     out = result.stdout
     assert out.startswith("Aviso: Modelo de prueba")
-    assert out.count("#  clase") == 6 and len(re.findall(r"^  +7  .+ \d\.\d{3}$", out, re.M)) == 6
+    assert out.count("#  clase") == 6 and len(re.findall(r"^  +7  .+ \d\.\d{3}$", out, re.MULTILINE)) == 6
     assert re.search(r"roto\.jpg\n  Error: «roto\.jpg» no es una imagen", out)
     assert "Traceback" not in result.stderr
 
@@ -259,7 +283,7 @@ def test_cli_does_not_need_a_valid_ollama_host(clf, samples):
     run = subprocess.run([sys.executable, "-m", "course_utils.vision", str(samples / "gato.jpg")],
                          capture_output=True, text=True, timeout=120, env=env)
     assert run.returncode == 0 and "Traceback" not in run.stderr
-    assert len(re.findall(r"^  +7  .+ \d\.\d{3}$", run.stdout, re.M)) == 1
+    assert len(re.findall(r"^  +7  .+ \d\.\d{3}$", run.stdout, re.MULTILINE)) == 1
 
 
 @pytest.mark.parametrize("name", ["no válido!!", "org/-modelo"])
@@ -268,3 +292,101 @@ def test_a_malformed_model_name_is_said_plainly(name):
         vision.load_classifier(name)
     assert f"«{name}» no es una carpeta ni un identificador de Hugging Face válido" in err.value.message
     assert "COURSE_VIT_MODEL" in err.value.hint
+
+
+# --- The fast paths: attention on demand, and the GPU path's pieces that run on the CPU too --------------
+# (tests/test_vision_gpu.py runs the GPU path itself, on a machine with CUDA.)
+
+def test_sdpa_by_default_and_eager_only_for_the_call_that_asks_for_attention(cpu_clf):
+    model = cpu_clf.model
+    assert model.config._attn_implementation == "sdpa"
+    pixels = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        fast = model(pixel_values=pixels)
+        slow = model(pixel_values=pixels, output_attentions=True)
+        assert model.config._attn_implementation == "sdpa"
+        body = vision_body_attentions(model, pixels)
+    assert fast.attentions is None and len(slow.attentions) == model.config.num_hidden_layers
+    assert slow.attentions[0].shape == (2, model.config.num_attention_heads, 197, 197)
+    torch.testing.assert_close(slow.logits, fast.logits, rtol=1e-5, atol=1e-5)  # the same function
+    torch.testing.assert_close(body[0], slow.attentions[0])
+    with pytest.raises(RuntimeError), torch.no_grad():  # a failed call leaves the fast attention too
+        model(pixel_values=torch.randn(1, 3, 7, 7), output_attentions=True)
+    assert model.config._attn_implementation == "sdpa"
+
+
+def vision_body_attentions(model, pixels):
+    assert model.config._attn_implementation == "sdpa"
+    return model.vit(pixel_values=pixels, output_attentions=True).attentions
+
+
+def test_cpu_keeps_float32_and_batches_of_eight(cpu_clf):
+    assert cpu_clf.model.dtype == torch.float32 and vision.model_dtype("cpu") == torch.float32
+    assert vision.auto_batch_size(cpu_clf) == vision.CPU_BATCH == 8
+
+
+def test_gpu_plan_reads_the_processor_and_refuses_what_it_cannot_copy(cpu_clf):
+    plan = vision.gpu_plan(cpu_clf.processor)
+    assert plan == vision.Plan(224, 224, "bilinear", 1 / 255, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    from transformers import ViTImageProcessor
+
+    for change in ({"do_center_crop": True}, {"resample": 1}, {"size": {"shortest_edge": 224}}):
+        processor = ViTImageProcessor(size={"height": 224, "width": 224})
+        for name, value in change.items():
+            setattr(processor, name, value)
+        assert vision.gpu_plan(processor) is None, change
+
+
+@pytest.mark.parametrize("photo", PHOTOS)
+def test_resize_normalize_is_the_processor_within_one_pixel_level(cpu_clf, samples, photo):
+    """The GPU path's resize and normalisation, run here on the CPU from PIL's decoded pixels: PIL rounds
+    in fixed point, torch in floats, so a pixel may differ by one level of 255, never more."""
+    image = vision.open_image(samples / photo)
+    reference = vision.processor_pixels([image], cpu_clf)
+    plan = vision.gpu_plan(cpu_clf.processor)
+    got = vision.resize_normalize([vision._chw(image)], plan, "cpu", torch.float32)
+    levels = (got - reference).abs() * 0.5 * 255  # std 0.5: one level is 1/255/0.5
+    assert got.shape == reference.shape == (1, 3, 224, 224)
+    assert levels.max() <= 1 + 1e-3 and levels.mean() < 0.25
+
+
+def _jpeg(image, **save):
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", **save)
+    return buffer.getvalue()
+
+
+def test_jpeg_header_sends_only_plain_jpegs_to_the_gpu(samples):
+    photo = Image.open(samples / "gato.jpg")
+    assert vision.jpeg_header((samples / "gato.jpg").read_bytes()) == (300, 451, 1)
+    assert vision.jpeg_header(_jpeg(photo, progressive=True)) == (300, 451, 1)
+    assert vision.jpeg_header(_jpeg(photo.convert("L"))) == (300, 451, 1)
+    data = _jpeg(photo)
+    assert vision.jpeg_header(data[:-5000]) is None  # truncated: PIL calls it damaged, so PIL decides
+    assert vision.jpeg_header(data + b"\0" * 10) == (300, 451, 1)  # zero padding after the end is harmless
+    assert vision.jpeg_header(_jpeg(photo.convert("CMYK"))) is None
+    assert vision.jpeg_header(b"\x89PNG\r\n\x1a\n" + data) is None
+    assert vision.jpeg_header(b"not a jpeg") is None
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_turns_the_pixels_as_pil_does(tmp_path, orientation):
+    rng = np.random.default_rng(orientation)
+    # Blocks of 8×8 flat colour survive JPEG well enough; the comparison is between identical decodes anyway.
+    pixels = np.kron(rng.integers(0, 256, (6, 10, 3), dtype=np.uint8), np.ones((8, 8, 1), dtype=np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"o{orientation}.jpg"
+    path.write_bytes(_jpeg(Image.fromarray(pixels), exif=exif))
+    height, width, found = vision.jpeg_header(path.read_bytes())
+    assert (height, width, found) == (48, 80, orientation)
+    stored = vision._chw(Image.open(path).convert("RGB"))  # decoded as stored, not turned
+    upright = vision._chw(vision.open_image(path))  # what PIL's exif_transpose gives
+    assert torch.equal(vision.orient(stored, found), upright)
+
+
+def test_the_pil_path_is_the_fallback_without_cuda_or_torchvision(cpu_clf):
+    loader = vision.batch_loader(cpu_clf)
+    assert not isinstance(loader, vision.GpuJpegLoader)  # the CPU: PIL path, whatever torchvision does

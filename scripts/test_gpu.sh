@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The unit tests and every notebook (nbval) on a CUDA GPU: COURSE_TEST_DEVICE=cuda makes tests/harness.py
+# set COURSE_DEVICE=cuda, so the models run on the GPU in half precision; tests/test_vision_gpu.py adds
+# the classifier's GPU path against its PIL path. CI has no GPU: run this on the lab server.
+#
+#   bash scripts/test_gpu.sh                 # everything but the browser and hub tests
+#   bash scripts/test_gpu.sh tests/test_vision.py tests/test_vision_gpu.py    # some files only
+#
+# A machine without internet can bring the missing Python packages as wheels in WHEELS (default .whl):
+# each one whose distribution is not installed yet is installed from there, without dependencies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+WHEELS=${WHEELS:-.whl}
+
+if ! "$PYTHON" -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
+    echo "No hay GPU CUDA visible para PyTorch: estas pruebas son para el servidor del laboratorio." >&2
+    exit 1
+fi
+if [ -d "$WHEELS" ]; then
+    "$PYTHON" - "$WHEELS" <<'PY'
+import importlib.metadata as md, pathlib, re, subprocess, sys
+missing = []
+for wheel in sorted(pathlib.Path(sys.argv[1]).glob("*.whl")):
+    try:
+        md.version(re.sub(r"[-_.]+", "-", wheel.name.split("-")[0]).lower())
+    except md.PackageNotFoundError:
+        missing.append(str(wheel))
+if missing:
+    print("Instalando desde", sys.argv[1] + ":", " ".join(pathlib.Path(w).name.split("-")[0] for w in missing))
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
+                    *missing], check=True)
+PY
+fi
+"$PYTHON" - <<'PY'
+import importlib.metadata as md, platform, torch
+def version(name):
+    try:
+        return md.version(name)
+    except md.PackageNotFoundError:
+        return "no instalado"
+print(f"GPU: {torch.cuda.get_device_name()} | CUDA {torch.version.cuda} | Python {platform.python_version()} | "
+      f"torch {torch.__version__} | torchvision {version('torchvision')} | transformers {version('transformers')} | "
+      f"openai-whisper {version('openai-whisper')}")
+PY
+if [ "$#" -eq 0 ]; then
+    set -- --ignore=tests/test_browser.py -m "not hub"  # no Chromium on a GPU server; the hub has its own target
+fi
+COURSE_TEST_DEVICE=cuda exec "$PYTHON" -m pytest -q "$@"
