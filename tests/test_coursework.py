@@ -46,9 +46,20 @@ def _nbgrader_together(*runs: tuple[Path, list[str]], timeout: int) -> None:
     """Several nbgrader commands at once, each in its own course directory (and gradebook)."""
     # nbgrader creates the gradebook with the `alembic` command of its own environment.
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    procs = [(args, subprocess.Popen([sys.executable, "-m", "nbgrader", *args, "--log-level=WARN"], cwd=course,
-                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-             for course, args in runs]
+    procs = [
+        (
+            args,
+            subprocess.Popen(
+                [sys.executable, "-m", "nbgrader", *args, "--log-level=WARN"],
+                cwd=course,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            ),
+        )
+        for course, args in runs
+    ]
     logs = []
     try:
         for args, proc in procs:
@@ -60,7 +71,9 @@ def _nbgrader_together(*runs: tuple[Path, list[str]], timeout: int) -> None:
                 proc.wait()
     for args, log, code in logs:
         assert code == 0, f"`nbgrader {' '.join(args)}` terminó con {code}:\n{log[-6000:]}"
-        assert "[ERROR]" not in log and "| ERROR]" not in log, f"`nbgrader {' '.join(args)}` avisó de errores:\n{log[-6000:]}"
+        assert "[ERROR]" not in log and "| ERROR]" not in log, (
+            f"`nbgrader {' '.join(args)}` avisó de errores:\n{log[-6000:]}"
+        )
 
 
 def _nbgrader(course: Path, *args: str, timeout: int = 600) -> None:
@@ -105,8 +118,17 @@ def _source(assignment: str):
 def _grades(course: Path, assignment: str, student: str) -> dict[str, dict]:
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}", COURSE_ID) as gb:
         notebook = gb.find_submission_notebook(assignment, assignment, student)
-        return {g.name: {"auto": g.auto_score, "manual": g.manual_score, "score": g.score, "max": g.max_score,
-                         "needs_manual": g.needs_manual_grade, "type": g.cell_type} for g in notebook.grades}
+        return {
+            g.name: {
+                "auto": g.auto_score,
+                "manual": g.manual_score,
+                "score": g.score,
+                "max": g.max_score,
+                "needs_manual": g.needs_manual_grade,
+                "type": g.cell_type,
+            }
+            for g in notebook.grades
+        }
 
 
 def _submit(course: Path, student: str, assignment: str, notebook: Path | nbformat.NotebookNode) -> None:
@@ -121,8 +143,13 @@ def _submit(course: Path, student: str, assignment: str, notebook: Path | nbform
 def _errors(path: Path) -> list[tuple[int, dict, str, str]]:
     """(cell index, its nbgrader metadata, error name, error value) for every error output."""
     nb = nbformat.read(path, as_version=4)
-    return [(i, _nb(cell), out.ename, out.evalue) for i, cell in enumerate(nb.cells) if cell.cell_type == "code"
-            for out in cell.outputs if out.output_type == "error"]
+    return [
+        (i, _nb(cell), out.ename, out.evalue)
+        for i, cell in enumerate(nb.cells)
+        if cell.cell_type == "code"
+        for out in cell.outputs
+        if out.output_type == "error"
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +158,13 @@ def course(tmp_path_factory) -> Path:
     assert SOURCES, "no hay cuadernos del profesor en instructor/source/"
     course = tmp_path_factory.mktemp("curso") / "instructor"
     # The course directory as committed: configuration, sources, feedback template; not the teacher's work.
-    shutil.copytree(INSTRUCTOR, course, ignore=shutil.ignore_patterns(
-        ".ipynb_checkpoints", "__pycache__", "gradebook.db", "release", "submitted", "autograded", "feedback"))
+    shutil.copytree(
+        INSTRUCTOR,
+        course,
+        ignore=shutil.ignore_patterns(
+            ".ipynb_checkpoints", "__pycache__", "gradebook.db", "release", "submitted", "autograded", "feedback"
+        ),
+    )
     _nbgrader(course, "generate_assignment", "*", "--force")
     return course
 
@@ -144,19 +176,26 @@ def graded(course, tmp_path_factory) -> dict[str, Path]:
     Each student in a copy of the generated course directory, with its own gradebook, so that the two
     autograde runs go side by side on two cores: {student: course directory}.
     """
-    courses = {"solutions": tmp_path_factory.mktemp("soluciones") / "instructor",
-               "untouched": tmp_path_factory.mktemp("sin_tocar") / "instructor"}
+    courses = {
+        "solutions": tmp_path_factory.mktemp("soluciones") / "instructor",
+        "untouched": tmp_path_factory.mktemp("sin_tocar") / "instructor",
+    }
     for student, folder in courses.items():
         shutil.copytree(course, folder)
         for assignment in ASSIGNMENTS:
-            submission = (INSTRUCTOR / "source" / assignment if student == "solutions" else NOTEBOOKS) / f"{assignment}.ipynb"
+            submission = (
+                INSTRUCTOR / "source" / assignment if student == "solutions" else NOTEBOOKS
+            ) / f"{assignment}.ipynb"
             _submit(folder, student, assignment, submission)
-    _nbgrader_together(*[(folder, ["autograde", "*", f"--student={student}", "--force"])
-                         for student, folder in courses.items()], timeout=AUTOGRADE_TIMEOUT)
+    _nbgrader_together(
+        *[(folder, ["autograde", "*", f"--student={student}", "--force"]) for student, folder in courses.items()],
+        timeout=AUTOGRADE_TIMEOUT,
+    )
     return courses
 
 
 # --- The sources follow the conventions (no execution) -------------------------------------------------------
+
 
 def test_every_source_is_a_folder_of_the_same_name_and_has_its_student_notebook():
     assert SOURCES, "no hay cuadernos del profesor en instructor/source/"
@@ -176,19 +215,26 @@ def test_grade_ids_are_unique_and_cells_carry_the_metadata_nbval_and_nbgrader_ne
                 continue
             where = f"{path.stem}, celda {i}"
             grade_id = meta.get("grade_id")
-            assert grade_id and grade_id not in seen, f"{where}: grade_id repetido o vacío ({grade_id!r}, ya en {seen.get(grade_id)})"
+            assert grade_id and grade_id not in seen, (
+                f"{where}: grade_id repetido o vacío ({grade_id!r}, ya en {seen.get(grade_id)})"
+            )
             seen[grade_id] = where
-            assert grade_id.startswith(path.stem[:2] + "-"), f"{where}: el grade_id {grade_id!r} debe empezar por «{path.stem[:2]}-»"
+            assert grade_id.startswith(path.stem[:2] + "-"), (
+                f"{where}: el grade_id {grade_id!r} debe empezar por «{path.stem[:2]}-»"
+            )
             if cell.cell_type == "code" and (meta.get("solution") or meta.get("grade")):
                 # In the student version these cells raise NotImplementedError; nbval lets them.
-                assert "raises-exception" in cell.metadata.get("tags", []), f"{where}: falta la etiqueta raises-exception"
+                assert "raises-exception" in cell.metadata.get("tags", []), (
+                    f"{where}: falta la etiqueta raises-exception"
+                )
             if meta.get("grade"):
                 assert meta.get("points", 0) > 0, f"{where}: una celda calificada necesita puntos"
             if _is_autograded_test(cell):
                 assert meta.get("locked"), f"{where}: las celdas de pruebas van bloqueadas"
             if _is_solution_code(cell):
-                assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source, \
+                assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source, (
                     f"{where}: la solución va entre ### BEGIN SOLUTION y ### END SOLUTION"
+                )
 
 
 @pytest.mark.parametrize("path", [p for p in SOURCES if int(p.stem[:2]) >= 1], ids=lambda p: p.stem)
@@ -199,8 +245,9 @@ def test_every_lesson_has_three_write_the_code_exercises_with_hidden_tests_and_a
     assert len(tested) >= 3, f"{path.stem}: {len(tested)} ejercicios con pruebas automáticas (hacen falta 3)"
     for ex, tests in exercises(nb):
         assert tests, f"{path.stem}: el ejercicio {ex} no tiene celda de pruebas"
-        assert any("### BEGIN HIDDEN TESTS" in cells[t].source for t in tests), \
+        assert any("### BEGIN HIDDEN TESTS" in cells[t].source for t in tests), (
             f"{path.stem}: las pruebas de {ex} no tienen pruebas ocultas"
+        )
     open_questions = [c for c in nb.cells if _is_manual_answer(c) and c.cell_type == "markdown"]
     assert open_questions, f"{path.stem}: falta al menos una pregunta abierta calificada a mano"
 
@@ -213,12 +260,20 @@ def test_the_teachers_guide_links_a_section_for_every_lesson():
     for path in SOURCES:
         if int(path.stem[:2]) >= 1:
             assert f"guia/{path.stem}.md" in links, f"GUIA.md no enlaza la guía de {path.stem}"
-    for command in ("generate_assignment", "release_assignment", "collect", "autograde",
-                    "generate_feedback", "release_feedback", "make cuadernos"):
+    for command in (
+        "generate_assignment",
+        "release_assignment",
+        "collect",
+        "autograde",
+        "generate_feedback",
+        "release_feedback",
+        "make cuadernos",
+    ):
         assert command in guide, f"GUIA.md no explica `{command}`"
 
 
 # --- One source, two versions ---------------------------------------------------------------------------------
+
 
 def test_student_notebooks_are_exactly_what_nbgrader_generates(course):
     stale = []
@@ -228,8 +283,10 @@ def test_student_notebooks_are_exactly_what_nbgrader_generates(course):
         committed = NOTEBOOKS / f"{assignment}.ipynb"
         if not committed.exists() or committed.read_bytes() != generated.read_bytes():
             stale.append(committed.name)
-    assert not stale, (f"notebooks/ no coincide con lo que genera nbgrader desde instructor/source/ en {stale}: "
-                       "edita el cuaderno del profesor y ejecuta `make cuadernos`, no el del estudiante")
+    assert not stale, (
+        f"notebooks/ no coincide con lo que genera nbgrader desde instructor/source/ en {stale}: "
+        "edita el cuaderno del profesor y ejecuta `make cuadernos`, no el del estudiante"
+    )
 
 
 def test_student_versions_hide_the_solutions_and_the_hidden_tests(course):
@@ -247,10 +304,13 @@ def test_student_versions_hide_the_solutions_and_the_hidden_tests(course):
 
 # --- A real autograde round trip on a SQLite gradebook --------------------------------------------------------
 
+
 def test_the_solutions_get_full_marks_and_run_clean(graded):
     for assignment in ASSIGNMENTS:
         failed = _errors(graded["solutions"] / "autograded" / "solutions" / assignment / f"{assignment}.ipynb")
-        assert not failed, f"{assignment}: el cuaderno del profesor falla en {[(i, e, v[:200]) for i, _, e, v in failed]}"
+        assert not failed, (
+            f"{assignment}: el cuaderno del profesor falla en {[(i, e, v[:200]) for i, _, e, v in failed]}"
+        )
         grades = _grades(graded["solutions"], assignment, "solutions")
         for cell in _source(assignment).cells:
             meta = _nb(cell)
@@ -265,10 +325,13 @@ def test_untouched_student_versions_get_zero_and_only_the_exercises_raise(graded
     for assignment in ASSIGNMENTS:
         path = graded["untouched"] / "autograded" / "untouched" / assignment / f"{assignment}.ipynb"
         for i, meta, ename, evalue in _errors(path):
-            assert meta.get("solution") or meta.get("grade"), \
+            assert meta.get("solution") or meta.get("grade"), (
                 f"{assignment}, celda {i}: falla fuera de los ejercicios ({ename}: {evalue[:300]})"
-            assert ename == "NotImplementedError", \
-                f"{assignment}, celda {i} ({meta.get('grade_id')}): solo se admite NotImplementedError, no {ename}: {evalue[:300]}"
+            )
+            assert ename == "NotImplementedError", (
+                f"{assignment}, celda {i} ({meta.get('grade_id')}): "
+                f"solo se admite NotImplementedError, no {ename}: {evalue[:300]}"
+            )
         ran = nbformat.read(path, as_version=4)
         assert all(c.execution_count for c in ran.cells if c.cell_type == "code"), f"{assignment}: no se ejecutó entero"
         grades = _grades(graded["untouched"], assignment, "untouched")
@@ -289,8 +352,9 @@ def planted(course) -> dict:
     by_id = {_nb(c).get("grade_id"): c for c in student.cells if _nb(c)}
     # Solved: the instructor's code, without the markers, as a student would type it.
     solution = next(c for c in source.cells if _nb(c).get("grade_id") == solved).source
-    by_id[solved].source = "\n".join(line for line in solution.splitlines()
-                                     if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
+    by_id[solved].source = "\n".join(
+        line for line in solution.splitlines() if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION")
+    )
     # Wrong: runs, returns nothing useful.
     assert STUB in by_id[wrong].source
     by_id[wrong].source = by_id[wrong].source.replace(STUB, "return None")
@@ -299,8 +363,13 @@ def planted(course) -> dict:
     _submit(course, "planted", PLANTED, student)
     _nbgrader(course, "autograde", PLANTED, "--student=planted", "--force", timeout=AUTOGRADE_TIMEOUT)
     points = {_nb(c)["grade_id"]: _nb(c)["points"] for c in source.cells if _nb(c).get("grade")}
-    return {"solved": solved_tests, "wrong": wrong_tests, "untouched": untouched_tests,
-            "answer": _nb(answers[0])["grade_id"], "points": points}
+    return {
+        "solved": solved_tests,
+        "wrong": wrong_tests,
+        "untouched": untouched_tests,
+        "answer": _nb(answers[0])["grade_id"],
+        "points": points,
+    }
 
 
 def test_a_planted_partial_submission_gets_exactly_the_marks_of_what_it_solved(course, planted):
@@ -327,8 +396,9 @@ def test_the_teacher_grades_the_open_answer_and_the_feedback_html_shows_the_mark
     html = (course / "feedback" / "planted" / PLANTED / f"{PLANTED}.html").read_text(encoding="utf-8")
     total = sum(planted["points"].values())
     got = manual + sum(planted["points"][n] for n in planted["solved"])
-    assert re.search(rf"{PLANTED} \(Puntos: {got:g}(\.0+)? / {total:g}(\.0+)?\)", html), \
+    assert re.search(rf"{PLANTED} \(Puntos: {got:g}(\.0+)? / {total:g}(\.0+)?\)", html), (
         f"la nota {got} / {total} no aparece en la retroalimentación"
+    )
     assert "Con una temperatura baja la distribución" in html  # the student's answer
     for name in planted["solved"] + planted["wrong"] + planted["untouched"] + [answer]:
         assert f'<a name="{name}">' in html, f"la retroalimentación no muestra la celda {name}"
