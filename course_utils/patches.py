@@ -123,11 +123,17 @@ def attentions(classifier, image) -> tuple[torch.Tensor, ...]:
 
 @torch.no_grad()
 def model_attentions(model, pixels: torch.Tensor, index: int = 0) -> tuple[torch.Tensor, ...]:
-    """Attention weights of every layer of a ViT for image `index` of the batch `pixels`."""
-    out = model(pixel_values=pixels, output_attentions=True)
+    """Attention weights of every layer of a ViT for image `index` of the batch `pixels`.
+
+    A model with fused attention (SDPA, never forms the weights) runs this call with eager attention
+    and then goes back to SDPA (vision.attention_on_demand, which vision.load_classifier applies too).
+    """
+    from course_utils.vision import attention_on_demand  # same layer: models and services
+
+    out = attention_on_demand(model)(pixel_values=pixels, output_attentions=True)
     if not out.attentions or out.attentions[0] is None:
         raise CourseError("El modelo no devolvió sus pesos de atención.",
-                          "Cárgalo con attn_implementation='eager' (lo hace vision.load_classifier).")
+                          "Usa un ViT de transformers, por ejemplo el de vision.load_classifier().")
     return tuple(a[index].float().cpu() for a in out.attentions)
 
 

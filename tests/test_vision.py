@@ -390,3 +390,17 @@ def test_exif_orientation_turns_the_pixels_as_pil_does(tmp_path, orientation):
 def test_the_pil_path_is_the_fallback_without_cuda_or_torchvision(cpu_clf):
     loader = vision.batch_loader(cpu_clf)
     assert not isinstance(loader, vision.GpuJpegLoader)  # the CPU: PIL path, whatever torchvision does
+
+
+def test_patches_gets_attention_weights_from_any_sdpa_vit(standins):
+    """patches.model_attentions on a ViT loaded straight from transformers (SDPA, no hooks yet)."""
+    from transformers import ViTForImageClassification
+
+    from course_utils import patches
+
+    model = ViTForImageClassification.from_pretrained(standins["vit"]).eval()
+    assert model.config._attn_implementation == "sdpa"
+    layers = patches.model_attentions(model, torch.randn(2, 3, 224, 224), index=1)
+    assert len(layers) == 2 and layers[0].shape == (3, 197, 197)
+    torch.testing.assert_close(layers[0].sum(-1), torch.ones(3, 197))  # rows of a softmax
+    assert model.config._attn_implementation == "sdpa"
