@@ -9,7 +9,7 @@ PORT   ?= 8888
 # Jupyter refuses to run as root without this flag (containers, CI); students never need it.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test demo bench browser clean help nginx hub-deps test-hub install-hub cuadernos
+.PHONY: lab test demo bench browser clean help nginx hub-deps test-hub install-hub cuadernos test-gpu
 help:
 	@echo "make lab    JupyterLab con los cuadernos en http://127.0.0.1:$(PORT) (con token)"
 	@echo "make test   todas las pruebas (unitarias, cuadernos con nbval, navegador)"
@@ -18,6 +18,7 @@ help:
 	@echo "make cuadernos  genera notebooks/ (versión del estudiante) desde instructor/source/ con nbgrader"
 	@echo "make test-hub     la prueba de integración con un JupyterHub real (3 usuarios)"
 	@echo "make install-hub  instala el JupyterHub del curso en el servidor (deploy/, como root)"
+	@echo "make test-gpu     las pruebas y los cuadernos en la GPU del servidor (PyTorch con CUDA)"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -62,6 +63,10 @@ hub-deps: $(VENV)/.hub-installed $(CHP)
 
 test-hub: hub-deps
 	COURSE_HUB_REQUIRED=1 COURSE_CHP=$(CHP) $(PY) -m pytest -m hub tests/test_hub.py
+
+# On the lab server (CUDA build of torch): the unit suite and the notebooks on the GPU.
+test-gpu:
+	bash scripts/test_gpu.sh
 
 # On the lab server, as root: the course's JupyterHub (see docs/laboratorio.md).
 install-hub:

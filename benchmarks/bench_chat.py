@@ -24,9 +24,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-BLOCK = ("## Sección\n\nUn párrafo con **negrita**, `código` y una fórmula $x^2$ que se alarga para parecerse "
-         "a una respuesta real del modelo, con varias frases seguidas.\n\n- un punto\n- otro punto\n\n"
-         "```python\nfor i in range(3):\n    print(i)\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n")
+BLOCK = (
+    "## Sección\n\nUn párrafo con **negrita**, `código` y una fórmula $x^2$ que se alarga para parecerse "
+    "a una respuesta real del modelo, con varias frases seguidas.\n\n- un punto\n- otro punto\n\n"
+    "```python\nfor i in range(3):\n    print(i)\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n"
+)
 
 
 def answer_of(size: int) -> str:

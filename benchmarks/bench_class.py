@@ -46,6 +46,7 @@ JOIN_LIMIT = 600.0  # seconds: a student thread still running after this is repo
 
 # --- the server, in its own process --------------------------------------------------------------------
 
+
 def expected_answer(question: str, words: int) -> str:
     """The double's answer to `question`: it names the question (so a mixed-up answer shows) and is
     padded with filler to exactly `words` words (at least the heading's)."""
@@ -79,10 +80,18 @@ class Server:
     """The double in its own process, as a real Ollama is."""
 
     def __init__(self, queue: int, token_delay: float, words: int):
-        command = [sys.executable, str(Path(__file__).resolve()), "--serve", "--queue", str(queue),
-                   "--token-delay", str(token_delay), "--answer-words", str(words)]
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                        cwd=ROOT)
+        command = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--serve",
+            "--queue",
+            str(queue),
+            "--token-delay",
+            str(token_delay),
+            "--answer-words",
+            str(words),
+        ]
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
         self.url = self.process.stdout.readline().strip()
         if not self.url.startswith("http"):
             self.close()
@@ -103,6 +112,7 @@ class Server:
 
 
 # --- the students --------------------------------------------------------------------------------------
+
 
 @dataclass
 class Turn:
@@ -218,11 +228,13 @@ class Student:
             turn.lost += not (asked is not None and asked.role == "user" and asked.content == turn.question)
             received = "".join(turn.pieces)
             turn.lost += not (answer is not None and answer.role == "assistant" and answer.content == received)
-            turn.completed = (not turn.error and answer is not None
-                              and answer.content == expected_answer(turn.question, words))
+            turn.completed = (
+                not turn.error and answer is not None and answer.content == expected_answer(turn.question, words)
+            )
 
 
 # --- one scenario ------------------------------------------------------------------------------------
+
 
 @dataclass
 class Result:
@@ -280,9 +292,20 @@ def retry_window(attempts: int, backoff: float, cap: float) -> float:
     return sum(min(backoff * 2 ** (k - 1), cap) for k in range(1, attempts))
 
 
-def run_scenario(name: str, students: int, turns: int, queue: int, token_delay: float, words: int,
-                 think: float = 0.0, widget: bool = True, attempts: int | None = None,
-                 backoff: float | None = None, cap: float | None = None, seed: int = 13) -> Result:
+def run_scenario(
+    name: str,
+    students: int,
+    turns: int,
+    queue: int,
+    token_delay: float,
+    words: int,
+    think: float = 0.0,
+    widget: bool = True,
+    attempts: int | None = None,
+    backoff: float | None = None,
+    cap: float | None = None,
+    seed: int = 13,
+) -> Result:
     """Start a double with this queue, run the class against it, and collect the counts. `attempts`,
     `backoff` and `cap` replace llm's BUSY_* settings for this run (None keeps them)."""
     from course_utils import llm
@@ -299,8 +322,9 @@ def run_scenario(name: str, students: int, turns: int, queue: int, token_delay: 
         export_dir = ROOT / ".cache" / "bench" / "class"
         class_ = [Student(n, turns, think, widget, export_dir) for n in range(1, students + 1)]
         start = threading.Barrier(students + 1)
-        threads = [threading.Thread(target=s.run, args=(start, random.Random(seed + s.number)), daemon=True)
-                   for s in class_]
+        threads = [
+            threading.Thread(target=s.run, args=(start, random.Random(seed + s.number)), daemon=True) for s in class_
+        ]
         for thread in threads:
             thread.start()
         start.wait()
@@ -321,11 +345,23 @@ def run_scenario(name: str, students: int, turns: int, queue: int, token_delay: 
             os.environ.pop("OLLAMA_HOST", None)
         else:
             os.environ["OLLAMA_HOST"] = host
-    return Result(name, students, turns, queue, *settings, widget, [t for s in class_ for t in s.done], crashes,
-                  stats["rejected"], stats["chats"], seconds)
+    return Result(
+        name,
+        students,
+        turns,
+        queue,
+        *settings,
+        widget,
+        [t for s in class_ for t in s.done],
+        crashes,
+        stats["rejected"],
+        stats["chats"],
+        seconds,
+    )
 
 
 # --- the report --------------------------------------------------------------------------------------
+
 
 def _s(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
@@ -336,17 +372,20 @@ def _errors(result: Result) -> str:
 
 
 def table(results: list[Result]) -> str:
-    lines = ["| escenario | cola | reintentos | turnos completos | mensajes perdidos | "
-             "1.er token p50 (s) | p95 (s) | avisos de reintento | 503 servidor / contados | errores | "
-             "turnos en espera con aviso visible | duración (s) |",
-             "|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
+    lines = [
+        "| escenario | cola | reintentos | turnos completos | mensajes perdidos | "
+        "1.er token p50 (s) | p95 (s) | avisos de reintento | 503 servidor / contados | errores | "
+        "turnos en espera con aviso visible | duración (s) |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+    ]
     for r in results:
         waiting = r.waiting
         lines.append(
             f"| {r.name} | {r.queue} | {r.attempts} intentos, {r.backoff:g} s ×2, máx. {r.cap:g} s "
             f"(~{retry_window(r.attempts, r.backoff, r.cap):g} s) | {r.completed}/{r.sent} | {r.lost} | "
             f"{_s(r.ttft(0.5))} | {_s(r.ttft(0.95))} | {r.retries} | {r.rejected} / {r.busy_seen} | {_errors(r)} | "
-            f"{sum(t.saw_busy for t in waiting)}/{len(waiting)} | {r.seconds:.1f} |")
+            f"{sum(t.saw_busy for t in waiting)}/{len(waiting)} | {r.seconds:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -354,8 +393,9 @@ def verdict(result: Result) -> tuple[bool, str]:
     """Whether the scenario meets its goal (issue 13), and why, in Spanish."""
     problems = [*result.crashes]
     if result.rejected != result.busy_seen:
-        problems.append(f"el servidor envió {result.rejected} respuestas 503 y los alumnos dan cuenta de "
-                        f"{result.busy_seen}")
+        problems.append(
+            f"el servidor envió {result.rejected} respuestas 503 y los alumnos dan cuenta de {result.busy_seen}"
+        )
     if result.lost:
         problems.append(f"{result.lost} mensajes perdidos")
     if result.queue >= result.students:
@@ -377,10 +417,12 @@ def verdict(result: Result) -> tuple[bool, str]:
     note = ""
     if result.queue < result.students:
         busy = result.errors["ServerBusy"]
-        note = (f" Turnos completos: {result.completed}/{result.sent}; "
-                + (f"terminados en ServerBusy tras {result.attempts} intentos: {busy} (la pregunta queda en el "
-                   "historial y el chat la devuelve al cuadro de texto)." if busy
-                   else "ninguno terminó en ServerBusy."))
+        note = f" Turnos completos: {result.completed}/{result.sent}; " + (
+            f"terminados en ServerBusy tras {result.attempts} intentos: {busy} (la pregunta queda en el "
+            "historial y el chat la devuelve al cuadro de texto)."
+            if busy
+            else "ninguno terminó en ServerBusy."
+        )
     return True, f"{result.name} ({goal}): cumplido.{note}"
 
 
@@ -398,16 +440,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=8, help="simulated students (default 8)")
     parser.add_argument("--turns", type=int, default=2, help="questions per student (default 2)")
-    parser.add_argument("--queue", type=int, nargs="+",
-                        help="the double's max_queue, one scenario each (default: 2 × students and students ÷ 4)")
+    parser.add_argument(
+        "--queue",
+        type=int,
+        nargs="+",
+        help="the double's max_queue, one scenario each (default: 2 × students and students ÷ 4)",
+    )
     parser.add_argument("--token-delay", type=float, default=0.02, help="seconds per streamed word (default 0.02)")
     parser.add_argument("--answer-words", type=int, default=40, help="words per answer (default 40)")
-    parser.add_argument("--think", type=float, default=1.0,
-                        help="seconds a student reads before the next question, ±50 %% (default 1)")
+    parser.add_argument(
+        "--think", type=float, default=1.0, help="seconds a student reads before the next question, ±50 %% (default 1)"
+    )
     parser.add_argument("--no-widget", action="store_true", help="students with a Conversation only, no ChatWidget")
-    parser.add_argument("--patient", type=float, nargs=3, metavar=("ATTEMPTS", "BACKOFF", "CAP"),
-                        help="retry settings tried again on a short queue where some turn ended in ServerBusy "
-                             "(default 7 2 15); given, they are tried on every short queue")
+    parser.add_argument(
+        "--patient",
+        type=float,
+        nargs=3,
+        metavar=("ATTEMPTS", "BACKOFF", "CAP"),
+        help="retry settings tried again on a short queue where some turn ended in ServerBusy "
+        "(default 7 2 15); given, they are tried on every short queue",
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -416,23 +468,49 @@ def main() -> None:
     queues = args.queue or [2 * args.students, max(1, args.students // 4)]
     who = "ChatWidget sin navegador" if not args.no_widget else "Conversation sin widget"
     answer_seconds = args.answer_words * args.token_delay
-    print(f"Servidor: doble de pruebas de Ollama en otro proceso (no es un modelo real): una respuesta a la vez, "
-          f"{args.answer_words} palabras a {args.token_delay:g} s cada una (~{answer_seconds:.1f} s por respuesta), "
-          f"hasta «cola» peticiones esperando y 503 con la cola llena.")
-    print(f"Clase: {args.students} alumnos ({who}, un hilo cada uno), {args.turns} preguntas cada uno, todos a la vez; "
-          f"~{args.think:g} s de lectura entre preguntas.\n")
+    print(
+        f"Servidor: doble de pruebas de Ollama en otro proceso (no es un modelo real): una respuesta a la vez, "
+        f"{args.answer_words} palabras a {args.token_delay:g} s cada una (~{answer_seconds:.1f} s por respuesta), "
+        f"hasta «cola» peticiones esperando y 503 con la cola llena."
+    )
+    print(
+        f"Clase: {args.students} alumnos ({who}, un hilo cada uno), {args.turns} preguntas cada uno, todos a la vez; "
+        f"~{args.think:g} s de lectura entre preguntas.\n"
+    )
     print(table([]), flush=True)
     results = []
     attempts, backoff, cap = (int(args.patient[0]), *args.patient[1:]) if args.patient else PATIENT
     for queue in queues:
         kind = "cola ≥ clase" if queue >= args.students else "cola < clase"
-        results.append(run_scenario(kind, args.students, args.turns, queue, args.token_delay, args.answer_words,
-                                    args.think, not args.no_widget))
+        results.append(
+            run_scenario(
+                kind,
+                args.students,
+                args.turns,
+                queue,
+                args.token_delay,
+                args.answer_words,
+                args.think,
+                not args.no_widget,
+            )
+        )
         print(table(results[-1:]).splitlines()[-1], flush=True)
         if queue < args.students and (args.patient or results[-1].errors["ServerBusy"]):
-            results.append(run_scenario(f"{kind}, más paciencia", args.students, args.turns, queue,
-                                        args.token_delay, args.answer_words, args.think, not args.no_widget,
-                                        attempts, backoff, cap))
+            results.append(
+                run_scenario(
+                    f"{kind}, más paciencia",
+                    args.students,
+                    args.turns,
+                    queue,
+                    args.token_delay,
+                    args.answer_words,
+                    args.think,
+                    not args.no_widget,
+                    attempts,
+                    backoff,
+                    cap,
+                )
+            )
             print(table(results[-1:]).splitlines()[-1], flush=True)
     print()
     all_met = True
@@ -441,10 +519,12 @@ def main() -> None:
         all_met &= met
         print(f"- {text}")
         if result.queue < result.students:
-            print(f"  Se reintenta durante ~{retry_window(result.attempts, result.backoff, result.cap):g} s; con "
-                  f"toda la clase preguntando a la vez, la última respuesta empieza tras ~"
-                  f"{(result.students - 1) * answer_seconds:.1f} s ({result.students - 1} × {answer_seconds:.1f} s), "
-                  "y quien espera reintentando no guarda su sitio.")
+            print(
+                f"  Se reintenta durante ~{retry_window(result.attempts, result.backoff, result.cap):g} s; con "
+                f"toda la clase preguntando a la vez, la última respuesta empieza tras ~"
+                f"{(result.students - 1) * answer_seconds:.1f} s ({result.students - 1} × {answer_seconds:.1f} s), "
+                "y quien espera reintentando no guarda su sitio."
+            )
     print(f"\nMáquina: {cpu_name()}, {os.cpu_count()} núcleos. Tiempos del doble (cola), no de llama3.2-vision.")
     sys.exit(0 if all_met else 1)
 

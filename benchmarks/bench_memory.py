@@ -44,8 +44,14 @@ sys.path.insert(0, str(ROOT))
 NOTEBOOKS = ROOT / "notebooks"
 RAM_SIZES_GB = (16, 32, 64, 128, 256)
 # Kernel environment of deploy/jupyterhub/curso.py (with COURSE_DEVICE=cpu).
-KERNEL_ENV = {"COURSE_DEVICE": "cpu", "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "2",
-              "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+KERNEL_ENV = {
+    "COURSE_DEVICE": "cpu",
+    "CUDA_VISIBLE_DEVICES": "",
+    "OMP_NUM_THREADS": "2",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "PYTHONWARNINGS": "ignore::DeprecationWarning",
+}
 
 
 def proc_memory(pid: int) -> tuple[float, float]:
@@ -69,8 +75,10 @@ def model_sets(which: list[str]) -> dict[str, dict[str, str]]:
         from benchmarks.bench_vision import RANDOM_BASE, build_random_vit_base
         from course_utils.whisper_weights import ct2_from_parts, whisper_checkpoint_from_ct2
 
-        sets["tamaño real"] = {"COURSE_VIT_MODEL": str(build_random_vit_base(RANDOM_BASE)),
-                               "COURSE_WHISPER_MODEL": str(whisper_checkpoint_from_ct2(ct2_from_parts()))}
+        sets["tamaño real"] = {
+            "COURSE_VIT_MODEL": str(build_random_vit_base(RANDOM_BASE)),
+            "COURSE_WHISPER_MODEL": str(whisper_checkpoint_from_ct2(ct2_from_parts())),
+        }
     return sets
 
 
@@ -88,8 +96,13 @@ def run_notebook(path: Path, env: dict[str, str], timeout: int) -> dict:
     def measure(**_):  # after every cell: the peak only grows, the current value is the last cell's
         result["peak"], result["rss"] = proc_memory(client.km.provisioner.pid)
 
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", on_cell_executed=measure,
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        on_cell_executed=measure,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
     start = time.monotonic()
     try:
         client.execute()
@@ -120,8 +133,16 @@ def jupyterlab_server_rss(settle: float = 5.0) -> float:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    args = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
-            "--ServerApp.token=medida", f"--ServerApp.root_dir={NOTEBOOKS}"]
+    args = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        f"--port={port}",
+        "--ServerApp.ip=127.0.0.1",
+        "--ServerApp.token=medida",
+        f"--ServerApp.root_dir={NOTEBOOKS}",
+    ]
     if os.geteuid() == 0:
         args.append("--allow-root")
     server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -145,8 +166,12 @@ def jupyterlab_server_rss(settle: float = 5.0) -> float:
 
 def gpu_process_mib(pid: int) -> float:
     """GPU memory nvidia-smi attributes to a process (its CUDA context included), in MiB."""
-    out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return sum(float(used) for p, used in (line.split(",") for line in out.strip().splitlines()) if int(p) == pid)
 
 
@@ -170,17 +195,28 @@ def cuda_steps() -> int:
     with torch.inference_mode():
         vit(pixel_values=torch.randn(64, 3, 224, 224, device="cuda", dtype=torch.float16))
     step("+ un lote de 64 imágenes de 224×224")
-    base = WhisperConfig(d_model=512, encoder_layers=6, decoder_layers=6, encoder_attention_heads=8,
-                         decoder_attention_heads=8, encoder_ffn_dim=2048, decoder_ffn_dim=2048,
-                         vocab_size=51865, num_mel_bins=80, max_source_positions=1500, max_target_positions=448)
+    base = WhisperConfig(
+        d_model=512,
+        encoder_layers=6,
+        decoder_layers=6,
+        encoder_attention_heads=8,
+        decoder_attention_heads=8,
+        encoder_ffn_dim=2048,
+        decoder_ffn_dim=2048,
+        vocab_size=51865,
+        num_mel_bins=80,
+        max_source_positions=1500,
+        max_target_positions=448,
+    )
     whisper = WhisperForConditionalGeneration(base).to("cuda").eval()  # fp32 weights, as openai-whisper
     step(f"+ Whisper base con pesos fp32 ({sum(p.numel() for p in whisper.parameters()) / 1e6:.0f} M parámetros)")
     with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16):
         encoded = whisper.model.encoder(torch.randn(1, 80, 3000, device="cuda")).last_hidden_state
         tokens, past = torch.tensor([[base.decoder_start_token_id]], device="cuda"), None
         for _ in range(64):  # greedy decoding with the key/value cache, one token per step
-            out = whisper(encoder_outputs=(encoded,), decoder_input_ids=tokens[:, -1:], past_key_values=past,
-                          use_cache=True)
+            out = whisper(
+                encoder_outputs=(encoded,), decoder_input_ids=tokens[:, -1:], past_key_values=past, use_cache=True
+            )
             past = out.past_key_values
             tokens = torch.cat([tokens, out.logits[:, -1:].argmax(-1)], dim=1)
     step("+ 30 s de audio: codificador y 64 pasos del decodificador en fp16")
@@ -195,10 +231,17 @@ def cuda_steps() -> int:
 def machine() -> str:
     import torch
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
-    return f"{cpu}, {os.cpu_count()} núcleos, {ram:.0f} GiB de RAM, Python {platform.python_version()}, torch {torch.__version__}"
+    versions = f"Python {platform.python_version()}, torch {torch.__version__}"
+    return f"{cpu}, {os.cpu_count()} núcleos, {ram:.0f} GiB de RAM, {versions}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,8 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notebooks", nargs="+", default=None, help="prefijos, por ejemplo 01 04")
     parser.add_argument("--timeout", type=int, default=900, help="segundos por celda")
     parser.add_argument("--cuda", action="store_true", help="mide en la GPU (contexto, ViT, Whisper base)")
-    parser.add_argument("--reserve-gb", type=float, default=4.0,
-                        help="RAM que se reserva para el sistema, JupyterHub y el proxy (GiB)")
+    parser.add_argument(
+        "--reserve-gb", type=float, default=4.0, help="RAM que se reserva para el sistema, JupyterHub y el proxy (GiB)"
+    )
     args = parser.parse_args(argv)
     if args.cuda:
         return cuda_steps()
@@ -224,29 +268,37 @@ def main(argv: list[str] | None = None) -> int:
 
     server = jupyterlab_server_rss()
     idle = run_notebook(code_notebook("import sys"), base_env, args.timeout)
-    imported = run_notebook(code_notebook("import torch, course_utils\ncourse_utils.setup_notebook()"),
-                            base_env, args.timeout)
+    imported = run_notebook(
+        code_notebook("import torch, course_utils\ncourse_utils.setup_notebook()"), base_env, args.timeout
+    )
     print("| proceso | pico RSS (MiB) | RSS al final (MiB) |\n|---|---:|---:|")
     print(f"| servidor JupyterLab de un estudiante, sin núcleos | — | {server:.0f} |")
     print(f"| núcleo vacío (ipykernel) | {idle['peak']:.0f} | {idle['rss']:.0f} |")
     print(f"| núcleo tras `import torch, course_utils` | {imported['peak']:.0f} | {imported['rss']:.0f} |\n")
 
     rows, heaviest = [], {}
-    print("| cuaderno | modelos | pico RSS (MiB) | RSS al final (MiB) | segundos | nota |\n|---|---|---:|---:|---:|---|")
+    print(
+        "| cuaderno | modelos | pico RSS (MiB) | RSS al final (MiB) | segundos | nota |\n|---|---|---:|---:|---:|---|"
+    )
     for size, models in model_sets(args.sizes).items():
         for path in notebooks:
             result = run_notebook(path, dict(base_env, **models), args.timeout)
             note = f"error: {result['error']}" if result["error"] else ""
-            print(f"| {path.stem} | {size} | {result.get('peak', float('nan')):.0f} | "
-                  f"{result.get('rss', float('nan')):.0f} | {result['seconds']:.0f} | {note} |", flush=True)
+            print(
+                f"| {path.stem} | {size} | {result.get('peak', float('nan')):.0f} | "
+                f"{result.get('rss', float('nan')):.0f} | {result['seconds']:.0f} | {note} |",
+                flush=True,
+            )
             rows.append((path.stem, size, result))
             if not result["error"]:
                 heaviest[size] = max(heaviest.get(size, 0.0), result["peak"])
     double.stop()
 
     if heaviest:
-        print(f"\nEstudiantes por servidor con COURSE_DEVICE=cpu: (RAM − {args.reserve_gb:g} GiB de reserva) ÷ "
-              "(servidor JupyterLab + pico del cuaderno más pesado), un núcleo abierto por estudiante.\n")
+        print(
+            f"\nEstudiantes por servidor con COURSE_DEVICE=cpu: (RAM − {args.reserve_gb:g} GiB de reserva) ÷ "
+            "(servidor JupyterLab + pico del cuaderno más pesado), un núcleo abierto por estudiante.\n"
+        )
         sizes = list(heaviest)
         print("| RAM | " + " | ".join(f"con {s} ({server + heaviest[s]:.0f} MiB/estudiante)" for s in sizes) + " |")
         print("|---|" + "---:|" * len(sizes))

@@ -17,8 +17,10 @@ from course_utils.samples import sample_path
 
 REPEATS = 2
 # Greedy is openai-whisper's default, beam search of 5 is faster-whisper's: measure both, same work for each engine.
-DECODING = {"voraz": {"whisper": {}, "faster-whisper": {"beam_size": 1}},
-            "haz de 5": {"whisper": {"beam_size": 5}, "faster-whisper": {"beam_size": 5}}}
+DECODING = {
+    "voraz": {"whisper": {}, "faster-whisper": {"beam_size": 1}},
+    "haz de 5": {"whisper": {"beam_size": 5}, "faster-whisper": {"beam_size": 5}},
+}
 
 
 def run(model: str, backend: str, names: list[str], options: dict) -> tuple[float, float, list[str]]:
@@ -36,11 +38,18 @@ def run(model: str, backend: str, names: list[str], options: dict) -> tuple[floa
 def main() -> int:
     names = list(json.loads(sample_path("transcripciones.json").read_text(encoding="utf-8")))
     ct2 = speech.ct2_from_parts()
-    engines = [("openai-whisper (PyTorch, fp16 en GPU / fp32 en CPU)", str(speech.whisper_checkpoint_from_ct2(ct2)),
-                "whisper"),
-               ("faster-whisper (CTranslate2, fp16 en GPU / int8 en CPU)", str(ct2), "faster-whisper")]
-    print(f"Whisper base sobre {len(names)} muestras, dispositivo {config.settings().device}, "
-          f"{platform.processor() or platform.machine()}, mejor de {REPEATS}")
+    engines = [
+        (
+            "openai-whisper (PyTorch, fp16 en GPU / fp32 en CPU)",
+            str(speech.whisper_checkpoint_from_ct2(ct2)),
+            "whisper",
+        ),
+        ("faster-whisper (CTranslate2, fp16 en GPU / int8 en CPU)", str(ct2), "faster-whisper"),
+    ]
+    print(
+        f"Whisper base sobre {len(names)} muestras, dispositivo {config.settings().device}, "
+        f"{platform.processor() or platform.machine()}, mejor de {REPEATS}"
+    )
     for decoding, per_backend in DECODING.items():
         rows = [(label, *run(model, backend, names, per_backend[backend])) for label, model, backend in engines]
         reference = rows[0][1]

@@ -53,11 +53,14 @@ def build_random_vit_base(folder: Path) -> Path:
     vit_config = ViTConfig(id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)})
     torch.manual_seed(0)
     ViTForImageClassification(vit_config).save_pretrained(folder)
-    processor_class(size={"height": 224, "width": 224}, image_mean=[0.5] * 3, image_std=[0.5] * 3,
-                      resample=2).save_pretrained(folder)
+    processor_class(
+        size={"height": 224, "width": 224}, image_mean=[0.5] * 3, image_std=[0.5] * 3, resample=2
+    ).save_pretrained(folder)
     (folder / "STANDIN.txt").write_text(
         "Modelo de prueba: ViT del tamaño de vit-base (12 capas, 768 dimensiones) con pesos aleatorios, "
-        "para medir velocidad. Sus resultados no significan nada.\n", encoding="utf-8")
+        "para medir velocidad. Sus resultados no significan nada.\n",
+        encoding="utf-8",
+    )
     return folder
 
 
@@ -90,7 +93,7 @@ def vit_flops(cfg) -> float:
     """Multiply-adds ×2 of one image through a ViT classifier: patch embedding, the layers, the head."""
     patches = (cfg.image_size // cfg.patch_size) ** 2
     tokens, d, ff = patches + 1, cfg.hidden_size, cfg.intermediate_size
-    embed = patches * (3 * cfg.patch_size ** 2) * d
+    embed = patches * (3 * cfg.patch_size**2) * d
     layer = tokens * (4 * d * d + 2 * d * ff) + 2 * tokens * tokens * d
     return 2 * (embed + cfg.num_hidden_layers * layer + d * cfg.num_labels)
 
@@ -107,7 +110,7 @@ def matmul_tflops(device) -> float:
     for _ in range(10):
         a @ b
     torch.cuda.synchronize()
-    return 10 * 2 * 8192 ** 3 / (time.perf_counter() - start) / 1e12
+    return 10 * 2 * 8192**3 / (time.perf_counter() - start) / 1e12
 
 
 def kit_with_threads(vision, folder, batch, clf, threads: int):
@@ -130,14 +133,17 @@ def stages(clf, paths, batch: int) -> dict[str, float]:
     datas = [p.read_bytes() for p in paths]
     out = {}
     out["leer archivos y cabeceras"] = images_per_second(
-        lambda: [vision.jpeg_header(p.read_bytes()) for p in paths], len(paths))
+        lambda: [vision.jpeg_header(p.read_bytes()) for p in paths], len(paths)
+    )
     if isinstance(loader, vision.GpuJpegLoader):
         decode_jpeg, mode = vision._torchvision_jpeg()
         encoded = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in datas]
 
         def decode():
-            return [decode_jpeg(encoded[i:i + batch], mode=mode.RGB, device=clf.device)
-                    for i in range(0, len(encoded), batch)]
+            return [
+                decode_jpeg(encoded[i : i + batch], mode=mode.RGB, device=clf.device)
+                for i in range(0, len(encoded), batch)
+            ]
 
         decode()
         out["decodificar JPEG en GPU (nvJPEG, por lotes)"] = images_per_second(decode, len(paths))
@@ -145,14 +151,16 @@ def stages(clf, paths, batch: int) -> dict[str, float]:
         plan = vision.gpu_plan(clf.processor)
 
         def resize():
-            return [vision.resize_normalize(decoded[i:i + batch], plan, clf.device, clf.model.dtype)
-                    for i in range(0, len(decoded), batch)]
+            return [
+                vision.resize_normalize(decoded[i : i + batch], plan, clf.device, clf.model.dtype)
+                for i in range(0, len(decoded), batch)
+            ]
 
         resize()
         out["redimensionar y normalizar en GPU"] = images_per_second(resize, len(paths))
 
         def run_loader():
-            return [loader(rows[i:i + batch]) for i in range(0, len(rows), batch)]
+            return [loader(rows[i : i + batch]) for i in range(0, len(rows), batch)]
 
         run_loader()
         out["preparar lotes (todo lo anterior, un hilo)"] = images_per_second(run_loader, len(paths))
@@ -161,8 +169,9 @@ def stages(clf, paths, batch: int) -> dict[str, float]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model",
-                        help="model id or folder (default: a vit-base-sized random model in config.cache_dir())")
+    parser.add_argument(
+        "--model", help="model id or folder (default: a vit-base-sized random model in config.cache_dir())"
+    )
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     parser.add_argument("--images", type=int, help="images for the batched methods (default 4096 on GPU, 16 on CPU)")
     parser.add_argument("--few", type=int, help="images for the one-by-one methods (default 128 on GPU, 8 on CPU)")
@@ -223,24 +232,42 @@ def main(argv=None) -> int:
         runs = {  # name: (precision, images, run)
             "pipeline de transformers, una a una": (precision, n_few, lambda: [pipe_one(p, top_k=7) for p in str_few]),
             f"pipeline de transformers, lotes de {batch}, {fast_kind}": (
-                precision, n_many, lambda: list(pipe_fast(str_paths, batch_size=batch, top_k=7))),
+                precision,
+                n_many,
+                lambda: list(pipe_fast(str_paths, batch_size=batch, top_k=7)),
+            ),
         }
         if args.workers:
             runs[f"pipeline de transformers, lotes de {batch}, {fast_kind}, {args.workers} procesos"] = (
-                precision, n_many,
-                lambda: list(pipe_fast(str_paths, batch_size=batch, top_k=7, num_workers=args.workers)))
-        runs.update({
-            "vision.top_k, una a una": (precision, n_few, lambda: [vision.top_k(p, classifier=clf) for p in few]),
-            kit_name: (
-                precision, n_many, lambda: vision.classify_folder(folder, batch, classifier=clf, progress=False)),
-        })
+                precision,
+                n_many,
+                lambda: list(pipe_fast(str_paths, batch_size=batch, top_k=7, num_workers=args.workers)),
+            )
+        runs.update(
+            {
+                "vision.top_k, una a una": (precision, n_few, lambda: [vision.top_k(p, classifier=clf) for p in few]),
+                kit_name: (
+                    precision,
+                    n_many,
+                    lambda: vision.classify_folder(folder, batch, classifier=clf, progress=False),
+                ),
+            }
+        )
         if gpu and isinstance(vision.batch_loader(clf), vision.GpuJpegLoader):
             runs[f"vision.classify_folder, lotes de {batch}, preparando en 1 hilo"] = (
-                precision, n_many, lambda: kit_with_threads(vision, folder, batch, clf, 1))
-        runs.update({
-            f"modelo solo, tensores ya en {'la GPU' if gpu else 'memoria'}, lotes de {batch} (techo)": (
-                precision, n_many, lambda: model_alone(n_many)),
-        })
+                precision,
+                n_many,
+                lambda: kit_with_threads(vision, folder, batch, clf, 1),
+            )
+        runs.update(
+            {
+                f"modelo solo, tensores ya en {'la GPU' if gpu else 'memoria'}, lotes de {batch} (techo)": (
+                    precision,
+                    n_many,
+                    lambda: model_alone(n_many),
+                ),
+            }
+        )
         rates = dict.fromkeys(runs, 0.0)
         for _, _, run in runs.values():  # warm-up: first calls pay for lazy initialisation
             run()
@@ -250,15 +277,21 @@ def main(argv=None) -> int:
                 rates[name] = max(rates[name], images_per_second(run, n))
         rows = [(name, prec, rates[name]) for name, (prec, _, _) in runs.items()]
         if not args.skip_old:
-            rows.insert(0, ("script antiguo (recarga modelo por imagen)", "fp32",
-                            images_per_second(lambda: old_script(few[:8], model_name, device), min(8, n_few))))
+            rows.insert(
+                0,
+                (
+                    "script antiguo (recarga modelo por imagen)",
+                    "fp32",
+                    images_per_second(lambda: old_script(few[:8], model_name, device), min(8, n_few)),
+                ),
+            )
         # Same answers: the kit on the samples against the PIL path in float32 on the CPU.
         reference_clf = vision._load(str(model_name), "cpu")
         kit = vision.classify_folder(sample_path(), classifier=clf, progress=False)
         ref = vision.classify_folder(sample_path(), classifier=reference_clf, progress=False)
         agree = sum(a.label == b.label for a, b in zip(kit, ref))
         worst = max(abs(p - q) for a, b in zip(kit, ref) for (_, p), (_, q) in zip(a.top, b.top))
-        extra = stages(clf, paths[:min(n_many, 1024)], batch) if args.stages and gpu else {}
+        extra = stages(clf, paths[: min(n_many, 1024)], batch) if args.stages and gpu else {}
         peak = matmul_tflops(device) if gpu else None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -266,24 +299,34 @@ def main(argv=None) -> int:
     name = torch.cuda.get_device_name() if gpu else f"CPU, {torch.get_num_threads()} hilos de PyTorch"
     flops = vit_flops(clf.model.config)
     roof_tflops = peak or H100_BF16_TFLOPS
-    print(f"\nModelo: {model_name} ({flops / 1e9:.1f} GFLOP por imagen)\nDispositivo: {device} ({name}) | "
-          f"torch {torch.__version__} | transformers {transformers.__version__} | "
-          f"imágenes: {n_many} (una a una: {n_few}) | mejor de {args.rounds} rondas")
+    print(
+        f"\nModelo: {model_name} ({flops / 1e9:.1f} GFLOP por imagen)\nDispositivo: {device} ({name}) | "
+        f"torch {torch.__version__} | transformers {transformers.__version__} | "
+        f"imágenes: {n_many} (una a una: {n_few}) | mejor de {args.rounds} rondas"
+    )
     if peak:
-        print(f"Producto de matrices bf16 8192³ medido ahora: {peak:.0f} TFLOP/s; techo del modelo: "
-              f"{peak * 1e12 / flops:,.0f} imágenes/s")
-    print(f"Top-1 del kit ({precision}) y del camino de PIL en fp32 (CPU) en las {len(kit)} muestras: coinciden "
-          f"{agree} de {len(kit)}; diferencia máxima de probabilidad {worst:.2e}.\n")
+        print(
+            f"Producto de matrices bf16 8192³ medido ahora: {peak:.0f} TFLOP/s; techo del modelo: "
+            f"{peak * 1e12 / flops:,.0f} imágenes/s"
+        )
+    print(
+        f"Top-1 del kit ({precision}) y del camino de PIL en fp32 (CPU) en las {len(kit)} muestras: coinciden "
+        f"{agree} de {len(kit)}; diferencia máxima de probabilidad {worst:.2e}.\n"
+    )
     pipe_one_rate = rates["pipeline de transformers, una a una"]
     best_pipe = max(rate for name, _, rate in rows if name.startswith("pipeline"))
     alone = rows[-1][2]
-    print("| método | precisión | imágenes/s | × pipeline una a una | × mejor pipeline | × modelo solo | "
-          "% del techo bf16 |")
+    print(
+        "| método | precisión | imágenes/s | × pipeline una a una | × mejor pipeline | × modelo solo | "
+        "% del techo bf16 |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|")
     for name, prec, rate in rows:
         roof = f"{100 * rate * flops / (roof_tflops * 1e12):.1f} %" if gpu else "—"
-        print(f"| {name} | {prec} | {rate:,.1f} | {rate / pipe_one_rate:.2f} | {rate / best_pipe:.2f} | "
-              f"{rate / alone:.2f} | {roof} |")
+        print(
+            f"| {name} | {prec} | {rate:,.1f} | {rate / pipe_one_rate:.2f} | {rate / best_pipe:.2f} | "
+            f"{rate / alone:.2f} | {roof} |"
+        )
     for stage, rate in extra.items():
         print(f"| (etapa) {stage} | — | {rate:,.0f} | | | | |")
     return 0

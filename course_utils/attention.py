@@ -47,7 +47,9 @@ def scaled_dot_product_attention(q, k, v, causal: bool = False):
 
 def _check_qkv(q, k, v) -> None:
     if not all(isinstance(t, torch.Tensor) for t in (q, k, v)):
-        raise CourseError("q, k y v tienen que ser tensores de PyTorch.", "Crea los tres con torch.tensor o torch.randn.")
+        raise CourseError(
+            "q, k y v tienen que ser tensores de PyTorch.", "Crea los tres con torch.tensor o torch.randn."
+        )
     if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2] or q.dim() < 2:
         raise CourseError(
             f"Formas incompatibles: q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}.",
@@ -76,8 +78,10 @@ class HandMultiHeadAttention(nn.Module):
     def __init__(self, embed_dim: int, num_heads: int):
         super().__init__()
         if embed_dim % num_heads:
-            raise CourseError(f"{embed_dim} dimensiones no se reparten en {num_heads} cabezas iguales.",
-                              "Elige un número de cabezas que divida a embed_dim.")
+            raise CourseError(
+                f"{embed_dim} dimensiones no se reparten en {num_heads} cabezas iguales.",
+                "Elige un número de cabezas que divida a embed_dim.",
+            )
         self.num_heads, self.head_dim = num_heads, embed_dim // num_heads
         self.q_proj, self.k_proj, self.v_proj, self.out_proj = (nn.Linear(embed_dim, embed_dim) for _ in range(4))
 
@@ -118,8 +122,10 @@ def sinusoidal_positional_encoding(length: int, dim: int, base: float = 10000.0)
     PE[pos, 2i] = sin(pos / base^(2i/dim)),  PE[pos, 2i+1] = cos(pos / base^(2i/dim)).
     """
     if length < 1 or dim < 2 or dim % 2:
-        raise CourseError(f"No puedo crear una codificación de {length} posiciones × {dim} dimensiones.",
-                          "Usa al menos una posición y un número par de dimensiones.")
+        raise CourseError(
+            f"No puedo crear una codificación de {length} posiciones × {dim} dimensiones.",
+            "Usa al menos una posición y un número par de dimensiones.",
+        )
     position = torch.arange(length, dtype=torch.float64)[:, None]
     frequency = base ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)
     pe = torch.empty(length, dim, dtype=torch.float64)
@@ -154,12 +160,14 @@ def plot_attention(weights: torch.Tensor, tokens: list[str], title: str = "Pesos
     panels = weights if weights.dim() == 3 else weights[None]
     n = len(tokens)
     if panels.shape[-2:] != (n, n):
-        raise CourseError(f"Hay {n} etiquetas para una matriz de {tuple(panels.shape[-2:])}.",
-                          "Pasa una etiqueta por token.")
+        raise CourseError(
+            f"Hay {n} etiquetas para una matriz de {tuple(panels.shape[-2:])}.", "Pasa una etiqueta por token."
+        )
     labels = [repr(t.replace(" ", "␣"))[1:-1] for t in tokens]
     size = 1.5 + 0.4 * n
-    fig, axes = plt.subplots(1, len(panels), figsize=(size * len(panels) + 1, size + 0.5), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(size * len(panels) + 1, size + 0.5), squeeze=False, layout="constrained"
+    )
     top = max(float(panels.max()), 1e-6)  # the full colour range even when no weight is near 1
     for h, (ax, panel) in enumerate(zip(axes[0], panels)):
         image = ax.imshow(panel.numpy(), cmap="viridis", vmin=0, vmax=top)

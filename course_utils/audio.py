@@ -49,8 +49,10 @@ def load_audio(source) -> np.ndarray:
     elif isinstance(source, (str, os.PathLike)):
         audio = _decode_file(_existing_file(Path(source)), name=f"«{Path(source).name}»")
     else:
-        raise AudioError(f"No sé leer audio de un objeto {type(source).__name__}.",
-                         "Pasa una ruta a un archivo, los bytes del archivo o un array de numpy.")
+        raise AudioError(
+            f"No sé leer audio de un objeto {type(source).__name__}.",
+            "Pasa una ruta a un archivo, los bytes del archivo o un array de numpy.",
+        )
     return _check_content(audio)
 
 
@@ -58,23 +60,25 @@ def _from_array(array: np.ndarray) -> np.ndarray:
     audio = np.asarray(array)
     channels = min(audio.shape) if audio.ndim == 2 else 1
     if audio.ndim not in (1, 2) or channels > MAX_CHANNELS or audio.dtype.kind not in "iuf":
-        raise AudioError(f"El array de audio tiene forma {array.shape} y tipo {array.dtype}.",
-                         "Pasa un array de una dimensión con las muestras a 16 kHz, o de dos con los "
-                         "canales (2, n) o (n, 2).")
+        raise AudioError(
+            f"El array de audio tiene forma {array.shape} y tipo {array.dtype}.",
+            "Pasa un array de una dimensión con las muestras a 16 kHz, o de dos con los canales (2, n) o (n, 2).",
+        )
     if audio.dtype.kind in "iu":
         audio = _scale_integers(audio)
     if audio.ndim == 2:  # average the channel axis, the short one
         audio = audio.mean(axis=0 if audio.shape[0] < audio.shape[1] else 1)
     audio = audio.astype(np.float32)
     if not np.all(np.isfinite(audio)):
-        raise AudioError("El audio contiene valores no válidos (NaN o infinito).",
-                         "Revisa cómo se generó el array.")
+        raise AudioError("El audio contiene valores no válidos (NaN o infinito).", "Revisa cómo se generó el array.")
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     if peak > FLOAT_HEADROOM:
-        raise AudioError(f"Un audio con decimales debe ir de -1 a 1, y este llega a {peak:.6g}: parecen "
-                         "muestras enteras guardadas como decimales.",
-                         "Si venía de int16, divídelo entre 32768 (`array / 32768`) o pásalo tal cual como "
-                         "int16; si no, normalízalo con `array / np.abs(array).max()`.")
+        raise AudioError(
+            f"Un audio con decimales debe ir de -1 a 1, y este llega a {peak:.6g}: parecen "
+            "muestras enteras guardadas como decimales.",
+            "Si venía de int16, divídelo entre 32768 (`array / 32768`) o pásalo tal cual como "
+            "int16; si no, normalízalo con `array / np.abs(array).max()`.",
+        )
     return audio
 
 
@@ -95,11 +99,12 @@ def _existing_file(path: Path) -> Path:
         with path.open("rb"):
             pass
     except PermissionError:
-        raise AudioError(f"No tengo permiso para leer el archivo «{path.name}».",
-                         "Dale permiso de lectura (chmod +r) o cópialo a una carpeta tuya.") from None
+        raise AudioError(
+            f"No tengo permiso para leer el archivo «{path.name}».",
+            "Dale permiso de lectura (chmod +r) o cópialo a una carpeta tuya.",
+        ) from None
     if path.stat().st_size == 0:
-        raise AudioError(f"El archivo «{path.name}» está vacío (0 bytes).",
-                         "Vuelve a grabar o a copiar el audio.")
+        raise AudioError(f"El archivo «{path.name}» está vacío (0 bytes).", "Vuelve a grabar o a copiar el audio.")
     return path
 
 
@@ -114,13 +119,31 @@ def _from_bytes(data: bytes) -> np.ndarray:
 
 
 def _decode_file(path: Path, name: str) -> np.ndarray:
-    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path),
-           "-vn", "-f", "s16le", "-ac", "1", "-acodec", "pcm_s16le", "-ar", str(SAMPLE_RATE), "-"]
+    cmd = [
+        ffmpeg_exe(),
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-i",
+        str(path),
+        "-vn",
+        "-f",
+        "s16le",
+        "-ac",
+        "1",
+        "-acodec",
+        "pcm_s16le",
+        "-ar",
+        str(SAMPLE_RATE),
+        "-",
+    ]
     try:
         run = subprocess.run(cmd, capture_output=True, timeout=300)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise AudioError(f"No se pudo ejecutar ffmpeg para leer {name}: {exc}",
-                         "Comprueba ffmpeg en el cuaderno 00_entorno.") from None
+        raise AudioError(
+            f"No se pudo ejecutar ffmpeg para leer {name}: {exc}", "Comprueba ffmpeg en el cuaderno 00_entorno."
+        ) from None
     if run.returncode != 0:
         raise _ffmpeg_error(name, run.stderr.decode("utf-8", "replace"))
     return np.frombuffer(run.stdout, np.int16).astype(np.float32) / 32768.0
@@ -129,21 +152,29 @@ def _decode_file(path: Path, name: str) -> np.ndarray:
 def _ffmpeg_error(name: str, log: str) -> AudioError:
     low, name = log.lower(), name[0].upper() + name[1:]
     if "does not contain any stream" in low or "matches no streams" in low:
-        return AudioError(f"{name} no contiene ninguna pista de audio.",
-                          "Elige un archivo con sonido (no una imagen, un texto o un vídeo mudo).")
+        return AudioError(
+            f"{name} no contiene ninguna pista de audio.",
+            "Elige un archivo con sonido (no una imagen, un texto o un vídeo mudo).",
+        )
     if "invalid data found" in low or "could not find codec" in low or "unknown format" in low:
         return AudioError(f"{name} no es un archivo de audio que se pueda leer (o está dañado).")
-    return AudioError(f"{name} está dañado o incompleto: ffmpeg no pudo decodificarlo.",
-                      "Vuelve a grabarlo o conviértelo a wav o mp3.")
+    return AudioError(
+        f"{name} está dañado o incompleto: ffmpeg no pudo decodificarlo.",
+        "Vuelve a grabarlo o conviértelo a wav o mp3.",
+    )
 
 
 def _check_content(audio: np.ndarray) -> np.ndarray:
     if audio.size == 0:
-        raise AudioError("El audio no tiene ninguna muestra (duración 0 s).",
-                         "Vuelve a grabar: quizá la grabación se detuvo al empezar.")
+        raise AudioError(
+            "El audio no tiene ninguna muestra (duración 0 s).",
+            "Vuelve a grabar: quizá la grabación se detuvo al empezar.",
+        )
     if float(np.max(np.abs(audio))) < SILENCE_PEAK:
-        raise AudioError(f"El audio ({audio.size / SAMPLE_RATE:.1f} s) está en silencio.",
-                         "Comprueba que el micrófono está activado y habla más cerca.")
+        raise AudioError(
+            f"El audio ({audio.size / SAMPLE_RATE:.1f} s) está en silencio.",
+            "Comprueba que el micrófono está activado y habla más cerca.",
+        )
     return audio
 
 
@@ -183,8 +214,7 @@ def plot_log_mel(audio, title: str = "Espectrograma log-Mel", window: bool = Fal
 
     mel = log_mel(audio, n_mels=n_mels, window=window)
     ax = ax or plt.subplots(figsize=(10, 3))[1]
-    image = ax.imshow(mel, origin="lower", aspect="auto", cmap="magma",
-                      extent=(0, mel.shape[1] / 100, 0, mel.shape[0]))
+    image = ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", extent=(0, mel.shape[1] / 100, 0, mel.shape[0]))
     ax.set(title=title, xlabel="Tiempo (s)", ylabel="Banda Mel (grave → agudo)")
     ax.figure.colorbar(image, ax=ax, label="Energía (log, normalizada)")
     return ax

@@ -15,8 +15,8 @@ import anywidget
 import ipywidgets as widgets
 
 from course_utils import config, llm
-from course_utils.display import standin_notice
 from course_utils.conversation import SYSTEM, Conversation, Message, data_uri
+from course_utils.display import standin_notice
 from course_utils.errors import AudioError, CourseError, ImageError
 from course_utils.images import open_image
 from course_utils.prompt_box import PromptBox
@@ -38,6 +38,7 @@ class _ChatStyle(anywidget.AnyWidget):
 
 
 # --- the HTML of the bubbles ---------------------------------------------------------------------
+
 
 def _wrap(inner: str, kind: str) -> str:
     return f'<div class="course-bubble course-{kind}">{inner}</div>'
@@ -68,8 +69,8 @@ def _error_html(exc: Exception) -> str:
 def _download_links(paths: tuple[Path, Path]) -> str:
     links = [(path, "text/markdown" if path.suffix == ".md" else "application/json") for path in paths]
     return "Descargar: " + " · ".join(
-        f'<a download="{path.name}" href="{data_uri(path.read_bytes(), mime)}">{path.name}</a>'
-        for path, mime in links)
+        f'<a download="{path.name}" href="{data_uri(path.read_bytes(), mime)}">{path.name}</a>' for path, mime in links
+    )
 
 
 def _dictate(audio: bytes) -> tuple[str, str]:
@@ -79,8 +80,10 @@ def _dictate(audio: bytes) -> tuple[str, str]:
     result = speech.transcribe(audio, language="es")
     text = result.text.strip()
     if not text:
-        raise AudioError("Whisper no reconoció ninguna palabra en la grabación.",
-                         "Habla más cerca del micrófono y vuelve a grabar, o escribe la pregunta.")
+        raise AudioError(
+            "Whisper no reconoció ninguna palabra en la grabación.",
+            "Habla más cerca del micrófono y vuelve a grabar, o escribe la pregunta.",
+        )
     return text, _standin_warning(result)
 
 
@@ -142,8 +145,10 @@ class _WaitClock:
             if self._done.is_set():
                 return
             waited = time.monotonic() - self._started
-            self._set_status(f"{self._model}: {self._note} ({waited:.0f} s). La primera respuesta puede tardar "
-                             "un minuto mientras el servidor carga el modelo; puedes pulsar Parar.")
+            self._set_status(
+                f"{self._model}: {self._note} ({waited:.0f} s). La primera respuesta puede tardar "
+                "un minuto mientras el servidor carga el modelo; puedes pulsar Parar."
+            )
 
     def server_says(self, note: str) -> None:
         """A message from `llm.stream` while it waits, such as a retry on a busy server."""
@@ -167,11 +172,19 @@ class _ChatLayout(widgets.VBox):
 
     def __init__(self, temperature: float):
         self.model_picker = widgets.Dropdown(description="Modelo", layout=widgets.Layout(width="300px"))
-        self.refresh_button = widgets.Button(icon="refresh", tooltip="Volver a leer los modelos del servidor",
-                                             layout=widgets.Layout(width="36px"))
-        self.temperature = widgets.FloatSlider(value=temperature, min=0.0, max=2.0, step=0.1, description="Temperatura",
-                                               readout_format=".1f", style={"description_width": "initial"},
-                                               layout=widgets.Layout(width="320px"))
+        self.refresh_button = widgets.Button(
+            icon="refresh", tooltip="Volver a leer los modelos del servidor", layout=widgets.Layout(width="36px")
+        )
+        self.temperature = widgets.FloatSlider(
+            value=temperature,
+            min=0.0,
+            max=2.0,
+            step=0.1,
+            description="Temperatura",
+            readout_format=".1f",
+            style={"description_width": "initial"},
+            layout=widgets.Layout(width="320px"),
+        )
         header = widgets.HBox([self.model_picker, self.refresh_button, self.temperature])
         header.add_class("course-chat-header")
 
@@ -180,42 +193,55 @@ class _ChatLayout(widgets.VBox):
 
         self.preview = widgets.Image(format="jpeg", layout=widgets.Layout(max_height="90px", width="auto"))
         self.remove_button = widgets.Button(description="Quitar imagen", icon="times")
-        self._attachment = widgets.HBox([self.preview, self.remove_button],
-                                        layout=widgets.Layout(display="none", align_items="center"))
+        self._attachment = widgets.HBox(
+            [self.preview, self.remove_button], layout=widgets.Layout(display="none", align_items="center")
+        )
         self._attachment.add_class("course-chat-attachment")
 
-        self.prompt = PromptBox(placeholder="Escribe tu pregunta… (Enter envía, Mayús+Enter: nueva línea)",
-                                layout=widgets.Layout(flex="1 1 auto"))
+        self.prompt = PromptBox(
+            placeholder="Escribe tu pregunta… (Enter envía, Mayús+Enter: nueva línea)",
+            layout=widgets.Layout(flex="1 1 auto"),
+        )
         self.send_button = widgets.Button(description="Enviar", icon="paper-plane", button_style="primary")
-        self.stop_button = widgets.Button(description="Parar", icon="stop", disabled=True,
-                                          tooltip="Detener la respuesta que se está escribiendo")
+        self.stop_button = widgets.Button(
+            description="Parar", icon="stop", disabled=True, tooltip="Detener la respuesta que se está escribiendo"
+        )
         entry = widgets.HBox([self.prompt, widgets.VBox([self.send_button, self.stop_button])])
         entry.add_class("course-chat-input")
 
-        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="Adjuntar imagen",
-                                         layout=widgets.Layout(width="auto"))
+        self.upload = widgets.FileUpload(
+            accept="image/*", multiple=False, description="Adjuntar imagen", layout=widgets.Layout(width="auto")
+        )
         self.recorder = Recorder()
-        self.clear_button = widgets.Button(description="Borrar conversación", icon="trash",
-                                           layout=widgets.Layout(width="auto"))
-        self.export_button = widgets.Button(description="Exportar", icon="download",
-                                            tooltip="Guardar la conversación en Markdown y JSON",
-                                            layout=widgets.Layout(width="auto"))
+        self.clear_button = widgets.Button(
+            description="Borrar conversación", icon="trash", layout=widgets.Layout(width="auto")
+        )
+        self.export_button = widgets.Button(
+            description="Exportar",
+            icon="download",
+            tooltip="Guardar la conversación en Markdown y JSON",
+            layout=widgets.Layout(width="auto"),
+        )
         spacer = widgets.Box(layout=widgets.Layout(flex="1 1 auto"))
         tools = widgets.HBox([self.upload, self.recorder, spacer, self.clear_button, self.export_button])
         tools.add_class("course-chat-tools")
         self.status = widgets.HTML()
         self.status.add_class("course-chat-status")
         self.downloads = widgets.HTML()
-        super().__init__([_ChatStyle(), header, self.pane, self._attachment, entry, tools, self.status,
-                          self.downloads])
+        super().__init__([_ChatStyle(), header, self.pane, self._attachment, entry, tools, self.status, self.downloads])
         self.add_class("course-chat")
 
 
 class ChatWidget(_ChatLayout):
     """Chat with a vision model on Ollama: text, one image per message, voice, streamed answers."""
 
-    def __init__(self, model: str | None = None, temperature: float = 0.7, system: str | None = SYSTEM,
-                 export_dir: str | Path = "conversaciones"):
+    def __init__(
+        self,
+        model: str | None = None,
+        temperature: float = 0.7,
+        system: str | None = SYSTEM,
+        export_dir: str | Path = "conversaciones",
+    ):
         super().__init__(temperature)
         self.conversation = Conversation(model, temperature, system)
         self.export_dir = Path(export_dir)
@@ -273,8 +299,9 @@ class ChatWidget(_ChatLayout):
         if server.error is not None:
             self._show_error(server.error)
         else:
-            self._set_status(f"Conectado a {server.host} (Ollama {server.version}). "
-                             f"{len(options)} modelo(s) disponibles.")
+            self._set_status(
+                f"Conectado a {server.host} (Ollama {server.version}). {len(options)} modelo(s) disponibles."
+            )
 
     def attach_image(self, source) -> None:
         """Attach an image (path, bytes, PIL image or array) to the next message."""
@@ -345,8 +372,12 @@ class ChatWidget(_ChatLayout):
         live, clock = _LiveAnswer(bubble), _WaitClock(self._set_status, self.model_picker.value)
         error = None
         try:
-            self.conversation.answer(question, on_piece=lambda piece: (clock.first_word(), live.add(piece)),
-                                     on_status=clock.server_says, cancel=self._stop)
+            self.conversation.answer(
+                question,
+                on_piece=lambda piece: (clock.first_word(), live.add(piece)),
+                on_status=clock.server_says,
+                cancel=self._stop,
+            )
         except Exception as exc:  # noqa: BLE001 - shown in the pane; the conversation keeps the turn
             error = exc
         finally:

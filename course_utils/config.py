@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -59,8 +59,11 @@ def normalize_host(host: str) -> str:
         parts = urlsplit(raw if "://" in raw else "http://" + raw)
         port = parts.port
     except ValueError as exc:  # urllib's English reason: a bad IPv6 literal or a bad port
-        reason = ("la dirección IPv6 está mal escrita (va entre corchetes, como http://[::1]:11434)"
-                  if "IPv6" in str(exc) else "el puerto debe ser un número entre 1 y 65535")
+        reason = (
+            "la dirección IPv6 está mal escrita (va entre corchetes, como http://[::1]:11434)"
+            if "IPv6" in str(exc)
+            else "el puerto debe ser un número entre 1 y 65535"
+        )
         raise _bad_host(raw, reason) from None  # the Spanish reason replaces urllib's, which adds nothing
     if parts.scheme not in ("http", "https"):
         raise _bad_host(raw, f"el protocolo «{parts.scheme}» no vale, solo http:// o https://")
@@ -81,9 +84,10 @@ _HOSTNAME = re.compile(r"[A-Za-z0-9._-]+")  # names and IPv4; IPv6 literals come
 
 
 def _bad_host(raw: str, reason: str) -> ConfigError:
-    return ConfigError(f"OLLAMA_HOST=«{raw}» no es una dirección válida: {reason}.",
-                       f"Corrígela, por ejemplo OLLAMA_HOST={DEFAULTS['OLLAMA_HOST']} "
-                       "(o quítala para usar esa).")
+    return ConfigError(
+        f"OLLAMA_HOST=«{raw}» no es una dirección válida: {reason}.",
+        f"Corrígela, por ejemplo OLLAMA_HOST={DEFAULTS['OLLAMA_HOST']} (o quítala para usar esa).",
+    )
 
 
 _CUDA = re.compile(r"cuda(?::([0-9]+))?")  # `cuda` (the current GPU) or `cuda:N` (GPU number N)
@@ -101,8 +105,10 @@ def choose_device(requested: str = "auto") -> str:
         return "cpu"
     match = _CUDA.fullmatch(requested)
     if match is None:
-        raise ConfigError(f"COURSE_DEVICE={shown} no es válido.",
-                          "Usa 'auto', 'cpu', 'cuda' o 'cuda:N' con N el número de la GPU (cuda:0, cuda:1…).")
+        raise ConfigError(
+            f"COURSE_DEVICE={shown} no es válido.",
+            "Usa 'auto', 'cpu', 'cuda' o 'cuda:N' con N el número de la GPU (cuda:0, cuda:1…).",
+        )
     if not torch.cuda.is_available():
         raise ConfigError(
             f"COURSE_DEVICE={shown} pero PyTorch no ve ninguna GPU.",
@@ -112,11 +118,18 @@ def choose_device(requested: str = "auto") -> str:
         return "cuda"
     index, count = int(match.group(1)), torch.cuda.device_count()
     if index >= count:
-        seen = ("ninguna GPU" if count == 0 else "solo la GPU cuda:0" if count == 1
-                else f"{count} GPU (de cuda:0 a cuda:{count - 1})")
-        raise ConfigError(f"COURSE_DEVICE={shown} pero PyTorch ve {seen}.",
-                          f"Usa 'cuda' (la GPU por defecto) o un número del 0 al {max(count - 1, 0)} "
-                          "(cuda:0…); `nvidia-smi` lista las GPU.")
+        seen = (
+            "ninguna GPU"
+            if count == 0
+            else "solo la GPU cuda:0"
+            if count == 1
+            else f"{count} GPU (de cuda:0 a cuda:{count - 1})"
+        )
+        raise ConfigError(
+            f"COURSE_DEVICE={shown} pero PyTorch ve {seen}.",
+            f"Usa 'cuda' (la GPU por defecto) o un número del 0 al {max(count - 1, 0)} "
+            "(cuda:0…); `nvidia-smi` lista las GPU.",
+        )
     return f"cuda:{index}"
 
 
@@ -156,7 +169,7 @@ def fp16() -> bool:
     return device().startswith("cuda")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _device(requested: str) -> str:
     return choose_device(requested)
 

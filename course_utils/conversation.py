@@ -17,8 +17,10 @@ from pathlib import Path
 from course_utils import llm
 from course_utils.errors import Cancelled, CourseError, ExportError
 
-SYSTEM = ("Eres un asistente de un curso de modelos multimodales. Responde en español, "
-          "de forma clara y breve. Si te dan una imagen, descríbela con precisión.")
+SYSTEM = (
+    "Eres un asistente de un curso de modelos multimodales. Responde en español, "
+    "de forma clara y breve. Si te dan una imagen, descríbela con precisión."
+)
 
 
 @dataclass
@@ -30,8 +32,11 @@ class Message:
     interrupted: str = ""  # why the answer broke off (server error, cut connection), if it did
 
     def to_dict(self) -> dict:
-        data = {"role": self.role, "content": self.content,
-                "images": [base64.b64encode(img).decode("ascii") for img in self.images]}
+        data = {
+            "role": self.role,
+            "content": self.content,
+            "images": [base64.b64encode(img).decode("ascii") for img in self.images],
+        }
         if self.stopped:
             data["stopped"] = True
         if self.interrupted:
@@ -65,28 +70,43 @@ class Conversation:
         answered = [m for asked, answer in pairs if answer.content for m in (asked, answer)]
         # Llama 3.2 Vision takes one image per conversation: send only the most recent one.
         keep = question.images or next((m.images for m in reversed(answered) if m.images), [])
-        return [{"role": m.role, "content": m.content, **({"images": m.images} if m.images is keep else {})}
-                for m in answered]
+        return [
+            {"role": m.role, "content": m.content, **({"images": m.images} if m.images is keep else {})}
+            for m in answered
+        ]
 
-    def answer(self, question: Message, *, on_piece: Callable[[str], None] | None = None,
-               on_status: Callable[[str], None] | None = None, cancel: threading.Event | None = None) -> Message:
+    def answer(
+        self,
+        question: Message,
+        *,
+        on_piece: Callable[[str], None] | None = None,
+        on_status: Callable[[str], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Message:
         """Stream the answer to `question`, calling `on_piece` with each piece; setting `cancel` stops it at
         any moment. The question and the answer (whole, partial or empty) join the history; a failure is
         raised after that, with the answer marked as interrupted."""
         received: list[str] = []
         answer = Message("assistant", "")
         try:
-            for piece in llm.stream(question.content, images=question.images or None, system=self.system,
-                                    history=self.for_model(question), model=self.model,
-                                    temperature=self.temperature, cancel=cancel, on_status=on_status):
+            for piece in llm.stream(
+                question.content,
+                images=question.images or None,
+                system=self.system,
+                history=self.for_model(question),
+                model=self.model,
+                temperature=self.temperature,
+                cancel=cancel,
+                on_status=on_status,
+            ):
                 received.append(piece)
                 if on_piece:
                     on_piece(piece)
         except Cancelled as exc:
-            received.append(exc.partial[len("".join(received)):])
+            received.append(exc.partial[len("".join(received)) :])
             answer.stopped = True
         except CourseError as exc:
-            received.append(getattr(exc, "partial", "")[len("".join(received)):])
+            received.append(getattr(exc, "partial", "")[len("".join(received)) :])
             answer.interrupted = exc.message
             raise
         except Exception as exc:  # a bug must not lose the conversation: keep it, then let the caller show it
@@ -101,13 +121,21 @@ class Conversation:
         self.history = []
 
     def to_json(self) -> dict:
-        return {"model": self.model, "temperature": self.temperature, "system": self.system,
-                "exported": datetime.now().isoformat(timespec="seconds"),
-                "messages": [m.to_dict() for m in self.history]}
+        return {
+            "model": self.model,
+            "temperature": self.temperature,
+            "system": self.system,
+            "exported": datetime.now().isoformat(timespec="seconds"),
+            "messages": [m.to_dict() for m in self.history],
+        }
 
     def to_markdown(self) -> str:
-        lines = [f"# Conversación con {self.model}", "",
-                 f"Temperatura {self.temperature:.1f} · {datetime.now():%Y-%m-%d %H:%M}", ""]
+        lines = [
+            f"# Conversación con {self.model}",
+            "",
+            f"Temperatura {self.temperature:.1f} · {datetime.now():%Y-%m-%d %H:%M}",
+            "",
+        ]
         for message in self.history:
             lines += [f"## {'Tú' if message.role == 'user' else 'Asistente'}", ""]
             lines += [f"![imagen adjunta]({data_uri(img, 'image/jpeg')})" for img in message.images]
@@ -138,11 +166,17 @@ def _write_new(folder: Path, stem: str, markdown: str, data: str) -> tuple[Path,
                 json_file.write(data)
             return md_path, json_path
     except (FileExistsError, NotADirectoryError) as exc:
-        raise ExportError(f"No se pudo guardar la conversación: «{exc.filename}» no es una carpeta.",
-                          "Elige una carpeta que exista (o un nombre nuevo) para exportar.") from exc
+        raise ExportError(
+            f"No se pudo guardar la conversación: «{exc.filename}» no es una carpeta.",
+            "Elige una carpeta que exista (o un nombre nuevo) para exportar.",
+        ) from exc
     except PermissionError as exc:
-        raise ExportError(f"No se pudo guardar la conversación: no tienes permiso para escribir en «{folder}».",
-                          "Elige una carpeta tuya, por ejemplo dentro de tu directorio personal.") from exc
+        raise ExportError(
+            f"No se pudo guardar la conversación: no tienes permiso para escribir en «{folder}».",
+            "Elige una carpeta tuya, por ejemplo dentro de tu directorio personal.",
+        ) from exc
     except OSError as exc:
-        raise ExportError(f"No se pudo guardar la conversación en «{folder}» ({exc.strerror or exc}).",
-                          "Comprueba que queda espacio y que la carpeta es accesible, y vuelve a exportar.") from exc
+        raise ExportError(
+            f"No se pudo guardar la conversación en «{folder}» ({exc.strerror or exc}).",
+            "Comprueba que queda espacio y que la carpeta es accesible, y vuelve a exportar.",
+        ) from exc

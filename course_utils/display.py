@@ -22,6 +22,7 @@ def table_html(header: Sequence[str], rows: Iterable[Sequence], left: Collection
 
     A row shorter than the header stretches its last cell over the remaining columns.
     """
+
     def cells(tag: str, values: Sequence) -> str:
         out = []
         for i, value in enumerate(values):

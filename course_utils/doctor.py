@@ -53,10 +53,14 @@ class Report(list):
 
 def check_python() -> Check:
     version = platform.python_version()
-    if sys.version_info >= (3, 11):
+    if sys.version_info >= (3, 11):  # noqa: UP036 - the doctor runs on whatever Python the student has
         return Check("Python", OK, f"{version} en {sys.executable}")
-    return Check("Python", ERROR, f"{version}: el curso necesita Python 3.11 o posterior",
-                 "Crea el entorno con `make lab` o `conda env create -f environment.yml`.")
+    return Check(
+        "Python",
+        ERROR,
+        f"{version}: el curso necesita Python 3.11 o posterior",
+        "Crea el entorno con `make lab` o `conda env create -f environment.yml`.",
+    )
 
 
 def check_torch() -> Check:
@@ -66,17 +70,25 @@ def check_torch() -> Check:
         return Check("PyTorch", ERROR, "PyTorch no está instalado", "Instala el entorno con `make lab`.")
     try:
         device = config.device()
-    except Exception as exc:  # a bad COURSE_DEVICE, or torch failing: the doctor reports it as a row, never stops
-        return Check("PyTorch y dispositivo", ERROR, f"torch {torch.__version__}: {getattr(exc, 'message', exc)}",
-                     getattr(exc, "hint", ""))
+    except Exception as exc:  # noqa: BLE001 - a bad COURSE_DEVICE or torch failing: a row, never a stop
+        return Check(
+            "PyTorch y dispositivo",
+            ERROR,
+            f"torch {torch.__version__}: {getattr(exc, 'message', exc)}",
+            getattr(exc, "hint", ""),
+        )
     if device.startswith("cuda"):
         name = torch.cuda.get_device_name(0)
         return Check("PyTorch y dispositivo", OK, f"torch {torch.__version__}, GPU {name} (fp16 activado)")
     fix = ""
     if "+cpu" not in torch.__version__ and _has_nvidia_gpu():
         fix = "Hay una GPU NVIDIA pero PyTorch no la ve: revisa el driver o instala el PyTorch con CUDA."
-    return Check("PyTorch y dispositivo", WARN if fix else OK,
-                 f"torch {torch.__version__}, CPU (sin GPU: todo funciona, más despacio; fp32)", fix)
+    return Check(
+        "PyTorch y dispositivo",
+        WARN if fix else OK,
+        f"torch {torch.__version__}, CPU (sin GPU: todo funciona, más despacio; fp32)",
+        fix,
+    )
 
 
 def _has_nvidia_gpu() -> bool:
@@ -87,9 +99,13 @@ def check_ffmpeg() -> Check:
     try:
         exe = ffmpeg_exe()
         out = subprocess.run([exe, "-version"], capture_output=True, text=True, timeout=10).stdout
-    except Exception as exc:  # no binary (imageio-ffmpeg's RuntimeError), not runnable, hung: each is a row
-        return Check("ffmpeg", ERROR, f"no se pudo ejecutar ffmpeg: {exc}",
-                     "Instala ffmpeg (`sudo apt install ffmpeg`) o el paquete imageio-ffmpeg.")
+    except Exception as exc:  # noqa: BLE001 - no binary, not runnable or hung: each is a row
+        return Check(
+            "ffmpeg",
+            ERROR,
+            f"no se pudo ejecutar ffmpeg: {exc}",
+            "Instala ffmpeg (`sudo apt install ffmpeg`) o el paquete imageio-ffmpeg.",
+        )
     origin = "del sistema" if exe.startswith(("/usr", "/bin", "/opt/homebrew")) else "de imageio-ffmpeg"
     version = out.split("\n", 1)[0].replace("ffmpeg version ", "").split(" ")[0]
     return Check("ffmpeg", OK, f"{version} ({origin}: {exe})")
@@ -107,16 +123,23 @@ def check_whisper_model() -> Check:
     except ImportError:
         return Check(title, ERROR, "openai-whisper no está instalado", "Instala el entorno con `make lab`.")
     if name not in whisper.available_models():
-        return Check(title, ERROR, f"«{name}» no es un modelo de Whisper ni un archivo que exista",
-                     f"Usa uno de {', '.join(whisper.available_models()[:6])}… o una ruta a un .pt "
-                     "en COURSE_WHISPER_MODEL.")
+        return Check(
+            title,
+            ERROR,
+            f"«{name}» no es un modelo de Whisper ni un archivo que exista",
+            f"Usa uno de {', '.join(whisper.available_models()[:6])}… o una ruta a un .pt en COURSE_WHISPER_MODEL.",
+        )
     checkpoint = whisper_weights.cached_checkpoint(name)
     if checkpoint.exists():
         return Check(title, OK, f"{name}: descargado en {checkpoint.parent}")
     size = whisper_weights.published_size(name)
     size_text = f" (~{size.download_mb} MB)" if size else ""
-    return Check(title, WARN, f"{name}: se descargará la primera vez que se use{size_text}",
-                 "Necesitas conexión a internet la primera vez; después queda en la caché.")
+    return Check(
+        title,
+        WARN,
+        f"{name}: se descargará la primera vez que se use{size_text}",
+        "Necesitas conexión a internet la primera vez; después queda en la caché.",
+    )
 
 
 def check_vit_model() -> Check:
@@ -127,16 +150,24 @@ def check_vit_model() -> Check:
     if Path(name).is_dir():
         if (Path(name) / "config.json").exists():
             return Check(title, OK, f"carpeta local {name}")
-        return Check(title, ERROR, f"la carpeta {name} no tiene config.json",
-                     "Guarda el modelo con `save_pretrained` o usa un identificador de Hugging Face.")
+        return Check(
+            title,
+            ERROR,
+            f"la carpeta {name} no tiene config.json",
+            "Guarda el modelo con `save_pretrained` o usa un identificador de Hugging Face.",
+        )
     try:
         cached = hf_hub.in_cache(name)
     except ModelLoadError as exc:
         return Check(title, ERROR, exc.message, exc.hint)
     if cached:
         return Check(title, OK, f"{name}: descargado en la caché de Hugging Face")
-    return Check(title, WARN, f"{name}: se descargará de Hugging Face la primera vez (~350 MB)",
-                 "Necesitas conexión a internet la primera vez; después queda en la caché.")
+    return Check(
+        title,
+        WARN,
+        f"{name}: se descargará de Hugging Face la primera vez (~350 MB)",
+        "Necesitas conexión a internet la primera vez; después queda en la caché.",
+    )
 
 
 def check_ollama() -> list[Check]:
@@ -154,8 +185,12 @@ def check_ollama() -> list[Check]:
         model = Check("Modelo de lenguaje", OK, f"{status.model} está descargado")
     else:
         pulled = ", ".join(status.models) or "ninguno"
-        model = Check("Modelo de lenguaje", ERROR, f"{status.model} no está descargado (hay: {pulled})",
-                      status.error.hint if status.error else "")
+        model = Check(
+            "Modelo de lenguaje",
+            ERROR,
+            f"{status.model} no está descargado (hay: {pulled})",
+            status.error.hint if status.error else "",
+        )
     return [server, model]
 
 
@@ -170,9 +205,9 @@ def check_widgets() -> Check:
 
 def check_microphone() -> Check:
     return Check(
-        "Micrófono", INFO,
-        "el navegador solo deja usar el micrófono en un contexto seguro: http://localhost, "
-        "http://127.0.0.1 o HTTPS",
+        "Micrófono",
+        INFO,
+        "el navegador solo deja usar el micrófono en un contexto seguro: http://localhost, http://127.0.0.1 o HTTPS",
         "En el servidor del laboratorio abre un túnel (`ssh -L 8888:localhost:8888 servidor`) y entra por "
         "http://localhost:8888, o sirve JupyterLab con HTTPS. Nunca actives opciones inseguras del navegador.",
     )
@@ -192,8 +227,13 @@ def _total_ram_mib() -> int:
 def _gpu_memory_mib() -> int | None:
     """The first NVIDIA GPU's memory, from nvidia-smi (no CUDA context is created)."""
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=10, check=True).stdout
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
         return int(out.split()[0])
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
         return None
@@ -205,13 +245,21 @@ def check_class(students: int, device: str = "cpu") -> list[Check]:
     fits = (ram - SYSTEM_RESERVE_MIB) // STUDENT_MIB["cuda" if device == "cuda" else "cpu"]
     fits_two = (ram - SYSTEM_RESERVE_MIB) // STUDENT_MIB["cpu-two"]
     detail = f"{students} estudiantes; en {ram / 1024:.0f} GiB de RAM caben {fits} con un cuaderno abierto"
-    fix = (f"Reduce la clase a {fits} por servidor, reparte la clase en dos servidores o amplía la RAM "
-           "(docs/laboratorio.md, sección 4).")
+    fix = (
+        f"Reduce la clase a {fits} por servidor, reparte la clase en dos servidores o amplía la RAM "
+        "(docs/laboratorio.md, sección 4)."
+    )
     if students > fits:
         checks = [Check("Capacidad (RAM)", ERROR, detail + ".", fix)]
     elif device == "cpu" and students > fits_two:
-        checks = [Check("Capacidad (RAM)", WARN, f"{detail}, pero solo {fits_two} con dos a la vez.",
-                        "Pide que cierren un cuaderno antes de abrir otro (Kernel → Shut Down), o amplía la RAM.")]
+        checks = [
+            Check(
+                "Capacidad (RAM)",
+                WARN,
+                f"{detail}, pero solo {fits_two} con dos a la vez.",
+                "Pide que cierren un cuaderno antes de abrir otro (Kernel → Shut Down), o amplía la RAM.",
+            )
+        ]
     else:
         checks = [Check("Capacidad (RAM)", OK, detail + ".")]
     if device == "cuda":
@@ -222,14 +270,24 @@ def check_class(students: int, device: str = "cpu") -> list[Check]:
 def _check_class_gpu(students: int) -> Check:
     gpu = _gpu_memory_mib()
     if gpu is None:
-        return Check("Capacidad (GPU)", ERROR, "COURSE_DEVICE=cuda para la clase, pero no se ve ninguna GPU NVIDIA.",
-                     "Usa COURSE_DEVICE=cpu para los estudiantes (el valor por defecto del hub).")
+        return Check(
+            "Capacidad (GPU)",
+            ERROR,
+            "COURSE_DEVICE=cuda para la clase, pero no se ve ninguna GPU NVIDIA.",
+            "Usa COURSE_DEVICE=cpu para los estudiantes (el valor por defecto del hub).",
+        )
     fits = max(0, (gpu - OLLAMA_GPU_MIB) // CUDA_KERNEL_GPU_MIB)
-    detail = (f"{students} núcleos en la GPU ({gpu / 1024:.0f} GiB) junto a Ollama: caben {fits} "
-              f"(1.4 GiB por núcleo, 12 GiB estimados para llama3.2-vision)")
+    detail = (
+        f"{students} núcleos en la GPU ({gpu / 1024:.0f} GiB) junto a Ollama: caben {fits} "
+        f"(1.4 GiB por núcleo, 12 GiB estimados para llama3.2-vision)"
+    )
     if students > fits:
-        return Check("Capacidad (GPU)", ERROR, detail + ".",
-                     "Deja los núcleos de los estudiantes en CPU (COURSE_DEVICE=cpu) y la GPU para Ollama.")
+        return Check(
+            "Capacidad (GPU)",
+            ERROR,
+            detail + ".",
+            "Deja los núcleos de los estudiantes en CPU (COURSE_DEVICE=cpu) y la GPU para Ollama.",
+        )
     return Check("Capacidad (GPU)", OK, detail + ".")
 
 
@@ -241,12 +299,16 @@ def run_checks() -> Report:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_utils.doctor",
-                                     description="Diagnóstico del entorno del curso.")
-    parser.add_argument("--clase", type=int, metavar="N",
-                        help="antes de clase: ¿caben N estudiantes en este servidor?")
-    parser.add_argument("--dispositivo", choices=("cpu", "cuda"), default="cpu",
-                        help="dónde corren los núcleos de los estudiantes (cpu por defecto)")
+    parser = argparse.ArgumentParser(
+        prog="python -m course_utils.doctor", description="Diagnóstico del entorno del curso."
+    )
+    parser.add_argument("--clase", type=int, metavar="N", help="antes de clase: ¿caben N estudiantes en este servidor?")
+    parser.add_argument(
+        "--dispositivo",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="dónde corren los núcleos de los estudiantes (cpu por defecto)",
+    )
     args = parser.parse_args(argv)
     report = run_checks()
     if args.clase is not None:

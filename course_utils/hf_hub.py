@@ -21,9 +21,10 @@ def in_cache(name: str) -> bool:
     try:
         return isinstance(try_to_load_from_cache(name, "config.json"), str)
     except ValueError:  # huggingface_hub's HFValidationError
-        raise ModelLoadError(f"«{name}» no es una carpeta ni un identificador de Hugging Face válido.",
-                             f"Revisa COURSE_VIT_MODEL (por ejemplo {config.DEFAULTS['COURSE_VIT_MODEL']}).",
-                             ) from None  # the validation error only restates that the name is malformed
+        raise ModelLoadError(
+            f"«{name}» no es una carpeta ni un identificador de Hugging Face válido.",
+            f"Revisa COURSE_VIT_MODEL (por ejemplo {config.DEFAULTS['COURSE_VIT_MODEL']}).",
+        ) from None  # the validation error only restates that the name is malformed
 
 
 def pretrained_source(name: str) -> dict:

@@ -34,8 +34,9 @@ def open_image(source, name: str | None = None) -> Image.Image:
         return _from_array(source)
     if isinstance(source, (bytes, bytearray, memoryview)):
         if not source:
-            raise ImageError(f"«{name}» está vacío (0 bytes)." if name else "El archivo está vacío (0 bytes).",
-                             "Elige otra imagen.")
+            raise ImageError(
+                f"«{name}» está vacío (0 bytes)." if name else "El archivo está vacío (0 bytes).", "Elige otra imagen."
+            )
         return _decode(io.BytesIO(bytes(source)), f"«{name}»" if name else "El archivo recibido")
     if isinstance(source, (str, Path)):
         path = Path(source).expanduser()
@@ -44,8 +45,10 @@ def open_image(source, name: str | None = None) -> Image.Image:
         if not path.is_file():
             raise ImageError(f"No encuentro el archivo {path}.", "Revisa la ruta (¿está bien escrita?).")
         return _decode(path, f"«{path.name}»")
-    raise ImageError(f"No sé abrir una imagen a partir de {type(source).__name__}.",
-                     "Pasa una ruta, bytes, una imagen PIL o un array de numpy.")
+    raise ImageError(
+        f"No sé abrir una imagen a partir de {type(source).__name__}.",
+        "Pasa una ruta, bytes, una imagen PIL o un array de numpy.",
+    )
 
 
 def _decode(fp, name: str) -> Image.Image:
@@ -58,17 +61,23 @@ def _decode(fp, name: str) -> Image.Image:
                 img.load()
                 return _to_rgb(img)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageError(f"{name} es demasiado grande (más de {MAX_PIXELS // 1_000_000} megapíxeles).",
-                             "Usa una imagen más pequeña: un modelo de visión trabaja a 224×224.") from None
+            raise ImageError(
+                f"{name} es demasiado grande (más de {MAX_PIXELS // 1_000_000} megapíxeles).",
+                "Usa una imagen más pequeña: un modelo de visión trabaja a 224×224.",
+            ) from None
         except PermissionError:
-            raise ImageError(f"No tengo permiso para leer {name}.",
-                             "Dale permiso de lectura (chmod +r) o cópiala a una carpeta tuya.") from None
+            raise ImageError(
+                f"No tengo permiso para leer {name}.",
+                "Dale permiso de lectura (chmod +r) o cópiala a una carpeta tuya.",
+            ) from None
         except UnidentifiedImageError:
-            raise ImageError(f"{name} no es una imagen que se pueda leer.",
-                             "Usa un archivo jpg, png, webp, gif o bmp.") from None
+            raise ImageError(
+                f"{name} no es una imagen que se pueda leer.", "Usa un archivo jpg, png, webp, gif o bmp."
+            ) from None
         except (OSError, SyntaxError, ValueError):
-            raise ImageError(f"{name} parece una imagen dañada o incompleta.",
-                             "Vuelve a descargarla o elige otra.") from None
+            raise ImageError(
+                f"{name} parece una imagen dañada o incompleta.", "Vuelve a descargarla o elige otra."
+            ) from None
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -92,10 +101,16 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 def _from_array(array: np.ndarray) -> Image.Image:
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
-    if (array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)) or array.size == 0
-            or array.dtype.kind not in "biuf"):
-        raise ImageError(f"Un array de forma {array.shape} y tipo {array.dtype} no es una imagen.",
-                         "Usa un array alto×ancho (gris) o alto×ancho×3 (RGB).")
+    if (
+        array.ndim not in (2, 3)
+        or (array.ndim == 3 and array.shape[-1] not in (3, 4))
+        or array.size == 0
+        or array.dtype.kind not in "biuf"
+    ):
+        raise ImageError(
+            f"Un array de forma {array.shape} y tipo {array.dtype} no es una imagen.",
+            "Usa un array alto×ancho (gris) o alto×ancho×3 (RGB).",
+        )
     if array.dtype.kind == "f":
         array = _unit_floats(array) * 255.0
     elif array.dtype != np.uint8:
@@ -108,24 +123,29 @@ def _from_array(array: np.ndarray) -> Image.Image:
 def _check_integers(array: np.ndarray) -> None:
     """Integer pixels are brightness from 0 up: negative ones (centred or signed data) would turn black."""
     if array.dtype.kind == "i" and array.size and (low := int(array.min())) < 0:
-        raise ImageError(f"Un array de imagen con enteros debe ir de 0 a 255, y este tiene valores negativos "
-                         f"(desde {low}).",
-                         "Si va de -128 a 127, súmale 128 (`array.astype(np.int16) + 128`); si no, llévalo a "
-                         "0..255 con `(array - array.min()) * 255 // (array.max() - array.min())`.")
+        raise ImageError(
+            f"Un array de imagen con enteros debe ir de 0 a 255, y este tiene valores negativos (desde {low}).",
+            "Si va de -128 a 127, súmale 128 (`array.astype(np.int16) + 128`); si no, llévalo a "
+            "0..255 con `(array - array.min()) * 255 // (array.max() - array.min())`.",
+        )
 
 
 def _unit_floats(array: np.ndarray) -> np.ndarray:
     """A float array that follows the [0, 1] rule, clipped; else an ImageError that says how to convert."""
     values = np.asarray(array, dtype=np.float64)
     if not np.all(np.isfinite(values)):
-        raise ImageError("El array de la imagen tiene valores NaN o infinitos; sus decimales deben ir de 0 a 1.",
-                         "Sustituye esos valores (por ejemplo con `np.nan_to_num(array)`) o revisa cómo se calculó.")
+        raise ImageError(
+            "El array de la imagen tiene valores NaN o infinitos; sus decimales deben ir de 0 a 1.",
+            "Sustituye esos valores (por ejemplo con `np.nan_to_num(array)`) o revisa cómo se calculó.",
+        )
     low, high = float(values.min()), float(values.max())
     if low < -FLOAT_TOLERANCE or high > 1 + FLOAT_TOLERANCE:
-        raise ImageError(f"Un array de imagen con decimales debe ir de 0 a 1, y este va de {low:.3g} a {high:.3g}.",
-                         "Si va de 0 a 255, conviértelo con `array.astype(np.uint8)`; si va de -1 a 1, con "
-                         "`(array + 1) / 2`; si no, normalízalo con "
-                         "`(array - array.min()) / (array.max() - array.min())`.")
+        raise ImageError(
+            f"Un array de imagen con decimales debe ir de 0 a 1, y este va de {low:.3g} a {high:.3g}.",
+            "Si va de 0 a 255, conviértelo con `array.astype(np.uint8)`; si va de -1 a 1, con "
+            "`(array + 1) / 2`; si no, normalízalo con "
+            "`(array - array.min()) / (array.max() - array.min())`.",
+        )
     return np.clip(values, 0.0, 1.0)
 
 

@@ -27,8 +27,18 @@ from dataclasses import dataclass, field
 import httpx
 
 from course_utils import config
-from course_utils.errors import (Cancelled, ConfigError, CourseError, ModelNotPulled, OllamaError, ServerBusy,
-                                 ServerTimeout, ServerUnreachable, StreamCut, TooManyImages)
+from course_utils.errors import (
+    Cancelled,
+    ConfigError,
+    CourseError,
+    ModelNotPulled,
+    OllamaError,
+    ServerBusy,
+    ServerTimeout,
+    ServerUnreachable,
+    StreamCut,
+    TooManyImages,
+)
 from course_utils.images import open_image
 
 
@@ -82,8 +92,10 @@ class ServerStatus:
     def __str__(self) -> str:
         if not self.reachable:
             return f"❌ {self.error}"
-        lines = [f"✅ Ollama {self.version} en {self.host}",
-                 f"   modelos descargados: {', '.join(self.models) or 'ninguno'}"]
+        lines = [
+            f"✅ Ollama {self.version} en {self.host}",
+            f"   modelos descargados: {', '.join(self.models) or 'ninguno'}",
+        ]
         lines.append(f"✅ «{self.model}» está descargado" if self.model_pulled else f"❌ {self.error}")
         return "\n".join(lines)
 
@@ -132,15 +144,18 @@ def prepare_image(source, max_side: int = MAX_IMAGE_SIDE) -> bytes:
     return buffer.getvalue()
 
 
-def build_request(prompt: str, images=None, system: str | None = None, history=None, model: str | None = None,
-                  **options) -> dict:
+def build_request(
+    prompt: str, images=None, system: str | None = None, history=None, model: str | None = None, **options
+) -> dict:
     """The exact JSON body that `stream`/`ask` send to `/api/chat` (images as base64)."""
     messages = [_message("system", system)] if system else []
     messages += [_history_message(item, i) for i, item in enumerate(history or [], start=1)]
     if not isinstance(prompt, str):
-        raise OllamaError(f"La pregunta debe ser una cadena de texto, no {_kind(prompt)}.",
-                          'Pasa el texto entre comillas, como llm.ask("¿Qué ves?"); si tienes varias partes, '
-                          'únelas antes con " ".join(partes).')
+        raise OllamaError(
+            f"La pregunta debe ser una cadena de texto, no {_kind(prompt)}.",
+            'Pasa el texto entre comillas, como llm.ask("¿Qué ves?"); si tienes varias partes, '
+            'únelas antes con " ".join(partes).',
+        )
     if not prompt.strip() and not _as_list(images):
         raise OllamaError("El mensaje está vacío.", "Escribe una pregunta o una instrucción (o adjunta una imagen).")
     messages.append(_message("user", prompt, images))
@@ -152,9 +167,18 @@ def build_request(prompt: str, images=None, system: str | None = None, history=N
     return request
 
 
-def stream(prompt: str, images=None, system: str | None = None, history=None, model: str | None = None, *,
-           timeout: float | httpx.Timeout | None = None, cancel: threading.Event | None = None,
-           on_status: Callable[[str], None] | None = None, **options) -> Iterator[str]:
+def stream(
+    prompt: str,
+    images=None,
+    system: str | None = None,
+    history=None,
+    model: str | None = None,
+    *,
+    timeout: float | httpx.Timeout | None = None,
+    cancel: threading.Event | None = None,
+    on_status: Callable[[str], None] | None = None,
+    **options,
+) -> Iterator[str]:
     """Send the request and yield the answer's text pieces as they arrive.
 
     Raises CourseError subclasses; if the answer stops before Ollama's final `done` line, raises
@@ -168,16 +192,27 @@ def stream(prompt: str, images=None, system: str | None = None, history=None, mo
     return _pieces(request, timeout, cancel or threading.Event(), on_status)
 
 
-def ask(prompt: str, images=None, system: str | None = None, history=None, model: str | None = None, *,
-        timeout: float | httpx.Timeout | None = None, cancel: threading.Event | None = None,
-        on_status: Callable[[str], None] | None = None, **options) -> str:
+def ask(
+    prompt: str,
+    images=None,
+    system: str | None = None,
+    history=None,
+    model: str | None = None,
+    *,
+    timeout: float | httpx.Timeout | None = None,
+    cancel: threading.Event | None = None,
+    on_status: Callable[[str], None] | None = None,
+    **options,
+) -> str:
     """Send the request and return the whole answer (streamed underneath, so long answers don't time out)."""
-    return "".join(stream(prompt, images, system, history, model, timeout=timeout, cancel=cancel,
-                          on_status=on_status, **options))
+    return "".join(
+        stream(prompt, images, system, history, model, timeout=timeout, cancel=cancel, on_status=on_status, **options)
+    )
 
 
 def format_request(request: dict, keep: int = 40) -> str:
     """The request as indented JSON for display, each base64 image shortened to its start and length."""
+
     def shorten(message: dict) -> dict:
         if not message.get("images"):
             return message
@@ -190,15 +225,19 @@ def format_request(request: dict, keep: int = 40) -> str:
 
 # --- building the request ---------------------------------------------------------------------------
 
+
 def _message(role: str, content, images=None) -> dict:
     if not isinstance(content, str):
-        raise OllamaError(f"El texto de un mensaje debe ser una cadena de texto, no {_kind(content)}.",
-                          "Pasa el texto entre comillas.")
+        raise OllamaError(
+            f"El texto de un mensaje debe ser una cadena de texto, no {_kind(content)}.",
+            "Pasa el texto entre comillas.",
+        )
     images = _as_list(images)
     if len(images) > MAX_IMAGES_PER_MESSAGE:
         raise TooManyImages(
             f"Hay {len(images)} imágenes en un mismo mensaje y el modelo acepta {MAX_IMAGES_PER_MESSAGE}.",
-            "Adjunta una sola imagen por mensaje (puedes enviar otra en el mensaje siguiente).")
+            "Adjunta una sola imagen por mensaje (puedes enviar otra en el mensaje siguiente).",
+        )
     message = {"role": role, "content": content}
     if images:
         message["images"] = [base64.b64encode(prepare_image(img)).decode("ascii") for img in images]
@@ -206,8 +245,18 @@ def _message(role: str, content, images=None) -> dict:
     return {key: value for key, value in message.items() if value}
 
 
-_KINDS = {list: "una lista", tuple: "una tupla", dict: "un diccionario", set: "un conjunto", int: "un número",
-          float: "un número", bool: "un booleano", bytes: "bytes", bytearray: "bytes", type(None): "None"}
+_KINDS = {
+    list: "una lista",
+    tuple: "una tupla",
+    dict: "un diccionario",
+    set: "un conjunto",
+    int: "un número",
+    float: "un número",
+    bool: "un booleano",
+    bytes: "bytes",
+    bytearray: "bytes",
+    type(None): "None",
+}
 
 
 def _kind(value) -> str:
@@ -223,23 +272,27 @@ def _as_list(images) -> list:
 def _history_message(item, position: int) -> dict:
     role = item.get("role") if isinstance(item, Mapping) else None
     if role not in ROLES:
-        raise OllamaError(f"El mensaje {position} del historial no tiene un rol válido ({role!r}).",
-                          "Cada mensaje es un diccionario con role 'user', 'assistant' o 'system' y content.")
+        raise OllamaError(
+            f"El mensaje {position} del historial no tiene un rol válido ({role!r}).",
+            "Cada mensaje es un diccionario con role 'user', 'assistant' o 'system' y content.",
+        )
     return _message(role, item.get("content", ""), item.get("images"))
 
 
 def _split_options(options: dict) -> tuple[dict, dict]:
     unknown = [name for name in options if name not in MODEL_OPTIONS + TOP_LEVEL_OPTIONS]
     if unknown:
-        raise OllamaError(f"Ollama no tiene la opción «{unknown[0]}».",
-                          "Opciones habituales: temperature, seed, top_p, top_k, num_ctx, num_predict, stop, "
-                          "keep_alive.")
+        raise OllamaError(
+            f"Ollama no tiene la opción «{unknown[0]}».",
+            "Opciones habituales: temperature, seed, top_p, top_k, num_ctx, num_predict, stop, keep_alive.",
+        )
     given = {name: value for name, value in options.items() if value is not None}
     model_options = {k: v for k, v in given.items() if k in MODEL_OPTIONS}
     return model_options, {k: v for k, v in given.items() if k in TOP_LEVEL_OPTIONS}
 
 
 # --- sending it and reading the answer --------------------------------------------------------------
+
 
 def _timeout(timeout) -> float | httpx.Timeout:
     return httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT) if timeout is None else timeout
@@ -375,41 +428,54 @@ def _translate(exc: Exception, model: str, host: str, partial: str) -> OllamaErr
     if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, ConnectionError)):
         return _unreachable(host, exc)
     if isinstance(exc, httpx.TimeoutException):
-        return ServerTimeout(f"El servidor de Ollama en {host} no empezó a responder a tiempo.",
-                             "La primera vez el modelo tarda en cargarse: espera un poco y vuelve a intentarlo, "
-                             "o reduce num_predict / el tamaño de la imagen.")
+        return ServerTimeout(
+            f"El servidor de Ollama en {host} no empezó a responder a tiempo.",
+            "La primera vez el modelo tarda en cargarse: espera un poco y vuelve a intentarlo, "
+            "o reduce num_predict / el tamaño de la imagen.",
+        )
     if isinstance(exc, ollama.ResponseError):
         return _from_response(exc, model, host)
     if isinstance(exc, httpx.HTTPError):
         return _cut(_cause(exc), "")
-    return OllamaError(f"La respuesta de {host} no se entiende ({_unreadable(exc)}).",
-                       "Comprueba que OLLAMA_HOST apunta a un servidor de Ollama actualizado.")
+    return OllamaError(
+        f"La respuesta de {host} no se entiende ({_unreadable(exc)}).",
+        "Comprueba que OLLAMA_HOST apunta a un servidor de Ollama actualizado.",
+    )
 
 
 def _from_response(exc: ollama.ResponseError, model: str, host: str) -> OllamaError:
     status, error = exc.status_code, _summary(exc.error)
     if status == 404 and "model" in error.lower():
-        return ModelNotPulled(f"El modelo «{model}» no está descargado en {host}.",
-                              f"Descárgalo con `ollama pull {model}` o elige otro de los que muestra check_server().")
+        return ModelNotPulled(
+            f"El modelo «{model}» no está descargado en {host}.",
+            f"Descárgalo con `ollama pull {model}` o elige otro de los que muestra check_server().",
+        )
     if "image" in error.lower() and ("single" in error.lower() or "only" in error.lower()):
         return TooManyImages(f"El servidor rechazó las imágenes: {error}.")
     if status == 503:
         return ServerBusy(f"El servidor de Ollama está ocupado: {host} respondió con el error 503 ({error}).")
     if status in (502, 504):  # a gateway's errors: the proxy in front of Ollama did not get an answer
-        return OllamaError(f"{host} respondió con el error {status} ({error}): el proxy no pudo hablar con Ollama.",
-                           "Comprueba que Ollama está en marcha detrás del proxy (o avisa al profesor) "
-                           "y vuelve a intentarlo.")
+        return OllamaError(
+            f"{host} respondió con el error {status} ({error}): el proxy no pudo hablar con Ollama.",
+            "Comprueba que Ollama está en marcha detrás del proxy (o avisa al profesor) y vuelve a intentarlo.",
+        )
     if status >= 500:
-        return OllamaError(f"El servidor de Ollama falló al responder (error {status}: {error}).",
-                           "Suele ser falta de memoria o un modelo dañado: mira el registro del servidor "
-                           "(la terminal de `ollama serve` o `journalctl -u ollama`) y vuelve a intentarlo.")
+        return OllamaError(
+            f"El servidor de Ollama falló al responder (error {status}: {error}).",
+            "Suele ser falta de memoria o un modelo dañado: mira el registro del servidor "
+            "(la terminal de `ollama serve` o `journalctl -u ollama`) y vuelve a intentarlo.",
+        )
     if status == 400:
-        return OllamaError(f"El servidor rechazó la petición (error 400: {error}).",
-                           "Revisa las opciones: build_request() muestra exactamente lo que se envía.")
+        return OllamaError(
+            f"El servidor rechazó la petición (error 400: {error}).",
+            "Revisa las opciones: build_request() muestra exactamente lo que se envía.",
+        )
     if status == -1:  # an error line inside the stream
         return OllamaError(f"El servidor de Ollama devolvió un error: {error}.")
-    return OllamaError(f"{host} respondió con el error {status} ({error}).",
-                       "Comprueba que OLLAMA_HOST apunta a un servidor de Ollama (puerto 11434 por defecto).")
+    return OllamaError(
+        f"{host} respondió con el error {status} ({error}).",
+        "Comprueba que OLLAMA_HOST apunta a un servidor de Ollama (puerto 11434 por defecto).",
+    )
 
 
 def _cut(cause: str, partial: str) -> StreamCut:
@@ -446,26 +512,31 @@ def _summary(text, limit: int = 120) -> str:
         title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
         text = html.unescape(title.group(1) if title else re.sub(r"<[^>]*>", " ", text))
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # --- diagnosis --------------------------------------------------------------------------------------
 
+
 def _diagnose_check(host: str, exc: Exception, reachable: bool) -> OllamaError:
     if reachable:
-        return OllamaError(f"El servidor de Ollama en {host} respondió con un error: {exc}",
-                           "Comprueba que OLLAMA_HOST apunta a un servidor de Ollama y que está actualizado.")
+        return OllamaError(
+            f"El servidor de Ollama en {host} respondió con un error: {exc}",
+            "Comprueba que OLLAMA_HOST apunta a un servidor de Ollama y que está actualizado.",
+        )
     if isinstance(exc, (httpx.ConnectError, ConnectionError)):
         return _unreachable(host, exc)
     if isinstance(exc, httpx.TimeoutException):
         return ServerUnreachable(
             f"{host} no contesta (se agotaron {CHECK_TIMEOUT:g} s de espera).",
             "Revisa OLLAMA_HOST: ¿la dirección y el puerto son los del servidor? ¿Estás en la red del "
-            "laboratorio (o en su VPN)?")
+            "laboratorio (o en su VPN)?",
+        )
     return ServerUnreachable(
         f"En {host} responde algo, pero no es un servidor de Ollama ({_short(exc)}).",
         "Revisa OLLAMA_HOST: debe ser la dirección de Ollama, normalmente con el puerto 11434 "
-        "(por ejemplo http://servidor:11434).")
+        "(por ejemplo http://servidor:11434).",
+    )
 
 
 def _unreachable(host: str, exc: Exception) -> ServerUnreachable:

@@ -28,8 +28,10 @@ def to_patches(image: np.ndarray, patch: int = 16) -> np.ndarray:
     image = np.asarray(image)
     h, w = image.shape[:2]
     if h % patch or w % patch:
-        raise ImageError(f"Una imagen de {w}×{h} no se divide en parches de {patch}×{patch}.",
-                         f"Redimensiónala a un múltiplo de {patch} (por ejemplo con square_image).")
+        raise ImageError(
+            f"Una imagen de {w}×{h} no se divide en parches de {patch}×{patch}.",
+            f"Redimensiónala a un múltiplo de {patch} (por ejemplo con square_image).",
+        )
     rows, cols = h // patch, w // patch
     grid = image.reshape(rows, patch, cols, patch, -1).swapaxes(1, 2)
     return grid.reshape(rows * cols, patch, patch, -1)
@@ -57,8 +59,10 @@ def conv_as_linear(conv: nn.Conv2d) -> nn.Linear:
     """A Linear layer with the same weights as a patch-embedding Conv2d (kernel = stride)."""
     out, c, kh, kw = conv.weight.shape
     if conv.stride != (kh, kw) or kh != kw:
-        raise CourseError("Esta convolución no corta la imagen en parches (su paso no es igual al núcleo).",
-                          "Usa model.vit.embeddings.patch_embeddings.projection de un ViT.")
+        raise CourseError(
+            "Esta convolución no corta la imagen en parches (su paso no es igual al núcleo).",
+            "Usa model.vit.embeddings.patch_embeddings.projection de un ViT.",
+        )
     linear = nn.Linear(c * kh * kw, out, bias=conv.bias is not None)
     with torch.no_grad():
         linear.weight.copy_(conv.weight.reshape(out, -1))
@@ -132,8 +136,10 @@ def model_attentions(model, pixels: torch.Tensor, index: int = 0) -> tuple[torch
 
     out = attention_on_demand(model)(pixel_values=pixels, output_attentions=True)
     if not out.attentions or out.attentions[0] is None:
-        raise CourseError("El modelo no devolvió sus pesos de atención.",
-                          "Usa un ViT de transformers, por ejemplo el de vision.load_classifier().")
+        raise CourseError(
+            "El modelo no devolvió sus pesos de atención.",
+            "Usa un ViT de transformers, por ejemplo el de vision.load_classifier().",
+        )
     return tuple(a[index].float().cpu() for a in out.attentions)
 
 
@@ -176,7 +182,7 @@ def synthetic_squares(n: int, size: int = 32, square: int = 8, seed: int = 0):
     x = torch.rand(n, 1, size, size, generator=g) * 0.3
     corner = torch.randint(0, size - square + 1, (n, 2), generator=g)
     for i, (r, c) in enumerate(corner.tolist()):
-        x[i, :, r:r + square, c:c + square] = 1.0
+        x[i, :, r : r + square, c : c + square] = 1.0
     centre = corner + square / 2
     labels = (centre[:, 0] >= size / 2).long() * 2 + (centre[:, 1] >= size / 2).long()
     return x.expand(-1, 3, -1, -1) * 2 - 1, labels
@@ -201,10 +207,19 @@ def train_micro_vit(steps: int = 250, seed: int = 0):
     torch.manual_seed(seed)
     # ViT-base's 0.02 suits 768-wide layers; at 32 wide it leaves attention near zero and training
     # stuck on a plateau for a number of steps that changes with the seed and the CPU.
-    config = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                       intermediate_size=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-                       initializer_range=0.1,
-                       id2label=dict(enumerate(QUADRANTS)), label2id={q: i for i, q in enumerate(QUADRANTS)})
+    config = ViTConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        initializer_range=0.1,
+        id2label=dict(enumerate(QUADRANTS)),
+        label2id={q: i for i, q in enumerate(QUADRANTS)},
+    )
     config._attn_implementation = "eager"  # so that output_attentions works
     model = ViTForImageClassification(config).train()
     images, labels = synthetic_squares(3000, seed=seed)
@@ -235,6 +250,7 @@ def to_picture(pixels: torch.Tensor) -> np.ndarray:
 
 # --- Figures (each returns its Figure; Spanish titles and labels) ---------------------------------
 
+
 def _tiles(tiles: np.ndarray, cols: int, gap: int, fill=1.0) -> np.ndarray:
     """Lay (n, h, w[, c]) tiles on a canvas `cols` wide, separated by `gap` pixels of `fill`."""
     n, h, w = tiles.shape[:3]
@@ -242,7 +258,7 @@ def _tiles(tiles: np.ndarray, cols: int, gap: int, fill=1.0) -> np.ndarray:
     canvas = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap, *tiles.shape[3:]), fill, dtype=float)
     for i, tile in enumerate(tiles):
         r, c = divmod(i, cols)
-        canvas[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = tile
+        canvas[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = tile
     return canvas
 
 
@@ -257,8 +273,11 @@ def plot_patch_grid(image, patch: int = 16):
     left.imshow(array)
     left.set(title=f"Imagen de {array.shape[1]}×{array.shape[0]} píxeles", xlabel="x (píxeles)", ylabel="y (píxeles)")
     right.imshow(_tiles(tiles, cols, gap=2))
-    right.set(title=f"{len(tiles)} parches de {patch}×{patch} ({cols}×{len(tiles) // cols})",
-              xlabel="columna de parches", ylabel="fila de parches")
+    right.set(
+        title=f"{len(tiles)} parches de {patch}×{patch} ({cols}×{len(tiles) // cols})",
+        xlabel="columna de parches",
+        ylabel="fila de parches",
+    )
     centers = np.arange(cols) * (patch + 2) + patch / 2
     right.set_xticks(centers[::2], range(0, cols, 2))
     right.set_yticks(centers[::2], range(0, len(tiles) // cols, 2))
@@ -277,10 +296,15 @@ def plot_patch_sequence(image, patch: int = 16, per_row: int = 28):
     ax.imshow(canvas)
     step = patch + 3
     ax.set_xticks(np.arange(0, per_row, 4) * step + patch / 2, np.arange(1, per_row + 1, 4))
-    ax.set_yticks(np.arange(-(-len(tiles) // per_row)) * step + patch / 2,
-                  [f"{i * per_row + 1}–{min((i + 1) * per_row, len(tiles))}" for i in range(-(-len(tiles) // per_row))])
-    ax.set(title=f"La imagen como secuencia de {len(tiles)} parches (en orden de lectura)",
-           xlabel="posición dentro de la fila", ylabel="parches n.º")
+    ax.set_yticks(
+        np.arange(-(-len(tiles) // per_row)) * step + patch / 2,
+        [f"{i * per_row + 1}–{min((i + 1) * per_row, len(tiles))}" for i in range(-(-len(tiles) // per_row))],
+    )
+    ax.set(
+        title=f"La imagen como secuencia de {len(tiles)} parches (en orden de lectura)",
+        xlabel="posición dentro de la fila",
+        ylabel="parches n.º",
+    )
     fig.tight_layout()
     plt.close(fig)
     return fig
@@ -298,8 +322,7 @@ def plot_position_similarity(similarity: torch.Tensor):
     centers = np.arange(side) * (side + 1) + side / 2 - 0.5
     ax.set_xticks(centers[::2], range(0, side, 2))  # counted from 0, as in plot_patch_grid
     ax.set_yticks(centers[::2], range(0, side, 2))
-    ax.set(title="Similitud coseno entre embeddings de posición", xlabel="columna del parche",
-           ylabel="fila del parche")
+    ax.set(title="Similitud coseno entre embeddings de posición", xlabel="columna del parche", ylabel="fila del parche")
     fig.colorbar(image, ax=ax, label="Similitud coseno", shrink=0.8)
     plt.close(fig)
     return fig

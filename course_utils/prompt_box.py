@@ -21,8 +21,10 @@ class PromptBox(anywidget.AnyWidget):
 
     def on_submit(self, callback) -> None:
         """`callback(text)` runs when the student presses Enter."""
+
         def handle(_widget, content, _buffers):
             if isinstance(content, dict) and content.get("type") == "submit":
                 self.value = str(content.get("value", ""))
                 callback(self.value)
+
         self.on_msg(handle)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import anywidget
 import traitlets
@@ -14,22 +14,31 @@ HERE = Path(__file__).parent
 
 # What the browser's getUserMedia errors mean, for a student.
 _REASONS = {
-    "insecure": ("El navegador no deja usar el micrófono en esta página: no es un contexto seguro ({detail}).",
-                 "Abre JupyterLab como http://localhost (túnel SSH) o por HTTPS; ver docs/laboratorio.md."),
-    "unsupported": ("Este navegador no sabe grabar audio (no tiene MediaRecorder).",
-                    "Usa un navegador actual: Chrome, Chromium, Firefox o Edge."),
-    "NotAllowedError": ("Se denegó el permiso para usar el micrófono.",
-                        "Permite el micrófono en el candado de la barra de direcciones y vuelve a pulsar Grabar."),
+    "insecure": (
+        "El navegador no deja usar el micrófono en esta página: no es un contexto seguro ({detail}).",
+        "Abre JupyterLab como http://localhost (túnel SSH) o por HTTPS; ver docs/laboratorio.md.",
+    ),
+    "unsupported": (
+        "Este navegador no sabe grabar audio (no tiene MediaRecorder).",
+        "Usa un navegador actual: Chrome, Chromium, Firefox o Edge.",
+    ),
+    "NotAllowedError": (
+        "Se denegó el permiso para usar el micrófono.",
+        "Permite el micrófono en el candado de la barra de direcciones y vuelve a pulsar Grabar.",
+    ),
     "NotFoundError": ("No se encontró ningún micrófono.", "Conecta un micrófono y vuelve a pulsar Grabar."),
-    "NotReadableError": ("El micrófono está ocupado por otra aplicación.",
-                         "Cierra la otra aplicación (videollamada, grabadora) y vuelve a intentarlo."),
+    "NotReadableError": (
+        "El micrófono está ocupado por otra aplicación.",
+        "Cierra la otra aplicación (videollamada, grabadora) y vuelve a intentarlo.",
+    ),
 }
 
 
 def recorder_error(reason: str, detail: str = "") -> AudioError:
     """The Spanish explanation of a failure reported by the browser."""
-    message, hint = _REASONS.get(reason, ("No se pudo grabar: {reason} {detail}",
-                                          "Vuelve a intentarlo o escribe la pregunta."))
+    message, hint = _REASONS.get(
+        reason, ("No se pudo grabar: {reason} {detail}", "Vuelve a intentarlo o escribe la pregunta.")
+    )
     return AudioError(message.format(reason=reason, detail=detail).strip(), hint)
 
 

@@ -10,10 +10,29 @@ from markdown_it_pyrs import MarkdownIt
 
 # markdown-it's Rust port: the same CommonMark rules as markdown-it-py, fast enough to follow a long answer
 # as it streams. Without its html plugins, raw HTML in the model's Markdown is shown as text.
-_MARKDOWN = MarkdownIt("zero").enable_many([
-    "blockquote", "code", "fence", "heading", "hr", "lheading", "list", "paragraph", "reference",
-    "autolink", "backticks", "emphasis", "entity", "escape", "image", "link", "newline", "strikethrough", "table",
-])
+_MARKDOWN = MarkdownIt("zero").enable_many(
+    [
+        "blockquote",
+        "code",
+        "fence",
+        "heading",
+        "hr",
+        "lheading",
+        "list",
+        "paragraph",
+        "reference",
+        "autolink",
+        "backticks",
+        "emphasis",
+        "entity",
+        "escape",
+        "image",
+        "link",
+        "newline",
+        "strikethrough",
+        "table",
+    ]
+)
 # Model output never makes the browser fetch anything by itself: a remote image would leak the
 # conversation, so `![alt](url)` becomes a plain link.
 _IMAGE = re.compile(r'<img src="([^"]*)" alt="([^"]*)"[^>]*>')
@@ -25,8 +44,9 @@ def render_markdown(text: str) -> str:
     """Model output (Markdown) as safe HTML: no scripts, no event handlers, no javascript: links, no
     remote images. Single line breaks stay in the text (the chat's CSS shows them)."""
     rendered = _IMAGE.sub(lambda m: f'<a href="{m[1]}">[imagen: {m[2] or "sin título"}]</a>', _MARKDOWN.render(text))
-    return nh3.clean(rendered, tags=_OUTPUT_TAGS, url_schemes=_URL_SCHEMES,
-                     set_tag_attribute_values={"a": {"target": "_blank"}})
+    return nh3.clean(
+        rendered, tags=_OUTPUT_TAGS, url_schemes=_URL_SCHEMES, set_tag_attribute_values={"a": {"target": "_blank"}}
+    )
 
 
 _RUNNABLE_TAGS = ("script", "iframe", "frame", "object", "embed", "base")
@@ -85,16 +105,16 @@ class MarkdownBlocks:
 
     def render(self, text: str) -> str:
         """The safe HTML of `text`, which must start with the text given last time."""
-        if not text.startswith(self._text[:self._line_start]):
+        if not text.startswith(self._text[: self._line_start]):
             self.__init__()  # not a continuation: start again
         self._text = text
         self._advance()
-        return "".join(self._done) + render_markdown(text[self._block_start:])
+        return "".join(self._done) + render_markdown(text[self._block_start :])
 
     def _advance(self) -> None:
         text = self._text
         while (end := text.find("\n", self._line_start)) != -1:
-            line = text[self._line_start:end]
+            line = text[self._line_start : end]
             self._look_at(line)
             self._line_start = end + 1
 
@@ -105,7 +125,7 @@ class MarkdownBlocks:
                 self._fence = ""
             return
         if stripped and self._after_blank and line[0] not in " \t" and self._line_start > self._block_start:
-            self._done.append(render_markdown(self._text[self._block_start:self._line_start]))
+            self._done.append(render_markdown(self._text[self._block_start : self._line_start]))
             self._block_start = self._line_start
         if stripped.startswith(("```", "~~~")):
             marker = stripped[0]

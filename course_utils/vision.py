@@ -42,11 +42,17 @@ from course_utils.images import MAX_PIXELS, open_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 # The files `save_pretrained` writes that a local model folder needs (PyTorch weights: one file or shards).
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 PROCESSOR_FILE = "preprocessor_config.json"
-_SAVED_FOLDER = ("Pon en COURSE_VIT_MODEL una carpeta guardada entera con `save_pretrained` (config.json, "
-                 "los pesos y preprocessor_config.json), o vuelve a copiarla.")
+_SAVED_FOLDER = (
+    "Pon en COURSE_VIT_MODEL una carpeta guardada entera con `save_pretrained` (config.json, "
+    "los pesos y preprocessor_config.json), o vuelve a copiarla."
+)
 
 
 @dataclass
@@ -94,13 +100,17 @@ def _load(name: str, device: str) -> Classifier:
             "falta internet para descargarlo.",
         ) from exc
     except SafetensorError as exc:
-        raise ModelLoadError(f"Los pesos del modelo de visión «{name}» (.safetensors) están dañados o incompletos.",
-                             "Vuelve a copiar o a descargar el modelo (si vino de Hugging Face, bórralo de su "
-                             "caché), o cambia COURSE_VIT_MODEL.") from exc
+        raise ModelLoadError(
+            f"Los pesos del modelo de visión «{name}» (.safetensors) están dañados o incompletos.",
+            "Vuelve a copiar o a descargar el modelo (si vino de Hugging Face, bórralo de su "
+            "caché), o cambia COURSE_VIT_MODEL.",
+        ) from exc
     except ValueError as exc:  # a config.json transformers does not know, or not an image classifier
-        raise ModelLoadError(f"«{name}» no es un clasificador de imágenes que transformers sepa cargar.",
-                             f"Pon en COURSE_VIT_MODEL un modelo de clasificación de imágenes, como "
-                             f"{config.DEFAULTS['COURSE_VIT_MODEL']}.") from exc
+        raise ModelLoadError(
+            f"«{name}» no es un clasificador de imágenes que transformers sepa cargar.",
+            f"Pon en COURSE_VIT_MODEL un modelo de clasificación de imágenes, como "
+            f"{config.DEFAULTS['COURSE_VIT_MODEL']}.",
+        ) from exc
     standin = announce_standin(config.standin_note(name))
     model = attention_on_demand(model.to(device).eval())
     return Classifier(name, model, processor, device, standin)
@@ -159,15 +169,18 @@ def _check_local(name: str) -> None:
     folder = Path(name)
     looks_like_path = folder.is_absolute() or name.startswith(".") or name.count("/") > 1
     if not folder.is_dir() and looks_like_path:
-        raise ModelLoadError(f"No encuentro la carpeta del modelo de visión «{name}».",
-                             "Revisa la ruta en COURSE_VIT_MODEL (¿está bien escrita?) o usa un "
-                             "identificador de Hugging Face.")
+        raise ModelLoadError(
+            f"No encuentro la carpeta del modelo de visión «{name}».",
+            "Revisa la ruta en COURSE_VIT_MODEL (¿está bien escrita?) o usa un identificador de Hugging Face.",
+        )
     if not folder.is_dir():
         return
     if not (folder / "config.json").is_file():
-        raise ModelLoadError(f"La carpeta «{name}» no contiene un modelo: le falta config.json.",
-                             "Pon en COURSE_VIT_MODEL una carpeta guardada con `save_pretrained` "
-                             "(config.json, pesos y preprocessor_config.json).")
+        raise ModelLoadError(
+            f"La carpeta «{name}» no contiene un modelo: le falta config.json.",
+            "Pon en COURSE_VIT_MODEL una carpeta guardada con `save_pretrained` "
+            "(config.json, pesos y preprocessor_config.json).",
+        )
     _check_json(folder / "config.json", name)
     if (folder / PROCESSOR_FILE).is_file():
         _check_json(folder / PROCESSOR_FILE, name)
@@ -176,13 +189,18 @@ def _check_local(name: str) -> None:
 def _local_problem(folder: Path, name: str) -> ModelLoadError:
     """Why transformers could not open a local folder (its OSError talks about downloading from the hub)."""
     if not any((folder / weights).is_file() for weights in WEIGHT_FILES):
-        return ModelLoadError(f"La carpeta «{name}» no tiene los pesos del modelo (model.safetensors o "
-                              "pytorch_model.bin).", _SAVED_FOLDER)
+        return ModelLoadError(
+            f"La carpeta «{name}» no tiene los pesos del modelo (model.safetensors o pytorch_model.bin).", _SAVED_FOLDER
+        )
     if not (folder / PROCESSOR_FILE).is_file():
-        return ModelLoadError(f"A la carpeta «{name}» le falta {PROCESSOR_FILE}: sin él no sé preparar las "
-                              "imágenes para el modelo.", _SAVED_FOLDER)
-    return ModelLoadError(f"No pude cargar el modelo de visión de la carpeta «{name}»: le falta algún archivo "
-                          "o alguno no se puede leer.", _SAVED_FOLDER)
+        return ModelLoadError(
+            f"A la carpeta «{name}» le falta {PROCESSOR_FILE}: sin él no sé preparar las imágenes para el modelo.",
+            _SAVED_FOLDER,
+        )
+    return ModelLoadError(
+        f"No pude cargar el modelo de visión de la carpeta «{name}»: le falta algún archivo o alguno no se puede leer.",
+        _SAVED_FOLDER,
+    )
 
 
 def _check_json(path: Path, name: str) -> None:
@@ -191,15 +209,19 @@ def _check_json(path: Path, name: str) -> None:
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except PermissionError as exc:
-        raise ModelLoadError(f"No tengo permiso para leer {path.name} en la carpeta «{name}».",
-                             "Pide permiso de lectura, copia la carpeta del modelo a la tuya o cambia "
-                             "COURSE_VIT_MODEL.") from exc
+        raise ModelLoadError(
+            f"No tengo permiso para leer {path.name} en la carpeta «{name}».",
+            "Pide permiso de lectura, copia la carpeta del modelo a la tuya o cambia COURSE_VIT_MODEL.",
+        ) from exc
     except (ValueError, OSError) as exc:  # not JSON, not UTF-8, or unreadable
-        raise ModelLoadError(f"El {path.name} de la carpeta «{name}» está dañado: no es un JSON válido.",
-                             _SAVED_FOLDER) from exc
+        raise ModelLoadError(
+            f"El {path.name} de la carpeta «{name}» está dañado: no es un JSON válido.", _SAVED_FOLDER
+        ) from exc
     if not isinstance(value, dict):
-        raise ModelLoadError(f"El {path.name} de la carpeta «{name}» está dañado: no es un JSON válido "
-                             "(debe ser un objeto {…}).", _SAVED_FOLDER)
+        raise ModelLoadError(
+            f"El {path.name} de la carpeta «{name}» está dañado: no es un JSON válido (debe ser un objeto {{…}}).",
+            _SAVED_FOLDER,
+        )
 
 
 class Ranking(list):
@@ -254,8 +276,9 @@ class Results(list):
                 return name, alert_html(f"Error: {r.error}")
             return name, r.label, f"{r.probability:.3f}"
 
-        return (table_html(("archivo", "clase", "probabilidad"), [cells(r) for r in self], left={0, 1})
-                + standin_html(self.standin))
+        return table_html(("archivo", "clase", "probabilidad"), [cells(r) for r in self], left={0, 1}) + standin_html(
+            self.standin
+        )
 
 
 CPU_BATCH = 8  # on the CPU the model's arithmetic dominates: bigger batches gain nothing (docs/rendimiento.md)
@@ -282,8 +305,10 @@ def _rank(images: list, k: int, classifier: Classifier) -> list[Ranking]:
 def _check_k(k: int, classifier: Classifier) -> None:
     n_labels = len(classifier.labels)
     if not 1 <= k <= n_labels:
-        raise OptionError(f"No puedo dar las {k} clases más probables: el modelo tiene {n_labels}.",
-                          f"Elige un número entre 1 y {n_labels}.")
+        raise OptionError(
+            f"No puedo dar las {k} clases más probables: el modelo tiene {n_labels}.",
+            f"Elige un número entre 1 y {n_labels}.",
+        )
 
 
 def processor_pixels(images: list, classifier: Classifier):
@@ -303,8 +328,10 @@ def _top(pixels, k: int, classifier: Classifier):
 
 def _rankings(top, classifier: Classifier) -> list[Ranking]:
     values, indices = top
-    return [Ranking([(classifier.labels[i], p) for i, p in zip(idx, val)], classifier.standin)
-            for idx, val in zip(indices.tolist(), values.tolist())]
+    return [
+        Ranking([(classifier.labels[i], p) for i, p in zip(idx, val)], classifier.standin)
+        for idx, val in zip(indices.tolist(), values.tolist())
+    ]
 
 
 def auto_batch_size(classifier: Classifier) -> int:
@@ -332,8 +359,9 @@ def auto_batch_size(classifier: Classifier) -> int:
     return classifier.batch_size
 
 
-def classify_files(files, batch_size: int | None = None, k: int = 7, *, classifier: Classifier | None = None,
-                   progress: bool = True) -> Results:
+def classify_files(
+    files, batch_size: int | None = None, k: int = 7, *, classifier: Classifier | None = None, progress: bool = True
+) -> Results:
     """Classify many image files in batches; a file that is not a valid image gets an error row.
 
     `batch_size` (images per batch) defaults to 8 on the CPU and, on a GPU, to what fits its free
@@ -348,11 +376,13 @@ def classify_files(files, batch_size: int | None = None, k: int = 7, *, classifi
     rows = Results(Row(f) for f in files)
     rows.standin = classifier.standin
     size = batch_size or auto_batch_size(classifier)
-    batches = [rows[start:start + size] for start in range(0, len(rows), size)]
+    batches = [rows[start : start + size] for start in range(0, len(rows), size)]
     prepare = batch_loader(classifier)
     depth = GPU_PREPARE_THREADS if isinstance(prepare, GpuJpegLoader) else 1
-    with tqdm(total=len(files), desc="Clasificando", unit="img", disable=not progress) as bar, \
-            ThreadPoolExecutor(depth, thread_name_prefix="course-images") as pool:
+    with (
+        tqdm(total=len(files), desc="Clasificando", unit="img", disable=not progress) as bar,
+        ThreadPoolExecutor(depth, thread_name_prefix="course-images") as pool,
+    ):
         ahead = deque(pool.submit(prepare, batch) for batch in batches[:depth])
         previous = None
         for i, batch in enumerate(batches):
@@ -443,8 +473,9 @@ def gpu_plan(processor) -> Plan | None:
     if not steps <= _PROCESSOR_STEPS:
         return None
     size = getattr(processor, "size", None) or {}
-    height, width = (getattr(size, key, None) or (size.get(key) if hasattr(size, "get") else None)
-                     for key in ("height", "width"))
+    height, width = (
+        getattr(size, key, None) or (size.get(key) if hasattr(size, "get") else None) for key in ("height", "width")
+    )
     if not (height and width):
         return None
     mode = None
@@ -482,14 +513,21 @@ def resize_normalize(images: list, plan: Plan, device, dtype):
     for (height, width), members in groups.items():
         step = max(1, RESIZE_FLOATS // (3 * height * width))  # bound the float copy of big photos
         for start in range(0, len(members), step):
-            part = members[start:start + step]
+            part = members[start : start + step]
             stack = torch.stack([images[i] for i in part]).to(device=device, dtype=torch.float32)
             if plan.mode and (height, width) != (plan.height, plan.width):
-                stack = F.interpolate(stack, size=(plan.height, plan.width), mode=plan.mode, antialias=True,
-                                      align_corners=False).round_().clamp_(0, 255)
+                stack = (
+                    F.interpolate(
+                        stack, size=(plan.height, plan.width), mode=plan.mode, antialias=True, align_corners=False
+                    )
+                    .round_()
+                    .clamp_(0, 255)
+                )
             elif (height, width) != (plan.height, plan.width):
-                raise ImageError(f"Una imagen de {width}×{height} no vale para este modelo.",
-                                 f"El modelo espera imágenes de {plan.width}×{plan.height}.")
+                raise ImageError(
+                    f"Una imagen de {width}×{height} no vale para este modelo.",
+                    f"El modelo espera imágenes de {plan.width}×{plan.height}.",
+                )
             out[torch.tensor(part, device=device)] = stack
     factor = torch.tensor([plan.scale / s for s in plan.std], device=device).view(1, 3, 1, 1)
     shift = torch.tensor([-m / s for m, s in zip(plan.mean, plan.std)], device=device).view(1, 3, 1, 1)
@@ -612,8 +650,8 @@ def jpeg_header(data: bytes) -> tuple[int, int, int] | None:
         if marker == 0xFF:  # fill byte
             i += 1
             continue
-        length = int.from_bytes(data[i + 2:i + 4], "big")
-        segment = data[i + 4:i + 2 + length]
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        segment = data[i + 4 : i + 2 + length]
         if marker in _SOF_OTHER:
             return None
         if marker in _SOF_GPU:
@@ -640,12 +678,12 @@ def _exif_orientation(tiff: bytes) -> int:
     if order is None or len(tiff) < 8:
         return 1
     start = int.from_bytes(tiff[4:8], order)
-    count = int.from_bytes(tiff[start:start + 2], order) if start + 2 <= len(tiff) else 0
+    count = int.from_bytes(tiff[start : start + 2], order) if start + 2 <= len(tiff) else 0
     for entry in range(start + 2, start + 2 + 12 * count, 12):
         if entry + 12 > len(tiff):
             break
-        if int.from_bytes(tiff[entry:entry + 2], order) == 0x0112:
-            value = int.from_bytes(tiff[entry + 8:entry + 10], order)
+        if int.from_bytes(tiff[entry : entry + 2], order) == 0x0112:
+            value = int.from_bytes(tiff[entry + 8 : entry + 10], order)
             return value if 1 <= value <= 8 else 1
     return 1
 
@@ -669,8 +707,9 @@ def orient(image, orientation: int):
     return image
 
 
-def classify_folder(path, batch_size: int | None = None, k: int = 7, *, classifier: Classifier | None = None,
-                    progress: bool = True) -> Results:
+def classify_folder(
+    path, batch_size: int | None = None, k: int = 7, *, classifier: Classifier | None = None, progress: bool = True
+) -> Results:
     """Classify every image in a folder (jpg, png, webp, gif, bmp, tiff), in batches of `batch_size`
     (by default what suits the device: see classify_files)."""
     return classify_files(image_files(path), batch_size, k, classifier=classifier, progress=progress)
@@ -683,8 +722,7 @@ def image_files(path) -> list[Path]:
         raise ImageError(f"No encuentro la carpeta {folder}.", "Revisa la ruta (¿está bien escrita?).")
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise ImageError(f"La carpeta {folder} no tiene imágenes.",
-                         "Pon dentro archivos jpg, png, webp, gif o bmp.")
+        raise ImageError(f"La carpeta {folder} no tiene imágenes.", "Pon dentro archivos jpg, png, webp, gif o bmp.")
     return files
 
 
@@ -707,8 +745,9 @@ def show_prediction(image, preds):
     ax_bar.set_xlabel("Probabilidad")
     ax_bar.set_title(f"Las {len(preds)} clases más probables")
     if getattr(preds, "standin", None):
-        fig.suptitle(standin_notice("modelo de prueba con pesos aleatorios, sus predicciones no significan nada"),
-                     color=ALERT)
+        fig.suptitle(
+            standin_notice("modelo de prueba con pesos aleatorios, sus predicciones no significan nada"), color=ALERT
+        )
     fig.tight_layout()
     plt.close(fig)  # returned, not auto-shown: a notebook displays it once
     return fig
@@ -719,18 +758,26 @@ def _short(label: str, width: int = 28) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_utils.vision",
-                                     description="Clasifica imágenes con un ViT y muestra las clases más probables.")
+    parser = argparse.ArgumentParser(
+        prog="python -m course_utils.vision",
+        description="Clasifica imágenes con un ViT y muestra las clases más probables.",
+    )
     parser.add_argument("images", nargs="+", help="imágenes o carpetas con imágenes")
     parser.add_argument("--top", type=int, default=7, help="cuántas clases mostrar (por defecto 7)")
-    parser.add_argument("--batch-size", type=int,
-                        help="imágenes por lote (por defecto 8 en CPU y en GPU las que quepan en su memoria)")
+    parser.add_argument(
+        "--batch-size", type=int, help="imágenes por lote (por defecto 8 en CPU y en GPU las que quepan en su memoria)"
+    )
     parser.add_argument("--model", help="modelo de Hugging Face o carpeta (por defecto COURSE_VIT_MODEL)")
     args = parser.parse_args(argv)
     try:
         files = [f for arg in args.images for f in (image_files(arg) if Path(arg).is_dir() else [arg])]
-        rows = classify_files(files, args.batch_size, args.top, classifier=load_classifier(args.model),
-                              progress=len(files) > (args.batch_size or CPU_BATCH))
+        rows = classify_files(
+            files,
+            args.batch_size,
+            args.top,
+            classifier=load_classifier(args.model),
+            progress=len(files) > (args.batch_size or CPU_BATCH),
+        )
     except CourseError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 2

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 
@@ -49,8 +49,15 @@ class ClassifierDemo:
         """Do what the upload button does when a student picks this file (handy without a browser)."""
         path = Path(path)
         content = path.read_bytes() if path.is_file() else b""
-        self.upload.value = ({"name": path.name, "type": "", "size": len(content), "content": memoryview(content),
-                              "last_modified": datetime.now(timezone.utc)},)
+        self.upload.value = (
+            {
+                "name": path.name,
+                "type": "",
+                "size": len(content),
+                "content": memoryview(content),
+                "last_modified": datetime.now(UTC),
+            },
+        )
         return self.last
 
     def classify(self, source, name: str) -> vision.Ranking | None:

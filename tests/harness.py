@@ -32,18 +32,20 @@ def pytest_configure(config):
     paths = build_all(CACHE)
     _double = OllamaDouble().start()
     config.course_standins = paths
-    os.environ.update({
-        "COURSE_VIT_MODEL": str(paths["vit"]),
-        "COURSE_WHISPER_MODEL": str(paths["whisper"]),
-        "COURSE_LLM_MODEL": "llama3.2-vision",
-        "OLLAMA_HOST": _double.url,
-        "COURSE_CACHE_DIR": str(COURSE_CACHE),
-        # Nothing may reach a model hub: a missing stand-in must fail, not download.
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        "PYTHONWARNINGS": "ignore::DeprecationWarning",
-    })
+    os.environ.update(
+        {
+            "COURSE_VIT_MODEL": str(paths["vit"]),
+            "COURSE_WHISPER_MODEL": str(paths["whisper"]),
+            "COURSE_LLM_MODEL": "llama3.2-vision",
+            "OLLAMA_HOST": _double.url,
+            "COURSE_CACHE_DIR": str(COURSE_CACHE),
+            # Nothing may reach a model hub: a missing stand-in must fail, not download.
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "PYTHONWARNINGS": "ignore::DeprecationWarning",
+        }
+    )
     # The same results on every machine: CPU unless a run asks for a device on purpose
     # (COURSE_TEST_DEVICE=cuda checks the notebooks on the lab server's GPU).
     os.environ["COURSE_DEVICE"] = os.environ.get("COURSE_TEST_DEVICE", "cpu")

@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -80,7 +80,7 @@ class OllamaDouble:
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self, port: int = 0) -> "OllamaDouble":
+    def start(self, port: int = 0) -> OllamaDouble:
         double = self
 
         class Handler(_Handler):
@@ -142,7 +142,7 @@ class OllamaDouble:
             return self.replies.pop(0)
         if self.reply_size is not None:
             text = f"{PREFIX} " + FILLER * (self.reply_size // len(FILLER) + 1)
-            return text[:self.reply_size]
+            return text[: self.reply_size]
         messages = body.get("messages", [])
         last = messages[-1] if messages else {}
         images = [describe_image(img) for m in messages for img in m.get("images") or []]
@@ -158,28 +158,30 @@ def describe_image(data: str) -> str:
     try:
         with Image.open(io.BytesIO(base64.b64decode(data))) as img:
             return f"{img.format} {img.width}×{img.height}"
-    except Exception:
+    except Exception:  # noqa: BLE001 - whatever PIL raises, the double reports it as not an image
         return "no es una imagen"
 
 
 def html_page(status: int) -> str:
     """nginx's own error page, as a reverse proxy in front of Ollama sends it."""
     title = f"{status} {HTTPStatus(status).phrase}"
-    return (f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n"
-            "<hr><center>nginx/1.22.1</center>\r\n</body>\r\n</html>\r\n")
+    return (
+        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n"
+        "<hr><center>nginx/1.22.1</center>\r\n</body>\r\n</html>\r\n"
+    )
 
 
 def split_pieces(text: str, size: int | None) -> list[str]:
     """One word (with its space) per piece like Ollama's tokens, or pieces of `size` characters."""
     if size:
-        return [text[i:i + size] for i in range(0, len(text), size)] or [""]
+        return [text[i : i + size] for i in range(0, len(text), size)] or [""]
     pieces = [word + " " for word in text.split(" ")]
     pieces[-1] = pieces[-1][:-1]
     return pieces
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -242,15 +244,18 @@ class _Handler(BaseHTTPRequestHandler):
         name = body.get("model") or body.get("name") or ""
         if not self.state.knows(name):
             return self._json(404, {"error": f"model '{name}' not found"})
-        self._json(200, {
-            "modelfile": f"# {PREFIX}\nFROM {name}\n",
-            "parameters": "temperature 0.6\ntop_p 0.9",
-            "template": "{{ .Prompt }}",
-            "details": _details(),
-            "model_info": {"general.architecture": "mllama", "general.parameter_count": 9775701536},
-            "capabilities": ["completion", "vision"],
-            "modified_at": _now(),
-        })
+        self._json(
+            200,
+            {
+                "modelfile": f"# {PREFIX}\nFROM {name}\n",
+                "parameters": "temperature 0.6\ntop_p 0.9",
+                "template": "{{ .Prompt }}",
+                "details": _details(),
+                "model_info": {"general.architecture": "mllama", "general.parameter_count": 9775701536},
+                "capabilities": ["completion", "vision"],
+                "modified_at": _now(),
+            },
+        )
 
     def _chat(self, body: dict) -> None:
         state = self.state
@@ -334,8 +339,10 @@ class _Handler(BaseHTTPRequestHandler):
                     return self._end(batch)
                 if drop is not None and i >= drop:
                     return self._drop(batch)
-                batch.append(f'{{"model":{json.dumps(name)},"created_at":"{_now()}","message":'
-                             f'{{"role":"assistant","content":{json.dumps(piece)}}},"done":false}}\n')
+                batch.append(
+                    f'{{"model":{json.dumps(name)},"created_at":"{_now()}","message":'
+                    f'{{"role":"assistant","content":{json.dumps(piece)}}},"done":false}}\n'
+                )
                 if state.chunk_delay or sum(map(len, batch)) >= BATCH_BYTES:
                     self._chunk("".join(batch))
                     batch = []
@@ -374,24 +381,41 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _details() -> dict:
-    return {"format": "gguf", "family": "mllama", "families": ["mllama"],
-            "parameter_size": "10.7B", "quantization_level": "Q4_K_M", "parent_model": ""}
+    return {
+        "format": "gguf",
+        "family": "mllama",
+        "families": ["mllama"],
+        "parameter_size": "10.7B",
+        "quantization_level": "Q4_K_M",
+        "parent_model": "",
+    }
 
 
 def _model_entry(name: str) -> dict:
-    return {"name": name, "model": name, "modified_at": _now(), "size": 7901829417,
-            "digest": "0" * 64, "details": _details()}
+    return {
+        "name": name,
+        "model": name,
+        "modified_at": _now(),
+        "size": 7901829417,
+        "digest": "0" * 64,
+        "details": _details(),
+    }
 
 
 def _final(name: str, text: str, eval_count: int) -> dict:
     """Ollama's last line (or whole non-streamed answer) with its documented statistics (nanoseconds)."""
     return {
-        "model": name, "created_at": _now(),
+        "model": name,
+        "created_at": _now(),
         "message": {"role": "assistant", "content": text},
-        "done": True, "done_reason": "stop",
-        "total_duration": 1_000_000, "load_duration": 100_000,
-        "prompt_eval_count": 10, "prompt_eval_duration": 200_000,
-        "eval_count": max(1, eval_count), "eval_duration": 700_000,
+        "done": True,
+        "done_reason": "stop",
+        "total_duration": 1_000_000,
+        "load_duration": 100_000,
+        "prompt_eval_count": 10,
+        "prompt_eval_duration": 200_000,
+        "eval_count": max(1, eval_count),
+        "eval_duration": 700_000,
     }
 
 

@@ -49,8 +49,16 @@ def build_whisper(folder: Path) -> Path:
     from whisper.tokenizer import get_tokenizer
 
     dims = ModelDimensions(
-        n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2, n_audio_layer=2,
-        n_vocab=51865, n_text_ctx=448, n_text_state=64, n_text_head=2, n_text_layer=2,
+        n_mels=80,
+        n_audio_ctx=1500,
+        n_audio_state=64,
+        n_audio_head=2,
+        n_audio_layer=2,
+        n_vocab=51865,
+        n_text_ctx=448,
+        n_text_state=64,
+        n_text_head=2,
+        n_text_layer=2,
     )
     torch.manual_seed(0)
     model = Whisper(dims)

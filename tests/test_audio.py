@@ -56,8 +56,21 @@ def test_wav_path_str_and_bytes_agree(samples):
 
 def test_resamples_and_mixes_down(tmp_path, samples):
     stereo_44k = tmp_path / "stereo.wav"
-    subprocess.run([audio.ffmpeg_exe(), "-loglevel", "error", "-i", str(samples / "gato.wav"),
-                    "-ar", "44100", "-ac", "2", str(stereo_44k)], check=True)
+    subprocess.run(
+        [
+            audio.ffmpeg_exe(),
+            "-loglevel",
+            "error",
+            "-i",
+            str(samples / "gato.wav"),
+            "-ar",
+            "44100",
+            "-ac",
+            "2",
+            str(stereo_44k),
+        ],
+        check=True,
+    )
     frames, _ = _wav_frames(samples / "gato.wav")
     assert abs(len(audio.load_audio(stereo_44k)) - frames) <= 16
 
@@ -109,8 +122,21 @@ def _bad_inputs(tmp_path, samples):
     }
 
 
-BAD = ["empty bytes", "empty file", "silent wav", "silent array", "empty array", "nan array", "corrupt bytes",
-       "truncated wav", "text file", "image file", "missing file", "folder", "wrong type"]
+BAD = [
+    "empty bytes",
+    "empty file",
+    "silent wav",
+    "silent array",
+    "empty array",
+    "nan array",
+    "corrupt bytes",
+    "truncated wav",
+    "text file",
+    "image file",
+    "missing file",
+    "folder",
+    "wrong type",
+]
 
 
 @pytest.mark.parametrize("case", BAD)
@@ -147,13 +173,16 @@ def _tone(amplitude=0.25):
     return amplitude * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)
 
 
-@pytest.mark.parametrize("dtype, to_pcm", [
-    (np.int16, lambda x: np.round(x * 32767)),
-    (np.int32, lambda x: np.round(x * (2**31 - 1))),
-    (np.int8, lambda x: np.round(x * 127)),
-    (np.uint8, lambda x: np.round(128 + x * 127)),  # 8-bit WAV is unsigned, centred on 128
-    (np.uint16, lambda x: np.round(32768 + x * 32767)),
-])
+@pytest.mark.parametrize(
+    "dtype, to_pcm",
+    [
+        (np.int16, lambda x: np.round(x * 32767)),
+        (np.int32, lambda x: np.round(x * (2**31 - 1))),
+        (np.int8, lambda x: np.round(x * 127)),
+        (np.uint8, lambda x: np.round(128 + x * 127)),  # 8-bit WAV is unsigned, centred on 128
+        (np.uint16, lambda x: np.round(32768 + x * 32767)),
+    ],
+)
 @pytest.mark.parametrize("layout", ["mono", "channels first", "channels last"])
 def test_integer_arrays_are_scaled_by_their_type_in_any_layout(dtype, to_pcm, layout):
     tone = _tone()
@@ -171,8 +200,9 @@ def test_int16_stereo_at_8000_is_a_quarter_of_full_scale():
     assert np.max(np.abs(out)) == pytest.approx(0.75 * 8000 / 32768, rel=1e-3)
 
 
-@pytest.mark.parametrize("array", [np.zeros((100, 16000)), np.zeros((2, 3, 16000)), _tone().astype(np.complex64),
-                                   np.ones(16000, dtype=bool)])
+@pytest.mark.parametrize(
+    "array", [np.zeros((100, 16000)), np.zeros((2, 3, 16000)), _tone().astype(np.complex64), np.ones(16000, dtype=bool)]
+)
 def test_arrays_that_are_not_audio_say_what_is_accepted(array):
     with pytest.raises(AudioError) as err:
         audio.load_audio(array)

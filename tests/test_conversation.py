@@ -41,9 +41,15 @@ def test_a_cancel_before_the_first_word_keeps_the_question(ollama_double):
 
 
 TEXTS = [
-    "a\n\nb", "- a\n- b\n\nc", "```\nx\n\ny\n```\n\nz", "# T\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nfin",
-    "1. uno\n2. dos\n\n   sigue\n\notro", "texto **negrita\n\nsigue**", "~~~py\n\n\n~~~\n\nfin\n\n> cita\n\nmás",
-    "    código\n\n    más código\n\nfin", "Párrafo\n\n![gato](https://x.example/g.png)\n\n`a\n\nb`",
+    "a\n\nb",
+    "- a\n- b\n\nc",
+    "```\nx\n\ny\n```\n\nz",
+    "# T\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nfin",
+    "1. uno\n2. dos\n\n   sigue\n\notro",
+    "texto **negrita\n\nsigue**",
+    "~~~py\n\n\n~~~\n\nfin\n\n> cita\n\nmás",
+    "    código\n\n    más código\n\nfin",
+    "Párrafo\n\n![gato](https://x.example/g.png)\n\n`a\n\nb`",
 ]
 
 

@@ -9,13 +9,17 @@ PACKAGE = Path(__file__).resolve().parent.parent / "course_utils"
 
 
 def test_table_escapes_cells_aligns_columns_and_spans_short_rows():
-    html = display.table_html(("archivo", "clase", "p"), [("<a>.jpg", "gato & perro", "0.900"),
-                                                          ("roto.jpg", display.alert_html("Error: <mal>"))],
-                              left={0, 1})
+    html = display.table_html(
+        ("archivo", "clase", "p"),
+        [("<a>.jpg", "gato & perro", "0.900"), ("roto.jpg", display.alert_html("Error: <mal>"))],
+        left={0, 1},
+    )
     assert html.startswith("<table><thead><tr><th style='text-align:left'>archivo</th>")
     assert "<th>p</th>" in html and "<td>0.900</td>" in html
     assert "&lt;a&gt;.jpg" in html and "gato &amp; perro" in html
-    assert f"<td colspan=2 style='text-align:left'><span style='color:{display.ALERT}'>Error: &lt;mal&gt;</span>" in html
+    assert (
+        f"<td colspan=2 style='text-align:left'><span style='color:{display.ALERT}'>Error: &lt;mal&gt;</span>" in html
+    )
     assert html.count("<tr>") == 3
 
 

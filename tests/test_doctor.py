@@ -54,10 +54,15 @@ def test_real_model_names_are_checked_without_downloading(monkeypatch, tmp_path)
     assert bad.status == doctor.ERROR and "COURSE_WHISPER_MODEL" in bad.fix
 
 
-@pytest.mark.parametrize("name, megabytes, file", [
-    ("large-v2", 3090, "large-v2.pt"), ("large", 3090, "large-v3.pt"),
-    ("turbo", 1620, "large-v3-turbo.pt"), ("tiny.en", 75, "tiny.en.pt"),
-])
+@pytest.mark.parametrize(
+    "name, megabytes, file",
+    [
+        ("large-v2", 3090, "large-v2.pt"),
+        ("large", 3090, "large-v3.pt"),
+        ("turbo", 1620, "large-v3-turbo.pt"),
+        ("tiny.en", 75, "tiny.en.pt"),
+    ],
+)
 def test_whisper_sizes_and_cached_file_names_come_from_one_table(monkeypatch, tmp_path, name, megabytes, file):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv("COURSE_WHISPER_MODEL", name)
@@ -76,8 +81,9 @@ def test_html_table_and_text_agree():
 
 def test_cli_runs_with_no_server(closed_port):
     env = {**__import__("os").environ, "OLLAMA_HOST": closed_port}
-    out = subprocess.run([sys.executable, "-m", "course_utils.doctor"], capture_output=True, text=True,
-                         env=env, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "course_utils.doctor"], capture_output=True, text=True, env=env, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert "Diagnóstico del entorno" in out.stdout and "ollama serve" in out.stdout
     assert "Traceback" not in out.stderr
@@ -108,8 +114,9 @@ def test_bad_device_is_its_row_without_the_hint_twice(monkeypatch):
 
 def test_cli_with_malformed_ollama_host(standins):
     env = {**__import__("os").environ, "OLLAMA_HOST": "localhost:114340"}
-    out = subprocess.run([sys.executable, "-m", "course_utils.doctor"], capture_output=True, text=True,
-                         env=env, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "course_utils.doctor"], capture_output=True, text=True, env=env, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert "OLLAMA_HOST=«localhost:114340» no es una dirección válida" in out.stdout
     assert "Modelo ViT" in out.stdout and "Traceback" not in out.stderr

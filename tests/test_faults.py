@@ -21,7 +21,7 @@ import struct
 import threading
 import time
 import zlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -31,9 +31,23 @@ import pytest
 from course_utils import config, llm, speech, vision
 from course_utils.audio import SAMPLE_RATE, load_audio
 from course_utils.chat import ChatWidget
-from course_utils.errors import (AudioError, Cancelled, ConfigError, CourseError, ExportError, ImageError,
-                                 ModelLoadError, ModelNotPulled, OllamaError, OptionError, ServerBusy, ServerTimeout,
-                                 ServerUnreachable, StreamCut, TooManyImages)
+from course_utils.errors import (
+    AudioError,
+    Cancelled,
+    ConfigError,
+    CourseError,
+    ExportError,
+    ImageError,
+    ModelLoadError,
+    ModelNotPulled,
+    OllamaError,
+    OptionError,
+    ServerBusy,
+    ServerTimeout,
+    ServerUnreachable,
+    StreamCut,
+    TooManyImages,
+)
 from course_utils.images import open_image
 from tests.ollama_double import BUSY_ERROR, ERROR_LINE, MALFORMED_LINE, NON_OBJECT_LINES, PREFIX
 
@@ -53,8 +67,7 @@ def env(ollama_double, monkeypatch, closed_port, tmp_path, samples):
     """What a case needs to set itself up; COURSE_DEVICE's cache is emptied around each case."""
     monkeypatch.setattr(llm, "BUSY_BACKOFF", 0.01)  # retries on a busy server take milliseconds
     config._device.cache_clear()
-    yield SimpleNamespace(double=ollama_double, mp=monkeypatch, closed=closed_port, tmp=tmp_path,
-                          samples=samples)
+    yield SimpleNamespace(double=ollama_double, mp=monkeypatch, closed=closed_port, tmp=tmp_path, samples=samples)
     config._device.cache_clear()
 
 
@@ -114,11 +127,16 @@ def deny_reading(env, path: Path) -> Path:
 
 def png_header(width: int, height: int) -> bytes:
     """A PNG that declares width×height pixels but holds almost no data (how a decompression bomb starts)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def write(env, name: str, data: bytes) -> Path:
@@ -155,20 +173,28 @@ IMAGE_FAULTS = [
     pytest.param(lambda e: sample_bytes(e, "gato.jpg")[:15_000], "dañada o incompleta", id="image-truncated-jpeg"),
     pytest.param(lambda e: sample_bytes(e, "gato.jpg")[:300], "dañada o incompleta", id="image-jpeg-header-only"),
     pytest.param(lambda e: b"", "vacío (0 bytes)", id="image-empty-bytes"),
-    pytest.param(lambda e: write(e, "foto.jpg", "Apuntes de la clase\n".encode() * 20), "no es una imagen",
-                 id="image-text-file-renamed-jpg"),
+    pytest.param(
+        lambda e: write(e, "foto.jpg", b"Apuntes de la clase\n" * 20),
+        "no es una imagen",
+        id="image-text-file-renamed-jpg",
+    ),
     pytest.param(lambda e: write(e, "vacia.png", b""), "no es una imagen", id="image-empty-file"),
-    pytest.param(lambda e: write(e, "falsa.jpg", sample_bytes(e, "hola.wav")), "no es una imagen",
-                 id="image-wav-renamed-jpg"),
+    pytest.param(
+        lambda e: write(e, "falsa.jpg", sample_bytes(e, "hola.wav")), "no es una imagen", id="image-wav-renamed-jpg"
+    ),
     pytest.param(lambda e: e.tmp, "es una carpeta", id="image-path-is-a-folder"),
     pytest.param(lambda e: e.tmp / "no-existe.jpg", "No encuentro el archivo", id="image-missing-file"),
-    pytest.param(lambda e: deny_reading(e, write(e, "privada.jpg", sample_bytes(e, "gato.jpg"))),
-                 "No tengo permiso para leer", id="image-unreadable-file"),
+    pytest.param(
+        lambda e: deny_reading(e, write(e, "privada.jpg", sample_bytes(e, "gato.jpg"))),
+        "No tengo permiso para leer",
+        id="image-unreadable-file",
+    ),
     pytest.param(lambda e: np.full((8, 8, 3), np.nan), "NaN o infinitos", id="image-nan-array"),
     pytest.param(lambda e: np.array([[0.2, np.inf], [0.1, 0.5]]), "NaN o infinitos", id="image-inf-array"),
     pytest.param(lambda e: np.full((8, 8, 3), 1.5), "debe ir de 0 a 1", id="image-float-above-one"),
-    pytest.param(lambda e: np.linspace(-1, 1, 192).reshape(8, 8, 3), "debe ir de 0 a 1",
-                 id="image-float-minus-one-to-one"),
+    pytest.param(
+        lambda e: np.linspace(-1, 1, 192).reshape(8, 8, 3), "debe ir de 0 a 1", id="image-float-minus-one-to-one"
+    ),
     pytest.param(lambda e: np.full((8, 8, 3), 200.0), "debe ir de 0 a 1", id="image-float-0-255"),
     pytest.param(lambda e: np.full((8, 8), -5, np.int64), "valores negativos", id="image-int-negative"),
     pytest.param(lambda e: np.array([[-100, 100]], np.int8), "valores negativos", id="image-int8-signed"),
@@ -180,8 +206,11 @@ IMAGE_FAULTS = [
     pytest.param(lambda e: np.array([["a", "b"]]), "no es una imagen", id="image-array-of-strings"),
     pytest.param(lambda e: np.zeros((8, 8), complex), "no es una imagen", id="image-array-complex"),
     pytest.param(lambda e: png_header(8_000, 8_000), "demasiado grande", id="image-huge-64-megapixels"),
-    pytest.param(lambda e: write(e, "bomba.png", png_header(60_000, 60_000)), "demasiado grande",
-                 id="image-huge-decompression-bomb"),
+    pytest.param(
+        lambda e: write(e, "bomba.png", png_header(60_000, 60_000)),
+        "demasiado grande",
+        id="image-huge-decompression-bomb",
+    ),
     pytest.param(lambda e: 42, "No sé abrir una imagen", id="image-not-a-source"),
 ]
 
@@ -201,8 +230,11 @@ IMAGE_OUTPUTS = [
     pytest.param(lambda e: np.full((4, 4, 3), 0.5, np.float16), [128, 128, 128], id="image-float16-half-grey"),
     pytest.param(lambda e: np.full((4, 4, 1), 65535, np.uint16), [255, 255, 255], id="image-uint16-full-white"),
     pytest.param(lambda e: np.ones((4, 4), bool), [255, 255, 255], id="image-bool-white"),
-    pytest.param(lambda e: np.dstack([np.full((4, 4, 3), 200, np.uint8), np.zeros((4, 4, 1), np.uint8)]),
-                 [255, 255, 255], id="image-transparent-rgba-on-white"),
+    pytest.param(
+        lambda e: np.dstack([np.full((4, 4, 3), 200, np.uint8), np.zeros((4, 4, 1), np.uint8)]),
+        [255, 255, 255],
+        id="image-transparent-rgba-on-white",
+    ),
 ]
 
 
@@ -215,8 +247,9 @@ def test_edge_image_gives_the_right_pixels(env, make, pixel):
 # --- audio --------------------------------------------------------------------------------------------
 
 AUDIO_FAULTS = [
-    pytest.param(lambda e: b"hola, esto es texto y no audio " * 20, "no es un archivo de audio",
-                 id="audio-bytes-not-audio"),
+    pytest.param(
+        lambda e: b"hola, esto es texto y no audio " * 20, "no es un archivo de audio", id="audio-bytes-not-audio"
+    ),
     pytest.param(lambda e: e.samples / "gato.jpg", "no contiene ninguna pista de audio", id="audio-image-file"),
     pytest.param(lambda e: b"", "vacío (0 bytes)", id="audio-empty-bytes"),
     pytest.param(lambda e: write(e, "nada.wav", b""), "vacío (0 bytes)", id="audio-empty-file"),
@@ -234,8 +267,11 @@ AUDIO_FAULTS = [
     pytest.param(lambda e: (tone() * 16000).astype(np.float32), "de -1 a 1", id="audio-float-at-int16-scale"),
     pytest.param(lambda e: e.tmp / "no-existe.wav", "No existe el archivo", id="audio-missing-file"),
     pytest.param(lambda e: e.tmp, "es una carpeta", id="audio-path-is-a-folder"),
-    pytest.param(lambda e: deny_reading(e, write(e, "privado.wav", sample_bytes(e, "hola.wav"))),
-                 "No tengo permiso para leer", id="audio-unreadable-file"),
+    pytest.param(
+        lambda e: deny_reading(e, write(e, "privado.wav", sample_bytes(e, "hola.wav"))),
+        "No tengo permiso para leer",
+        id="audio-unreadable-file",
+    ),
     pytest.param(lambda e: [0.1, 0.2], "No sé leer audio", id="audio-not-a-source"),
 ]
 
@@ -247,10 +283,16 @@ def test_bad_audio(env, make, phrase):
 
 
 AUDIO_OUTPUTS = [
-    pytest.param(lambda: np.stack([tone() * 32768, tone() * 32768], axis=1).astype(np.int16), tone(),
-                 id="audio-int16-stereo-channels-last"),
-    pytest.param(lambda: np.stack([tone() * 32768, np.zeros(SAMPLE_RATE)]).astype(np.int16), tone() / 2,
-                 id="audio-int16-stereo-channels-first"),
+    pytest.param(
+        lambda: np.stack([tone() * 32768, tone() * 32768], axis=1).astype(np.int16),
+        tone(),
+        id="audio-int16-stereo-channels-last",
+    ),
+    pytest.param(
+        lambda: np.stack([tone() * 32768, np.zeros(SAMPLE_RATE)]).astype(np.int16),
+        tone() / 2,
+        id="audio-int16-stereo-channels-first",
+    ),
     pytest.param(lambda: (tone() * 128 + 128).astype(np.uint8), tone(), id="audio-uint8-centred"),
     pytest.param(lambda: (tone() * 2**31).astype(np.int32), tone(), id="audio-int32"),
     pytest.param(lambda: tone(peak=1.2), tone(peak=1.2), id="audio-float-slight-overshoot-kept"),
@@ -265,6 +307,7 @@ def test_edge_audio_gives_the_right_samples(make, expected):
 
 
 # --- configuration, models and options ------------------------------------------------------------------
+
 
 def _vit_copy(env, name: str) -> Path:
     folder = env.tmp / name
@@ -303,6 +346,7 @@ def _device(value: str, gpu: bool = False):
         e.mp.setenv("COURSE_DEVICE", value)
         e.mp.setattr(torch.cuda, "is_available", lambda: gpu)  # the same answer on every machine
         e.mp.setattr(torch.cuda, "device_count", lambda: int(gpu))
+
     return setup
 
 
@@ -318,53 +362,148 @@ _BERT = json.dumps({"model_type": "bert", "architectures": ["BertModel"]})
 
 
 CONFIG_FAULTS = [
-    pytest.param(_host("localhost:114340"), config.settings, ConfigError, "el puerto debe ser",
-                 id="config-ollama-host-port-typo"),
-    pytest.param(_host("http://[::1"), config.ollama_host, ConfigError, "IPv6 está mal escrita",
-                 id="config-ollama-host-bad-ipv6"),
-    pytest.param(_host("ftp://localhost:11434"), config.ollama_host, ConfigError, "el protocolo «ftp» no vale",
-                 id="config-ollama-host-ftp"),
-    pytest.param(_host("http://"), config.ollama_host, ConfigError, "falta el nombre del servidor",
-                 id="config-ollama-host-no-server"),
-    pytest.param(_host("local host:11434"), config.ollama_host, ConfigError, "tiene espacios",
-                 id="config-ollama-host-space"),
-    pytest.param(_host("servidor!:11434"), config.ollama_host, ConfigError, "no es un nombre de servidor",
-                 id="config-ollama-host-bad-name"),
-    pytest.param(_host("localhost:abc"), lambda: llm.ask("hola"), ConfigError, "OLLAMA_HOST=«localhost:abc»",
-                 id="config-ollama-host-through-llm-ask"),
-    pytest.param(_device("tpu"), config.device, ConfigError, "COURSE_DEVICE=tpu no es válido",
-                 id="config-device-bogus"),
+    pytest.param(
+        _host("localhost:114340"), config.settings, ConfigError, "el puerto debe ser", id="config-ollama-host-port-typo"
+    ),
+    pytest.param(
+        _host("http://[::1"), config.ollama_host, ConfigError, "IPv6 está mal escrita", id="config-ollama-host-bad-ipv6"
+    ),
+    pytest.param(
+        _host("ftp://localhost:11434"),
+        config.ollama_host,
+        ConfigError,
+        "el protocolo «ftp» no vale",
+        id="config-ollama-host-ftp",
+    ),
+    pytest.param(
+        _host("http://"),
+        config.ollama_host,
+        ConfigError,
+        "falta el nombre del servidor",
+        id="config-ollama-host-no-server",
+    ),
+    pytest.param(
+        _host("local host:11434"), config.ollama_host, ConfigError, "tiene espacios", id="config-ollama-host-space"
+    ),
+    pytest.param(
+        _host("servidor!:11434"),
+        config.ollama_host,
+        ConfigError,
+        "no es un nombre de servidor",
+        id="config-ollama-host-bad-name",
+    ),
+    pytest.param(
+        _host("localhost:abc"),
+        lambda: llm.ask("hola"),
+        ConfigError,
+        "OLLAMA_HOST=«localhost:abc»",
+        id="config-ollama-host-through-llm-ask",
+    ),
+    pytest.param(
+        _device("tpu"), config.device, ConfigError, "COURSE_DEVICE=tpu no es válido", id="config-device-bogus"
+    ),
     pytest.param(_device("cuda"), config.device, ConfigError, "no ve ninguna GPU", id="config-device-cuda-without-gpu"),
-    pytest.param(_device("cuda:abc", gpu=True), config.device, ConfigError, "COURSE_DEVICE=cuda:abc no es válido",
-                 id="config-device-cuda-bad-index"),
-    pytest.param(_device("cuda:1", gpu=True), config.device, ConfigError, "COURSE_DEVICE=cuda:1 pero PyTorch ve solo",
-                 id="config-device-cuda-missing-gpu"),
-    pytest.param(_vit(lambda e: e.tmp), vision.load_classifier, ModelLoadError, "le falta config.json",
-                 id="config-vit-folder-not-a-model"),
-    pytest.param(_vit(lambda e: e.tmp / "no" / "existe"), vision.load_classifier, ModelLoadError,
-                 "No encuentro la carpeta", id="config-vit-missing-folder"),
-    pytest.param(_vit(lambda e: "esto no es un modelo!!"), vision.load_classifier, ModelLoadError,
-                 "ni un identificador de Hugging Face válido", id="config-vit-malformed-id"),
-    pytest.param(_vit(lambda e: _vit_config_only(e, _BERT)), vision.load_classifier, ModelLoadError,
-                 "no es un clasificador de imágenes", id="config-vit-text-model"),
-    pytest.param(_vit(lambda e: _vit_config_only(e, "{esto no es json")), vision.load_classifier,
-                 ModelLoadError, "config.json de la carpeta", id="config-vit-config-not-json"),
-    pytest.param(_vit(_vit_damaged_weights), vision.load_classifier, ModelLoadError, "dañados o incompletos",
-                 id="config-vit-corrupt-weights"),
-    pytest.param(_vit(_vit_without_weights), vision.load_classifier, ModelLoadError,
-                 "no tiene los pesos del modelo", id="config-vit-no-weights"),
-    pytest.param(_whisper(lambda e: "gigante"), speech.load_model, ModelLoadError, "no es un modelo de Whisper",
-                 id="config-whisper-unknown-name"),
-    pytest.param(_whisper(lambda e: write(e, "roto.pt", b"no es un checkpoint" * 10)), speech.load_model,
-                 ModelLoadError, "dañado", id="config-whisper-corrupt-checkpoint"),
-    pytest.param(lambda e: None, lambda: speech.transcribe(tone(), beam_sise=5), OptionError,
-                 "no conoce la opción «beam_sise»", id="speech-unknown-option"),
-    pytest.param(lambda e: None, lambda: speech.transcribe(tone(), task="traducir"), OptionError,
-                 "task='traducir' no es válido", id="speech-unknown-task"),
-    pytest.param(lambda e: None, lambda: speech.transcribe(tone(), language="klingon"), OptionError,
-                 "no es un código de idioma", id="speech-unknown-language"),
-    pytest.param(lambda e: None, lambda: speech.transcribe(np.zeros(SAMPLE_RATE)), AudioError, "en silencio",
-                 id="speech-silence"),
+    pytest.param(
+        _device("cuda:abc", gpu=True),
+        config.device,
+        ConfigError,
+        "COURSE_DEVICE=cuda:abc no es válido",
+        id="config-device-cuda-bad-index",
+    ),
+    pytest.param(
+        _device("cuda:1", gpu=True),
+        config.device,
+        ConfigError,
+        "COURSE_DEVICE=cuda:1 pero PyTorch ve solo",
+        id="config-device-cuda-missing-gpu",
+    ),
+    pytest.param(
+        _vit(lambda e: e.tmp),
+        vision.load_classifier,
+        ModelLoadError,
+        "le falta config.json",
+        id="config-vit-folder-not-a-model",
+    ),
+    pytest.param(
+        _vit(lambda e: e.tmp / "no" / "existe"),
+        vision.load_classifier,
+        ModelLoadError,
+        "No encuentro la carpeta",
+        id="config-vit-missing-folder",
+    ),
+    pytest.param(
+        _vit(lambda e: "esto no es un modelo!!"),
+        vision.load_classifier,
+        ModelLoadError,
+        "ni un identificador de Hugging Face válido",
+        id="config-vit-malformed-id",
+    ),
+    pytest.param(
+        _vit(lambda e: _vit_config_only(e, _BERT)),
+        vision.load_classifier,
+        ModelLoadError,
+        "no es un clasificador de imágenes",
+        id="config-vit-text-model",
+    ),
+    pytest.param(
+        _vit(lambda e: _vit_config_only(e, "{esto no es json")),
+        vision.load_classifier,
+        ModelLoadError,
+        "config.json de la carpeta",
+        id="config-vit-config-not-json",
+    ),
+    pytest.param(
+        _vit(_vit_damaged_weights),
+        vision.load_classifier,
+        ModelLoadError,
+        "dañados o incompletos",
+        id="config-vit-corrupt-weights",
+    ),
+    pytest.param(
+        _vit(_vit_without_weights),
+        vision.load_classifier,
+        ModelLoadError,
+        "no tiene los pesos del modelo",
+        id="config-vit-no-weights",
+    ),
+    pytest.param(
+        _whisper(lambda e: "gigante"),
+        speech.load_model,
+        ModelLoadError,
+        "no es un modelo de Whisper",
+        id="config-whisper-unknown-name",
+    ),
+    pytest.param(
+        _whisper(lambda e: write(e, "roto.pt", b"no es un checkpoint" * 10)),
+        speech.load_model,
+        ModelLoadError,
+        "dañado",
+        id="config-whisper-corrupt-checkpoint",
+    ),
+    pytest.param(
+        lambda e: None,
+        lambda: speech.transcribe(tone(), beam_sise=5),
+        OptionError,
+        "no conoce la opción «beam_sise»",
+        id="speech-unknown-option",
+    ),
+    pytest.param(
+        lambda e: None,
+        lambda: speech.transcribe(tone(), task="traducir"),
+        OptionError,
+        "task='traducir' no es válido",
+        id="speech-unknown-task",
+    ),
+    pytest.param(
+        lambda e: None,
+        lambda: speech.transcribe(tone(), language="klingon"),
+        OptionError,
+        "no es un código de idioma",
+        id="speech-unknown-language",
+    ),
+    pytest.param(
+        lambda e: None, lambda: speech.transcribe(np.zeros(SAMPLE_RATE)), AudioError, "en silencio", id="speech-silence"
+    ),
 ]
 
 
@@ -382,8 +521,10 @@ def test_unknown_speech_option_names_the_valid_ones():
 
 # --- Ollama through llm ---------------------------------------------------------------------------------
 
+
 def _queue(reply: bool = False, **attributes):
     """Set the double's fault attributes (lists are extended); `reply` queues REPLY, one word per chunk."""
+
     def setup(e):
         if reply:
             e.double.replies.append(REPLY)
@@ -393,6 +534,7 @@ def _queue(reply: bool = False, **attributes):
                 current.extend(value)
             else:
                 setattr(e.double, name, value)
+
     return setup
 
 
@@ -434,41 +576,124 @@ LLM_FAULTS = [
     pytest.param(_refused, {}, ServerUnreachable, "No hay ningún servidor de Ollama", None, id="ollama-refused"),
     pytest.param(_not_ollama, {}, OllamaError, "respondió con el error 404", None, id="ollama-wrong-path-404"),
     pytest.param(_not_pulled, {}, ModelNotPulled, "no está descargado", None, id="ollama-model-not-pulled"),
-    pytest.param(_queue(failures=[(500, "llama runner process has terminated: signal: killed")]), {},
-                 OllamaError, "error 500", None, id="ollama-500"),
-    pytest.param(_queue(failures=[(400, "invalid options")]), {}, OllamaError, "rechazó la petición (error 400",
-                 None, id="ollama-400"),
-    pytest.param(_queue(failures=[(503, BUSY_ERROR)] * llm.BUSY_ATTEMPTS), {}, ServerBusy,
-                 f"Se intentó {llm.BUSY_ATTEMPTS} veces", None, id="ollama-503-busy-every-try"),
-    pytest.param(_queue(html_failures=[502]), {}, OllamaError, "error 502 (502 Bad Gateway)", None,
-                 id="ollama-html-502-from-proxy"),
-    pytest.param(_queue(html_failures=[504]), {}, OllamaError, "error 504 (504 Gateway Timeout)", None,
-                 id="ollama-html-504-from-proxy"),
-    pytest.param(_queue(html_failures=[500]), {}, OllamaError, "500 Internal Server Error", None,
-                 id="ollama-html-500-from-proxy"),
+    pytest.param(
+        _queue(failures=[(500, "llama runner process has terminated: signal: killed")]),
+        {},
+        OllamaError,
+        "error 500",
+        None,
+        id="ollama-500",
+    ),
+    pytest.param(
+        _queue(failures=[(400, "invalid options")]),
+        {},
+        OllamaError,
+        "rechazó la petición (error 400",
+        None,
+        id="ollama-400",
+    ),
+    pytest.param(
+        _queue(failures=[(503, BUSY_ERROR)] * llm.BUSY_ATTEMPTS),
+        {},
+        ServerBusy,
+        f"Se intentó {llm.BUSY_ATTEMPTS} veces",
+        None,
+        id="ollama-503-busy-every-try",
+    ),
+    pytest.param(
+        _queue(html_failures=[502]),
+        {},
+        OllamaError,
+        "error 502 (502 Bad Gateway)",
+        None,
+        id="ollama-html-502-from-proxy",
+    ),
+    pytest.param(
+        _queue(html_failures=[504]),
+        {},
+        OllamaError,
+        "error 504 (504 Gateway Timeout)",
+        None,
+        id="ollama-html-504-from-proxy",
+    ),
+    pytest.param(
+        _queue(html_failures=[500]), {}, OllamaError, "500 Internal Server Error", None, id="ollama-html-500-from-proxy"
+    ),
     pytest.param(_cancel_when_hanging, {}, Cancelled, "No había llegado nada", "", id="ollama-hang-then-cancel"),
-    pytest.param(_queue(hang=True), {"timeout": 0.5}, ServerTimeout, "no empezó a responder a tiempo", None,
-                 id="ollama-hang-with-short-timeout"),
-    pytest.param(_queue(reply=True, cut_after_chunks=3), {}, StreamCut, "se cortó a mitad", FIRST_3,
-                 id="ollama-cut-stream"),
+    pytest.param(
+        _queue(hang=True),
+        {"timeout": 0.5},
+        ServerTimeout,
+        "no empezó a responder a tiempo",
+        None,
+        id="ollama-hang-with-short-timeout",
+    ),
+    pytest.param(
+        _queue(reply=True, cut_after_chunks=3), {}, StreamCut, "se cortó a mitad", FIRST_3, id="ollama-cut-stream"
+    ),
     pytest.param(_queue(cut_after_chunks=0), {}, StreamCut, "No llegó nada", "", id="ollama-cut-before-any-text"),
-    pytest.param(_queue(reply=True, drop_after_chunks=3), {}, StreamCut, "se perdió la conexión", FIRST_3,
-                 id="ollama-connection-dropped-mid-stream"),
-    pytest.param(_queue(drop_after_chunks=0), {}, StreamCut, "No llegó nada", "",
-                 id="ollama-connection-dropped-before-any-text"),
-    pytest.param(_queue(reply=True, line_after_chunks=(3, MALFORMED_LINE)), {}, StreamCut,
-                 "llegó una línea que no se entiende", FIRST_3, id="ollama-malformed-line"),
-    pytest.param(_queue(line_after_chunks=(0, MALFORMED_LINE)), {}, OllamaError, "no se entiende", None,
-                 id="ollama-malformed-first-line"),
-    *[pytest.param(_queue(reply=True, line_after_chunks=(3, line)), {}, StreamCut, "no es un objeto JSON", FIRST_3,
-                   id=f"ollama-non-object-line-{kind}")
-      for kind, line in zip(("array", "string", "number"), NON_OBJECT_LINES)],
-    pytest.param(_queue(line_after_chunks=(0, "[1, 2]")), {}, OllamaError, "no es un objeto JSON", None,
-                 id="ollama-non-object-first-line"),
-    pytest.param(_queue(reply=True, line_after_chunks=(3, ERROR_LINE)), {}, StreamCut,
-                 "el servidor envió un error (an error was encountered", FIRST_3, id="ollama-error-line-mid-stream"),
-    pytest.param(_queue(line_after_chunks=(0, ERROR_LINE)), {}, OllamaError, "devolvió un error", None,
-                 id="ollama-error-line-first"),
+    pytest.param(
+        _queue(reply=True, drop_after_chunks=3),
+        {},
+        StreamCut,
+        "se perdió la conexión",
+        FIRST_3,
+        id="ollama-connection-dropped-mid-stream",
+    ),
+    pytest.param(
+        _queue(drop_after_chunks=0), {}, StreamCut, "No llegó nada", "", id="ollama-connection-dropped-before-any-text"
+    ),
+    pytest.param(
+        _queue(reply=True, line_after_chunks=(3, MALFORMED_LINE)),
+        {},
+        StreamCut,
+        "llegó una línea que no se entiende",
+        FIRST_3,
+        id="ollama-malformed-line",
+    ),
+    pytest.param(
+        _queue(line_after_chunks=(0, MALFORMED_LINE)),
+        {},
+        OllamaError,
+        "no se entiende",
+        None,
+        id="ollama-malformed-first-line",
+    ),
+    *[
+        pytest.param(
+            _queue(reply=True, line_after_chunks=(3, line)),
+            {},
+            StreamCut,
+            "no es un objeto JSON",
+            FIRST_3,
+            id=f"ollama-non-object-line-{kind}",
+        )
+        for kind, line in zip(("array", "string", "number"), NON_OBJECT_LINES)
+    ],
+    pytest.param(
+        _queue(line_after_chunks=(0, "[1, 2]")),
+        {},
+        OllamaError,
+        "no es un objeto JSON",
+        None,
+        id="ollama-non-object-first-line",
+    ),
+    pytest.param(
+        _queue(reply=True, line_after_chunks=(3, ERROR_LINE)),
+        {},
+        StreamCut,
+        "el servidor envió un error (an error was encountered",
+        FIRST_3,
+        id="ollama-error-line-mid-stream",
+    ),
+    pytest.param(
+        _queue(line_after_chunks=(0, ERROR_LINE)),
+        {},
+        OllamaError,
+        "devolvió un error",
+        None,
+        id="ollama-error-line-first",
+    ),
 ]
 
 
@@ -484,17 +709,32 @@ def test_ollama_fault(env, setup, kwargs, cls, phrase, partial):
 
 # Faults caught before anything is sent.
 REQUEST_FAULTS = [
-    pytest.param(lambda e: llm.ask("compara", images=[e.samples / "gato.jpg", e.samples / "cafe.jpg"]),
-                 TooManyImages, "2 imágenes en un mismo mensaje", id="request-two-images"),
+    pytest.param(
+        lambda e: llm.ask("compara", images=[e.samples / "gato.jpg", e.samples / "cafe.jpg"]),
+        TooManyImages,
+        "2 imágenes en un mismo mensaje",
+        id="request-two-images",
+    ),
     pytest.param(lambda e: llm.ask("   "), OllamaError, "El mensaje está vacío", id="request-empty-prompt"),
-    pytest.param(lambda e: llm.ask("hola", temperatura=0.2), OllamaError, "no tiene la opción «temperatura»",
-                 id="request-unknown-option"),
-    pytest.param(lambda e: llm.ask("¿qué ves?", images=b"no es una imagen"), ImageError, "no es una imagen",
-                 id="request-bad-image"),
-    pytest.param(lambda e: llm.ask("¿y?", history=[{"role": "robot", "content": "hola"}]), OllamaError,
-                 "no tiene un rol válido", id="request-bad-history-role"),
-    pytest.param(lambda e: llm.ask(["¿qué", "ves?"]), OllamaError, "debe ser una cadena",
-                 id="request-prompt-not-text"),
+    pytest.param(
+        lambda e: llm.ask("hola", temperatura=0.2),
+        OllamaError,
+        "no tiene la opción «temperatura»",
+        id="request-unknown-option",
+    ),
+    pytest.param(
+        lambda e: llm.ask("¿qué ves?", images=b"no es una imagen"),
+        ImageError,
+        "no es una imagen",
+        id="request-bad-image",
+    ),
+    pytest.param(
+        lambda e: llm.ask("¿y?", history=[{"role": "robot", "content": "hola"}]),
+        OllamaError,
+        "no tiene un rol válido",
+        id="request-bad-history-role",
+    ),
+    pytest.param(lambda e: llm.ask(["¿qué", "ves?"]), OllamaError, "debe ser una cadena", id="request-prompt-not-text"),
 ]
 
 
@@ -509,11 +749,14 @@ def test_bad_request_sends_nothing(env, call, cls, phrase):
 PARSER_JARGON = ("Unterminated", "Expecting", "validation error", "Field required", "input_value", "char ")
 
 
-@pytest.mark.parametrize("line", [
-    pytest.param(MALFORMED_LINE, id="stream-line-cut-json"),
-    pytest.param("{}", id="stream-line-object-without-message"),
-    pytest.param(NON_OBJECT_LINES[0], id="stream-line-not-an-object"),
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        pytest.param(MALFORMED_LINE, id="stream-line-cut-json"),
+        pytest.param("{}", id="stream-line-object-without-message"),
+        pytest.param(NON_OBJECT_LINES[0], id="stream-line-not-an-object"),
+    ],
+)
 def test_bad_stream_line_is_said_in_plain_spanish(env, line):
     env.double.replies.append(REPLY)
     env.double.line_after_chunks = (3, line)
@@ -555,6 +798,7 @@ def test_one_megabyte_answer_arrives_whole(env):
 
 
 # --- the chat widget, headless ------------------------------------------------------------------------
+
 
 class Chat:
     """A headless ChatWidget that records the errors it shows and every status it displays."""
@@ -603,34 +847,109 @@ def _bad_host_now(e):
 
 CHAT_FAULTS = [
     # (setup, action after send, class shown (None: no error), phrase, expected partial answer, how it ends)
-    pytest.param(_refused, None, ServerUnreachable, "No hay ningún servidor de Ollama", "", "interrupted",
-                 id="chat-refused"),
-    pytest.param(_bad_host_now, None, ConfigError, "OLLAMA_HOST=«localhost:114340»", "", "interrupted",
-                 id="chat-malformed-ollama-host"),
-    pytest.param(_not_pulled, None, ModelNotPulled, "no está descargado", "", "interrupted",
-                 id="chat-model-not-pulled"),
-    pytest.param(_queue(failures=[(500, "model runner has unexpectedly stopped")]), None, OllamaError,
-                 "error 500", "", "interrupted", id="chat-500"),
-    pytest.param(_queue(failures=[(503, BUSY_ERROR)] * llm.BUSY_ATTEMPTS), None, ServerBusy, "está ocupado", "",
-                 "interrupted", id="chat-503-busy-every-try"),
-    pytest.param(_queue(html_failures=[502]), None, OllamaError, "error 502 (502 Bad Gateway)", "", "interrupted",
-                 id="chat-html-502"),
+    pytest.param(
+        _refused, None, ServerUnreachable, "No hay ningún servidor de Ollama", "", "interrupted", id="chat-refused"
+    ),
+    pytest.param(
+        _bad_host_now,
+        None,
+        ConfigError,
+        "OLLAMA_HOST=«localhost:114340»",
+        "",
+        "interrupted",
+        id="chat-malformed-ollama-host",
+    ),
+    pytest.param(
+        _not_pulled, None, ModelNotPulled, "no está descargado", "", "interrupted", id="chat-model-not-pulled"
+    ),
+    pytest.param(
+        _queue(failures=[(500, "model runner has unexpectedly stopped")]),
+        None,
+        OllamaError,
+        "error 500",
+        "",
+        "interrupted",
+        id="chat-500",
+    ),
+    pytest.param(
+        _queue(failures=[(503, BUSY_ERROR)] * llm.BUSY_ATTEMPTS),
+        None,
+        ServerBusy,
+        "está ocupado",
+        "",
+        "interrupted",
+        id="chat-503-busy-every-try",
+    ),
+    pytest.param(
+        _queue(html_failures=[502]),
+        None,
+        OllamaError,
+        "error 502 (502 Bad Gateway)",
+        "",
+        "interrupted",
+        id="chat-html-502",
+    ),
     pytest.param(_queue(hang=True), _stop_when_hanging, None, "", "", "stopped", id="chat-hang-then-stop"),
-    pytest.param(_queue(reply=True, chunk_delay=0.2), _stop_after_two_words, None, "", None, "stopped",
-                 id="chat-stop-mid-answer"),
-    pytest.param(_queue(reply=True, cut_after_chunks=3), None, StreamCut, "se cortó a mitad", FIRST_3,
-                 "interrupted", id="chat-cut-stream"),
-    pytest.param(_queue(reply=True, drop_after_chunks=3), None, StreamCut, "se perdió la conexión", FIRST_3,
-                 "interrupted", id="chat-connection-dropped"),
-    pytest.param(_queue(reply=True, line_after_chunks=(3, MALFORMED_LINE)), None, StreamCut,
-                 "línea que no se entiende", FIRST_3, "interrupted", id="chat-malformed-line"),
-    *[pytest.param(_queue(reply=True, line_after_chunks=(3, line)), None, StreamCut, "no es un objeto JSON",
-                   FIRST_3, "interrupted", id=f"chat-non-object-line-{kind}")
-      for kind, line in zip(("array", "string", "number"), NON_OBJECT_LINES)],
-    pytest.param(_queue(line_after_chunks=(0, "[1, 2]")), None, OllamaError, "no es un objeto JSON", "",
-                 "interrupted", id="chat-non-object-first-line"),
-    pytest.param(_queue(reply=True, line_after_chunks=(3, ERROR_LINE)), None, StreamCut, "el servidor envió un error",
-                 FIRST_3, "interrupted", id="chat-error-line-mid-stream"),
+    pytest.param(
+        _queue(reply=True, chunk_delay=0.2), _stop_after_two_words, None, "", None, "stopped", id="chat-stop-mid-answer"
+    ),
+    pytest.param(
+        _queue(reply=True, cut_after_chunks=3),
+        None,
+        StreamCut,
+        "se cortó a mitad",
+        FIRST_3,
+        "interrupted",
+        id="chat-cut-stream",
+    ),
+    pytest.param(
+        _queue(reply=True, drop_after_chunks=3),
+        None,
+        StreamCut,
+        "se perdió la conexión",
+        FIRST_3,
+        "interrupted",
+        id="chat-connection-dropped",
+    ),
+    pytest.param(
+        _queue(reply=True, line_after_chunks=(3, MALFORMED_LINE)),
+        None,
+        StreamCut,
+        "línea que no se entiende",
+        FIRST_3,
+        "interrupted",
+        id="chat-malformed-line",
+    ),
+    *[
+        pytest.param(
+            _queue(reply=True, line_after_chunks=(3, line)),
+            None,
+            StreamCut,
+            "no es un objeto JSON",
+            FIRST_3,
+            "interrupted",
+            id=f"chat-non-object-line-{kind}",
+        )
+        for kind, line in zip(("array", "string", "number"), NON_OBJECT_LINES)
+    ],
+    pytest.param(
+        _queue(line_after_chunks=(0, "[1, 2]")),
+        None,
+        OllamaError,
+        "no es un objeto JSON",
+        "",
+        "interrupted",
+        id="chat-non-object-first-line",
+    ),
+    pytest.param(
+        _queue(reply=True, line_after_chunks=(3, ERROR_LINE)),
+        None,
+        StreamCut,
+        "el servidor envió un error",
+        FIRST_3,
+        "interrupted",
+        id="chat-error-line-mid-stream",
+    ),
 ]
 
 
@@ -724,13 +1043,19 @@ def test_chat_empty_answer_is_explained(env, chat, reply):
 
 
 def upload_item(data: bytes, name: str) -> dict:
-    return {"name": name, "type": "image/jpeg", "size": len(data), "content": memoryview(data),
-            "last_modified": datetime.now(timezone.utc)}
+    return {
+        "name": name,
+        "type": "image/jpeg",
+        "size": len(data),
+        "content": memoryview(data),
+        "last_modified": datetime.now(UTC),
+    }
 
 
 def _upload(data_of, name):
     def act(e, chat):
         chat.widget.upload.value = (upload_item(data_of(e), name),)
+
     return act
 
 
@@ -740,6 +1065,7 @@ def _attach(make):
         with pytest.raises(ImageError) as info:
             chat.widget.attach_image(source)
         chat.errors.append(info.value)  # raised to the caller, not shown: recorded here to check it
+
     return act
 
 
@@ -747,6 +1073,7 @@ def _record(data: bytes):
     def act(e, chat):
         chat.widget.transcribe(data)
         assert chat.widget.wait(LIMIT)
+
     return act
 
 
@@ -758,14 +1085,26 @@ def _export_to_a_file(e, chat):
 
 
 CHAT_INPUT_FAULTS = [
-    pytest.param(_upload(lambda e: b"esto no es una imagen", "notas.jpg"), ImageError, "no es una imagen",
-                 id="chat-upload-not-an-image"),
-    pytest.param(_upload(lambda e: sample_bytes(e, "gato.jpg")[:15_000], "cortada.jpg"), ImageError,
-                 "dañada o incompleta", id="chat-upload-truncated-jpeg"),
+    pytest.param(
+        _upload(lambda e: b"esto no es una imagen", "notas.jpg"),
+        ImageError,
+        "no es una imagen",
+        id="chat-upload-not-an-image",
+    ),
+    pytest.param(
+        _upload(lambda e: sample_bytes(e, "gato.jpg")[:15_000], "cortada.jpg"),
+        ImageError,
+        "dañada o incompleta",
+        id="chat-upload-truncated-jpeg",
+    ),
     pytest.param(_upload(lambda e: b"", "vacia.jpg"), ImageError, "vacío", id="chat-upload-empty"),
     pytest.param(_attach(lambda e: np.full((8, 8, 3), np.nan)), ImageError, "NaN", id="chat-attach-nan-array"),
-    pytest.param(_attach(lambda e: deny_reading(e, write(e, "privada.jpg", sample_bytes(e, "gato.jpg")))),
-                 ImageError, "No tengo permiso", id="chat-attach-unreadable-file"),
+    pytest.param(
+        _attach(lambda e: deny_reading(e, write(e, "privada.jpg", sample_bytes(e, "gato.jpg")))),
+        ImageError,
+        "No tengo permiso",
+        id="chat-attach-unreadable-file",
+    ),
     pytest.param(_record(b""), AudioError, "vacío", id="chat-recording-empty"),
     pytest.param(_record(b"no es audio " * 30), AudioError, "no es un archivo de audio", id="chat-recording-not-audio"),
     pytest.param(_record(wav_bytes(np.zeros(SAMPLE_RATE))), AudioError, "en silencio", id="chat-recording-silent"),

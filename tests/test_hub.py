@@ -94,8 +94,7 @@ class Hub:
         self.log = root / "jupyterhub.log"
         self.process: subprocess.Popen | None = None
         self.pids: set[int] = set()  # user servers and kernels seen by the probes, for the cleanup
-        self.api = httpx.Client(base_url=self.url + "/hub/api", timeout=60,
-                                headers={"Authorization": f"token {TOKEN}"})
+        self.api = httpx.Client(base_url=self.url + "/hub/api", timeout=60, headers={"Authorization": f"token {TOKEN}"})
 
     def config(self) -> Path:
         args = ["--allow-root"] if os.geteuid() == 0 else []  # CI containers run as root
@@ -122,15 +121,22 @@ c.JupyterHub.load_roles.append({{"name": "pruebas", "services": ["pruebas"],
     def start(self) -> None:
         self.homes.mkdir()
         env = dict(os.environ)
-        env.update({
-            "COURSE_HUB_SHARED": str(self.shared),
-            "COURSE_HUB_MEM_LIMIT": "2G",
-            "COURSE_HUB_CPU_LIMIT": "1",
-            "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
-        })
+        env.update(
+            {
+                "COURSE_HUB_SHARED": str(self.shared),
+                "COURSE_HUB_MEM_LIMIT": "2G",
+                "COURSE_HUB_CPU_LIMIT": "1",
+                "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
+            }
+        )
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(self.config())], cwd=self.root, env=env,
-            stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+            [sys.executable, "-m", "jupyterhub", "-f", str(self.config())],
+            cwd=self.root,
+            env=env,
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -194,21 +200,38 @@ class Kernel:
         import websocket
 
         url = hub.url.replace("http", "ws", 1) + f"/user/{user}/api/kernels/{kernel_id}/channels"
-        self.ws = websocket.create_connection(url, header=[f"Authorization: token {token}"],
-                                              timeout=CELL_TIMEOUT)
+        self.ws = websocket.create_connection(url, header=[f"Authorization: token {token}"], timeout=CELL_TIMEOUT)
         self.session = uuid.uuid4().hex
         self.user = user
 
     def execute(self, code: str) -> list[dict]:
         """Run `code`; return its outputs in notebook format. Raises on a kernel error."""
         msg_id = uuid.uuid4().hex
-        self.ws.send(json.dumps({
-            "header": {"msg_id": msg_id, "username": self.user, "session": self.session,
-                       "msg_type": "execute_request", "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-            "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
-                        "allow_stdin": False, "stop_on_error": True},
-        }))
+        self.ws.send(
+            json.dumps(
+                {
+                    "header": {
+                        "msg_id": msg_id,
+                        "username": self.user,
+                        "session": self.session,
+                        "msg_type": "execute_request",
+                        "version": "5.3",
+                    },
+                    "parent_header": {},
+                    "metadata": {},
+                    "channel": "shell",
+                    "buffers": [],
+                    "content": {
+                        "code": code,
+                        "silent": False,
+                        "store_history": True,
+                        "user_expressions": {},
+                        "allow_stdin": False,
+                        "stop_on_error": True,
+                    },
+                }
+            )
+        )
         outputs, idle, replied = [], False, False
         while not (idle and replied):
             msg = json.loads(self.ws.recv())
@@ -227,8 +250,9 @@ class Kernel:
                     out["execution_count"] = content["execution_count"]
                 outputs.append(out)
             elif kind == "error":
-                raise AssertionError(f"{self.user}: {content['ename']}: {content['evalue']}\n"
-                                     + "\n".join(content["traceback"])[-3000:])
+                raise AssertionError(
+                    f"{self.user}: {content['ename']}: {content['evalue']}\n" + "\n".join(content["traceback"])[-3000:]
+                )
         return outputs
 
     def close(self):
@@ -244,14 +268,16 @@ def _text(outputs: list[dict]) -> str:
 def run_notebook_as(hub: Hub, user: str) -> dict:
     """Upload notebook 02 to `user`'s server, run it there through the proxy, save it; report."""
     token = hub.api.post(f"/users/{user}/tokens", json={"note": "prueba del curso"}).json()["token"]
-    server = httpx.Client(base_url=f"{hub.url}/user/{user}/api", timeout=120,
-                          headers={"Authorization": f"token {token}"})
+    server = httpx.Client(
+        base_url=f"{hub.url}/user/{user}/api", timeout=120, headers={"Authorization": f"token {token}"}
+    )
     nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
     name = NOTEBOOK.name
     put = server.put(f"/contents/{name}", json={"type": "notebook", "format": "json", "content": nb})
     assert put.status_code in (200, 201), put.text
-    session = server.post("/sessions", json={"path": name, "type": "notebook", "name": name,
-                                             "kernel": {"name": "python3"}})
+    session = server.post(
+        "/sessions", json={"path": name, "type": "notebook", "name": name, "kernel": {"name": "python3"}}
+    )
     assert session.status_code == 201, session.text
     kernel = Kernel(hub, user, token, session.json()["kernel"]["id"])
     try:
@@ -327,7 +353,6 @@ def test_idle_culler_runs_as_a_hub_service(hub):
     os.kill(culler["pid"], 0)  # raises if the culler process is not alive
 
 
-
 # --- nbgrader through the exchange ----------------------------------------------------------------------------
 
 TEACHER = "profesora"
@@ -338,8 +363,9 @@ COURSE_ID = "curso-multimodal"
 
 def _user_api(hub: Hub, user: str) -> tuple[httpx.Client, str]:
     token = hub.api.post(f"/users/{user}/tokens", json={"note": "prueba de nbgrader"}).json()["token"]
-    return httpx.Client(base_url=f"{hub.url}/user/{user}", timeout=300,
-                        headers={"Authorization": f"token {token}"}), token
+    return httpx.Client(
+        base_url=f"{hub.url}/user/{user}", timeout=300, headers={"Authorization": f"token {token}"}
+    ), token
 
 
 def _assignments(server: httpx.Client) -> dict[str, str]:
@@ -374,16 +400,23 @@ def test_nbgrader_release_fetch_submit_collect_and_feedback_through_the_exchange
         # On the lab server this file is <environment>/etc/jupyter/nbgrader_config.py (install_hub.sh),
         # and nbgrader takes the student's id from her system account; here every server runs as the
         # same account, so each home says who its student is.
-        config = (f"load_subconfig({str(ROOT / 'deploy' / 'nbgrader' / 'nbgrader_config.py')!r})\n"
-                  f"c.Exchange.root = {str(exchange)!r}\n")
+        config = (
+            f"load_subconfig({str(ROOT / 'deploy' / 'nbgrader' / 'nbgrader_config.py')!r})\n"
+            f"c.Exchange.root = {str(exchange)!r}\n"
+        )
         if user in CLASS:
             config += f"c.CourseDirectory.student_id = {user!r}\n"
         (hub.homes / user / "nbgrader_config.py").write_text(config)
 
     # The teacher: the course directory in her home, then generate and release (GUIA.md, steps 1 and 2).
     course = hub.homes / TEACHER / "curso" / "instructor"
-    shutil.copytree(INSTRUCTOR, course, ignore=shutil.ignore_patterns(
-        ".ipynb_checkpoints", "__pycache__", "gradebook.db", "release", "submitted", "autograded", "feedback"))
+    shutil.copytree(
+        INSTRUCTOR,
+        course,
+        ignore=shutil.ignore_patterns(
+            ".ipynb_checkpoints", "__pycache__", "gradebook.db", "release", "submitted", "autograded", "feedback"
+        ),
+    )
     teacher, token = _user_api(hub, TEACHER)
     started = teacher.post("/api/kernels", json={"name": "python3"})
     assert started.status_code == 201, started.text
@@ -391,11 +424,14 @@ def test_nbgrader_release_fetch_submit_collect_and_feedback_through_the_exchange
 
     def nbgrader(*args: str) -> None:
         # The teacher's terminal, in her course directory: the exchange of her home's configuration.
-        out = _text(kernel.execute(
-            "import subprocess, sys\n"
-            f"r = subprocess.run([sys.executable, '-m', 'nbgrader', *{list(args)!r}, '--Exchange.root={exchange}'],"
-            f" cwd={str(course)!r}, capture_output=True, text=True)\n"
-            "print('RC', r.returncode, r.stdout[-3000:], r.stderr[-3000:])"))
+        out = _text(
+            kernel.execute(
+                "import subprocess, sys\n"
+                f"r = subprocess.run([sys.executable, '-m', 'nbgrader', *{list(args)!r}, '--Exchange.root={exchange}'],"
+                f" cwd={str(course)!r}, capture_output=True, text=True)\n"
+                "print('RC', r.returncode, r.stdout[-3000:], r.stderr[-3000:])"
+            )
+        )
         assert out.startswith("RC 0"), f"nbgrader {' '.join(args)}:\n{out}"
 
     try:
@@ -404,8 +440,11 @@ def test_nbgrader_release_fetch_submit_collect_and_feedback_through_the_exchange
 
         # The students: Fetch in the Assignments tab, work, Submit.
         source = nbformat.read(course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
-        solutions = {c.metadata["nbgrader"]["grade_id"]: c.source for c in source.cells
-                     if c.metadata.get("nbgrader", {}).get("solution")}
+        solutions = {
+            c.metadata["nbgrader"]["grade_id"]: c.source
+            for c in source.cells
+            if c.metadata.get("nbgrader", {}).get("solution")
+        }
         submitted = {}
         for user in CLASS:
             server, _ = _user_api(hub, user)
@@ -433,8 +472,9 @@ def test_nbgrader_release_fetch_submit_collect_and_feedback_through_the_exchange
         nbgrader("collect", ASSIGNMENT)
         for user in CLASS:
             collected = json.loads((course / "submitted" / user / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text())
-            assert ["".join(c["source"]) for c in collected["cells"]] == \
-                ["".join(c["source"]) for c in submitted[user]["cells"]], f"{user}: lo recogido no es lo entregado"
+            assert ["".join(c["source"]) for c in collected["cells"]] == [
+                "".join(c["source"]) for c in submitted[user]["cells"]
+            ], f"{user}: lo recogido no es lo entregado"
         nbgrader("autograde", ASSIGNMENT, "--force")
         nbgrader("generate_feedback", ASSIGNMENT, "--force")
         nbgrader("release_feedback", ASSIGNMENT)
@@ -443,8 +483,11 @@ def test_nbgrader_release_fetch_submit_collect_and_feedback_through_the_exchange
         teacher.close()
 
     tests = [t for _, ts in exercises(source) for t in ts]
-    points = {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["points"] for c in source.cells
-              if c.metadata.get("nbgrader", {}).get("grade")}
+    points = {
+        c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["points"]
+        for c in source.cells
+        if c.metadata.get("nbgrader", {}).get("grade")
+    }
     expected = {"diego": sum(points[t] for t in tests), "elena": 0}
     for user in CLASS:
         server, _ = _user_api(hub, user)

@@ -25,8 +25,13 @@ def test_every_input_kind_gives_the_same_rgb_image(samples):
     path = samples / "gato.jpg"
     reference = open_image(path)
     assert reference.mode == "RGB"
-    for source in (str(path), path.read_bytes(), memoryview(path.read_bytes()), Image.open(path),
-                   np.asarray(reference)):
+    for source in (
+        str(path),
+        path.read_bytes(),
+        memoryview(path.read_bytes()),
+        Image.open(path),
+        np.asarray(reference),
+    ):
         img = open_image(source)
         assert img.mode == "RGB" and img.size == reference.size
         assert np.array_equal(np.asarray(img), np.asarray(reference))
@@ -86,6 +91,7 @@ def test_numpy_arrays_follow_the_usual_conventions():
 
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG that claims a huge size: a decompression bomb is refused before any pixel is decoded."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -105,16 +111,19 @@ def test_limit_is_checked_on_files_too(tmp_path, monkeypatch, samples):
         open_image(samples / "gato.jpg")
 
 
-@pytest.mark.parametrize("source, words", [
-    (b"esto es texto, no una imagen", "no es una imagen"),
-    (b"", "vacío"),
-    (encode(Image.new("RGB", (64, 64), "red"), "JPEG")[:200], "dañada"),
-    (encode(Image.new("RGB", (64, 64), "red"), "PNG")[:60], "dañada"),
-    (12345, "No sé abrir"),
-    (np.zeros((4, 4, 2)), "no es una imagen"),
-    (np.zeros((0, 4)), "no es una imagen"),
-    (np.array([["a", "b"]]), "no es una imagen"),
-])
+@pytest.mark.parametrize(
+    "source, words",
+    [
+        (b"esto es texto, no una imagen", "no es una imagen"),
+        (b"", "vacío"),
+        (encode(Image.new("RGB", (64, 64), "red"), "JPEG")[:200], "dañada"),
+        (encode(Image.new("RGB", (64, 64), "red"), "PNG")[:60], "dañada"),
+        (12345, "No sé abrir"),
+        (np.zeros((4, 4, 2)), "no es una imagen"),
+        (np.zeros((0, 4)), "no es una imagen"),
+        (np.array([["a", "b"]]), "no es una imagen"),
+    ],
+)
 def test_bad_inputs_raise_a_spanish_image_error(source, words):
     with pytest.raises(ImageError) as err:
         open_image(source)
@@ -143,13 +152,16 @@ def test_float_arrays_in_zero_one_with_a_tiny_overshoot_are_clipped():
     assert open_image(np.full((2, 2, 3), 1.0, dtype=np.float32)).getpixel((0, 0)) == (255, 255, 255)
 
 
-@pytest.mark.parametrize("array, words, hint", [
-    (np.full((4, 4), np.nan), "NaN o infinitos", "np.nan_to_num"),
-    (np.array([[0.0, np.inf], [0.5, 1.0]]), "NaN o infinitos", "np.nan_to_num"),
-    (np.linspace(-1, 1, 16).reshape(4, 4), "va de -1 a 1", "(array + 1) / 2"),
-    (np.linspace(0, 255, 16).reshape(4, 4), "va de 0 a 255", "array.astype(np.uint8)"),
-    (np.linspace(0, 1.01, 16).reshape(4, 4), "va de 0 a 1.01", "array.min()"),
-])
+@pytest.mark.parametrize(
+    "array, words, hint",
+    [
+        (np.full((4, 4), np.nan), "NaN o infinitos", "np.nan_to_num"),
+        (np.array([[0.0, np.inf], [0.5, 1.0]]), "NaN o infinitos", "np.nan_to_num"),
+        (np.linspace(-1, 1, 16).reshape(4, 4), "va de -1 a 1", "(array + 1) / 2"),
+        (np.linspace(0, 255, 16).reshape(4, 4), "va de 0 a 255", "array.astype(np.uint8)"),
+        (np.linspace(0, 1.01, 16).reshape(4, 4), "va de 0 a 1.01", "array.min()"),
+    ],
+)
 def test_float_arrays_outside_zero_one_say_how_to_convert(array, words, hint):
     with pytest.raises(ImageError) as err:
         open_image(array)

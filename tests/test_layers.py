@@ -9,14 +9,33 @@ PACKAGE = Path(__file__).resolve().parent.parent / "course_utils"
 
 LAYERS = {
     # 1. errors, configuration and display helpers (the package's __init__ runs first, so it stays here)
-    "__init__": 1, "errors": 1, "config": 1, "display": 1, "safe_html": 1,
+    "__init__": 1,
+    "errors": 1,
+    "config": 1,
+    "display": 1,
+    "safe_html": 1,
     # 2. data
-    "audio": 2, "images": 2, "samples": 2,
+    "audio": 2,
+    "images": 2,
+    "samples": 2,
     # 3. models and services
-    "speech": 3, "whisper_weights": 3, "whisper_compare": 3, "vision": 3, "hf_hub": 3, "hf_progress": 3,
-    "attention": 3, "patches": 3, "llm": 3, "conversation": 3,
+    "speech": 3,
+    "whisper_weights": 3,
+    "whisper_compare": 3,
+    "vision": 3,
+    "hf_hub": 3,
+    "hf_progress": 3,
+    "attention": 3,
+    "patches": 3,
+    "llm": 3,
+    "conversation": 3,
     # 4. interactive: widgets, the chat, the doctor, commands for the teacher, the notebooks' self-check
-    "vision_widget": 4, "chat": 4, "prompt_box": 4, "recorder": 4, "doctor": 4, "prepare_class": 4,
+    "vision_widget": 4,
+    "chat": 4,
+    "prompt_box": 4,
+    "recorder": 4,
+    "doctor": 4,
+    "prepare_class": 4,
     "exercises": 4,
 }
 

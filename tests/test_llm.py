@@ -19,10 +19,19 @@ import pytest
 from PIL import Image
 
 from course_utils import llm
-from course_utils.errors import (Cancelled, ConfigError, ImageError, ModelNotPulled, OllamaError, ServerBusy,
-                                 ServerTimeout, ServerUnreachable, StreamCut, TooManyImages)
-from tests.ollama_double import (BUSY_ERROR, ERROR_LINE, MALFORMED_LINE, NON_OBJECT_LINES, PREFIX,
-                                 split_pieces)
+from course_utils.errors import (
+    Cancelled,
+    ConfigError,
+    ImageError,
+    ModelNotPulled,
+    OllamaError,
+    ServerBusy,
+    ServerTimeout,
+    ServerUnreachable,
+    StreamCut,
+    TooManyImages,
+)
+from tests.ollama_double import BUSY_ERROR, ERROR_LINE, MALFORMED_LINE, NON_OBJECT_LINES, PREFIX, split_pieces
 
 LIMIT = 10.0  # seconds: a generous bound for "returns instead of hanging"
 
@@ -38,8 +47,17 @@ def decode(data: str) -> Image.Image:
 
 
 def test_the_server_receives_exactly_build_request(ollama_double, samples):
-    args = dict(prompt="describe la imagen", images=[samples / "gato.jpg"], system="Responde en español.",
-                temperature=0.2, seed=7, top_p=0.9, num_ctx=4096, num_predict=64, keep_alive="10m")
+    args = dict(
+        prompt="describe la imagen",
+        images=[samples / "gato.jpg"],
+        system="Responde en español.",
+        temperature=0.2,
+        seed=7,
+        top_p=0.9,
+        num_ctx=4096,
+        num_predict=64,
+        keep_alive="10m",
+    )
     expected = llm.build_request(**args)
     answer = llm.ask(**args)
 
@@ -64,8 +82,12 @@ def test_images_arrive_as_base64_of_the_prepared_image(ollama_double, samples):
 def test_every_image_kind_is_prepared_as_rgb_jpeg_within_the_maximum_side(kind, tmp_path):
     picture = Image.new("RGBA", (3000, 1500), (200, 30, 30, 128))
     picture.save(tmp_path / "big.png")
-    source = {"path": tmp_path / "big.png", "bytes": (tmp_path / "big.png").read_bytes(),
-              "pil": picture, "numpy": np.asarray(picture)}[kind]
+    source = {
+        "path": tmp_path / "big.png",
+        "bytes": (tmp_path / "big.png").read_bytes(),
+        "pil": picture,
+        "numpy": np.asarray(picture),
+    }[kind]
     request = llm.build_request("¿qué ves?", images=source)
     image = decode(request["messages"][-1]["images"][0])
     assert (image.format, image.mode) == ("JPEG", "RGB")
@@ -103,7 +125,10 @@ def test_history_is_sent_in_order_after_the_system_prompt(ollama_double, samples
     llm.ask("¿Cómo me llamo?", system="Eres breve.", history=history)
     messages = sent(ollama_double)["messages"]
     assert [(m["role"], m["content"]) for m in messages] == [
-        ("system", "Eres breve."), *[(m["role"], m["content"]) for m in history], ("user", "¿Cómo me llamo?")]
+        ("system", "Eres breve."),
+        *[(m["role"], m["content"]) for m in history],
+        ("user", "¿Cómo me llamo?"),
+    ]
     assert base64.b64decode(messages[1]["images"][0]) == llm.prepare_image(samples / "cafe.jpg")
     assert [("images" in m) for m in messages] == [False, True, False, False, False, False]
 
@@ -168,7 +193,7 @@ def test_a_server_that_never_answers_times_out(monkeypatch):
     with socket.socket() as silent:  # accepts connections (backlog) and never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen()
-        monkeypatch.setenv("OLLAMA_HOST", "http://127.0.0.1:%d" % silent.getsockname()[1])
+        monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{silent.getsockname()[1]}")
         with pytest.raises(ServerTimeout, match="a tiempo"):
             llm.ask("hola", timeout=0.3)
 
@@ -209,7 +234,7 @@ def test_check_server_recognises_a_host_that_is_not_ollama(monkeypatch):
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        monkeypatch.setenv("OLLAMA_HOST", "http://127.0.0.1:%d" % server.server_address[1])
+        monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{server.server_address[1]}")
         status = llm.check_server()
     finally:
         server.shutdown()
@@ -225,10 +250,18 @@ def test_unknown_options_and_empty_messages_are_refused():
         llm.build_request("   ")
 
 
-@pytest.mark.parametrize("prompt, kind", [
-    (["¿qué", "ves?"], "una lista"), (42, "un número"), (3.5, "un número"), (None, "None"),
-    (b"hola", "bytes"), ({"content": "hola"}, "un diccionario"), (("a", "b"), "una tupla"),
-])
+@pytest.mark.parametrize(
+    "prompt, kind",
+    [
+        (["¿qué", "ves?"], "una lista"),
+        (42, "un número"),
+        (3.5, "un número"),
+        (None, "None"),
+        (b"hola", "bytes"),
+        ({"content": "hola"}, "un diccionario"),
+        (("a", "b"), "una tupla"),
+    ],
+)
 def test_a_prompt_that_is_not_text_says_it_must_be_text(ollama_double, samples, prompt, kind):
     for images in (None, samples / "gato.jpg"):  # with an image too: the image alone would be a valid message
         with pytest.raises(OllamaError) as error:
@@ -244,16 +277,19 @@ def test_history_text_that_is_not_a_string_names_its_kind():
         llm.build_request("¿y?", history=[{"role": "user", "content": ["hola"]}])
 
 
-@pytest.mark.parametrize("name, tag", [
-    ("llama3.2-vision", "llama3.2-vision:latest"),  # no tag means :latest, as `ollama list` shows it
-    ("llama3.2-vision:latest", "llama3.2-vision:latest"),
-    ("llama3.2-vision:11b", "llama3.2-vision:11b"),
-    ("llava:7b-v1.6-mistral-q4_0", "llava:7b-v1.6-mistral-q4_0"),
-    ("usuario/modelo", "usuario/modelo:latest"),
-    ("hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M", "hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M"),
-    ("registro.lab:5000/curso/llava", "registro.lab:5000/curso/llava:latest"),  # a port is not a tag
-    ("registro.lab:5000/curso/llava:7b", "registro.lab:5000/curso/llava:7b"),
-])
+@pytest.mark.parametrize(
+    "name, tag",
+    [
+        ("llama3.2-vision", "llama3.2-vision:latest"),  # no tag means :latest, as `ollama list` shows it
+        ("llama3.2-vision:latest", "llama3.2-vision:latest"),
+        ("llama3.2-vision:11b", "llama3.2-vision:11b"),
+        ("llava:7b-v1.6-mistral-q4_0", "llava:7b-v1.6-mistral-q4_0"),
+        ("usuario/modelo", "usuario/modelo:latest"),
+        ("hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M", "hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M"),
+        ("registro.lab:5000/curso/llava", "registro.lab:5000/curso/llava:latest"),  # a port is not a tag
+        ("registro.lab:5000/curso/llava:7b", "registro.lab:5000/curso/llava:7b"),
+    ],
+)
 def test_full_tag_adds_latest_only_when_there_is_no_tag(name, tag):
     assert llm.full_tag(name) == tag
 
@@ -261,8 +297,9 @@ def test_full_tag_adds_latest_only_when_there_is_no_tag(name, tag):
 def test_a_model_without_tag_is_found_among_the_pulled_ones():
     status = llm.ServerStatus("http://x:1", "llava", reachable=True, models=["llava:latest", "llama3.2-vision:11b"])
     assert status.model_pulled
-    assert not llm.ServerStatus("http://x:1", "llama3.2-vision", reachable=True,
-                                models=["llama3.2-vision:11b"]).model_pulled
+    assert not llm.ServerStatus(
+        "http://x:1", "llama3.2-vision", reachable=True, models=["llama3.2-vision:11b"]
+    ).model_pulled
 
 
 def test_none_options_are_left_out_and_the_model_can_be_chosen():
@@ -279,8 +316,8 @@ def test_format_request_shortens_images_for_display(samples):
     assert request["messages"][-1]["images"][0] == data  # the request itself is untouched
 
 
-
 # --- errors that tell the truth ---------------------------------------------------------------------
+
 
 def test_an_html_error_page_from_a_proxy_is_summarised_in_one_line(ollama_double):
     ollama_double.html_failures.append(502)
@@ -299,11 +336,25 @@ def test_a_long_error_text_is_truncated(ollama_double):
     assert "500" in error.value.message and len(error.value.message) < 300
 
 
-BAD_LINES = {"malformed": MALFORMED_LINE, "object without message": "{}", "message not an object": '{"message": 5}',
-             **{f"non-object {line}": line for line in NON_OBJECT_LINES}}
+BAD_LINES = {
+    "malformed": MALFORMED_LINE,
+    "object without message": "{}",
+    "message not an object": '{"message": 5}',
+    **{f"non-object {line}": line for line in NON_OBJECT_LINES},
+}
 # What the JSON parser and pydantic write in English: never in a student's message.
-PARSER_JARGON = ("Unterminated", "Expecting", "validation error", "Field required", "input_value", "char ",
-                 "For further", "errors.pydantic", "line 1 column", "AttributeError")
+PARSER_JARGON = (
+    "Unterminated",
+    "Expecting",
+    "validation error",
+    "Field required",
+    "input_value",
+    "char ",
+    "For further",
+    "errors.pydantic",
+    "line 1 column",
+    "AttributeError",
+)
 
 
 def plain_spanish(message: str) -> bool:
@@ -344,6 +395,7 @@ def test_an_error_line_midway_keeps_the_partial_and_says_what_the_server_said(ol
 
 
 # --- a busy server (HTTP 503) -----------------------------------------------------------------------
+
 
 def busy(double, times: int) -> None:
     double.failures.extend([(503, BUSY_ERROR)] * times)
@@ -432,6 +484,7 @@ def test_a_class_on_a_queued_server_all_get_their_answers(ollama_double, monkeyp
 
 # --- cancelling at any moment -----------------------------------------------------------------------
 
+
 def finishes(call, limit: float = LIMIT) -> dict:
     """Run `call` in a thread; {"value": ...} or {"error": ...}, failing if it still runs after `limit` s."""
     box = {}
@@ -500,8 +553,10 @@ def test_an_interrupt_in_the_consumer_closes_the_request(ollama_double):
 
 
 def test_an_interrupt_while_waiting_for_the_first_token_closes_the_request(ollama_double):
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
         pytest.skip("needs the default Ctrl+C handler in the main thread")
     ollama_double.hang = True
     interrupt = threading.Timer(0.0, lambda: ollama_double.hanging.wait(LIMIT) and os.kill(os.getpid(), signal.SIGINT))
@@ -518,6 +573,7 @@ def test_the_read_timeout_stays_long_for_the_first_load_of_a_big_model():
 
 # --- check_server with a bad configuration ----------------------------------------------------------
 
+
 def test_check_server_reports_a_bad_configuration_instead_of_raising(monkeypatch):
     monkeypatch.setenv("OLLAMA_HOST", "localhost:114340")
     status = llm.check_server()
@@ -530,13 +586,20 @@ def test_llm_imports_and_explains_a_malformed_host():
     # `import ollama` parses OLLAMA_HOST and raised a raw ValueError: the chat could not even be imported.
     code = "from course_utils import llm; print(llm.check_server())"
     env = {**os.environ, "OLLAMA_HOST": "localhost:114340"}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
-                          cwd=Path(__file__).resolve().parent.parent)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "OLLAMA_HOST=«localhost:114340»" in done.stdout
 
 
 # --- the double's answers ---------------------------------------------------------------------------
+
 
 def test_a_one_megabyte_answer_arrives_whole(ollama_double):
     ollama_double.reply_size = 1_000_000
@@ -553,8 +616,14 @@ def test_the_final_line_carries_ollamas_statistics(ollama_double):
         lines = [json.loads(line) for line in response.iter_lines()]
     final = lines[-1]
     assert final["done"] is True and final["done_reason"] == "stop" and final["message"]["content"] == ""
-    for name in ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration",
-                 "eval_count", "eval_duration"):
+    for name in (
+        "total_duration",
+        "load_duration",
+        "prompt_eval_count",
+        "prompt_eval_duration",
+        "eval_count",
+        "eval_duration",
+    ):
         assert isinstance(final[name], int) and final[name] > 0
     assert final["eval_count"] == len(lines) - 1
 

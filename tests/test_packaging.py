@@ -49,16 +49,27 @@ def test_the_wheel_installs_and_runs_outside_the_source_tree(tmp_path, standins)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", str(src), "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist")],
-                   check=True, capture_output=True, timeout=300)
-    wheel, = (tmp_path / "dist").glob("course_utils-*.whl")
+    subprocess.run(
+        [*pip, "wheel", str(src), "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist")],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = (tmp_path / "dist").glob("course_utils-*.whl")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
-    site = Path(subprocess.check_output([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                                        text=True).strip())
-    subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)],
-                   check=True, capture_output=True, timeout=300)
+    site = Path(
+        subprocess.check_output(
+            [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], text=True
+        ).strip()
+    )
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     # The dependencies (torch, transformers…) come from the test environment, after the venv's own folder;
     # a .pth line adds the folder without running its .pth files, so the editable install stays out.
     (site / "test_dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
@@ -85,8 +96,11 @@ def test_the_wheel_installs_and_runs_outside_the_source_tree(tmp_path, standins)
     assert vision.returncode == 0, vision.stderr
     assert str(photo) in vision.stdout and len(re.findall(r"^ +\d  .+ \d\.\d{3}$", vision.stdout, re.M)) == 3
     # Nothing was written into the installed package (caches go to the user's cache folder).
-    installed = {p.relative_to(site).as_posix() for p in (site / "course_utils").rglob("*")
-                 if p.is_file() and "__pycache__" not in p.parts}
+    installed = {
+        p.relative_to(site).as_posix()
+        for p in (site / "course_utils").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
     assert installed == {n for n in _wheel_files(wheel) if n.startswith("course_utils/")}
 
 

@@ -41,6 +41,7 @@ PULLABLE = {"llama3.2-vision:latest"}
 
 # ---- a loopback server with Hugging Face's file routes ---------------------------------------------------
 
+
 def start_fake_hub(folder: Path, repo: str) -> tuple[ThreadingHTTPServer, list[str]]:
     """Serve `folder` as `repo` on /{repo}/resolve/{revision}/{file}; anything else is 404."""
     seen: list[str] = []
@@ -54,7 +55,7 @@ def start_fake_hub(folder: Path, repo: str) -> tuple[ThreadingHTTPServer, list[s
         def _answer(self, body: bool) -> None:
             seen.append(f"{self.command} {self.path}")
             prefix = f"/{repo}/resolve/"
-            name = self.path.split("?")[0][len(prefix):].partition("/")[2] if self.path.startswith(prefix) else ""
+            name = self.path.split("?")[0][len(prefix) :].partition("/")[2] if self.path.startswith(prefix) else ""
             path = folder / name
             if not name or "/" in name or name == "STANDIN.txt" or not path.is_file():
                 self.send_response(404)
@@ -85,6 +86,7 @@ def start_fake_hub(folder: Path, repo: str) -> tuple[ThreadingHTTPServer, list[s
 
 # ---- /api/pull on the Ollama double ----------------------------------------------------------------------
 
+
 def add_pull(double: OllamaDouble) -> OllamaDouble:
     """Ollama's pull: NDJSON progress lines, then the model is listed; an unknown name ends in an error line."""
     base = double.server.RequestHandlerClass
@@ -102,10 +104,11 @@ def add_pull(double: OllamaDouble) -> OllamaDouble:
                 lines.append({"error": "pull model manifest: file does not exist"})
             else:
                 for digest, total in (("sha256:" + "1" * 64, 6_000_000), ("sha256:" + "2" * 64, 4_000)):
-                    lines += [{"status": f"pulling {digest[7:19]}", "digest": digest, "total": total,
-                               "completed": done} for done in (0, total // 2, total)]
-                lines += [{"status": "verifying sha256 digest"}, {"status": "writing manifest"},
-                          {"status": "success"}]
+                    lines += [
+                        {"status": f"pulling {digest[7:19]}", "digest": digest, "total": total, "completed": done}
+                        for done in (0, total // 2, total)
+                    ]
+                lines += [{"status": "verifying sha256 digest"}, {"status": "writing manifest"}, {"status": "success"}]
                 if name not in self.state.models:
                     self.state.models.append(name)
             data = "".join(json.dumps(line) + "\n" for line in lines).encode()
@@ -169,13 +172,32 @@ def prepared(standins):
         doubles = [add_pull(OllamaDouble(models=[]).start()) for _ in range(2)]
         cache = work / "cache"
         env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
-        env.update({"HF_ENDPOINT": f"http://127.0.0.1:{hub.server_address[1]}", "HF_HOME": str(work / "hf-propio"),
-                    "HF_HUB_DISABLE_XET": "1", "XDG_CACHE_HOME": str(work / "cache-profesor")})
-        args = [WHISPER_NAME, source.as_uri(), alignment_heads(dims["n_text_layer"], dims["n_text_head"]),
-                "--cache-dir", str(cache), "--whisper", WHISPER_NAME, "--vit", VIT_REPO, "--llm", LLM,
-                "--ollama-host", doubles[0].url, "--ollama-host", doubles[1].url]
-        run = subprocess.run([sys.executable, "-c", RUN, *args], env=env, capture_output=True, text=True,
-                             timeout=600)
+        env.update(
+            {
+                "HF_ENDPOINT": f"http://127.0.0.1:{hub.server_address[1]}",
+                "HF_HOME": str(work / "hf-propio"),
+                "HF_HUB_DISABLE_XET": "1",
+                "XDG_CACHE_HOME": str(work / "cache-profesor"),
+            }
+        )
+        args = [
+            WHISPER_NAME,
+            source.as_uri(),
+            alignment_heads(dims["n_text_layer"], dims["n_text_head"]),
+            "--cache-dir",
+            str(cache),
+            "--whisper",
+            WHISPER_NAME,
+            "--vit",
+            VIT_REPO,
+            "--llm",
+            LLM,
+            "--ollama-host",
+            doubles[0].url,
+            "--ollama-host",
+            doubles[1].url,
+        ]
+        run = subprocess.run([sys.executable, "-c", RUN, *args], env=env, capture_output=True, text=True, timeout=600)
         hub.shutdown()
         yield {"run": run, "cache": cache, "work": work, "doubles": doubles, "seen": seen, "digest": digest}
         for double in doubles:
@@ -244,11 +266,19 @@ def test_a_student_loads_both_models_from_the_read_only_cache(prepared, tmp_path
     cache = prepared["cache"]
     home = prepared["work"] / "casa-alumno"
     home.mkdir()
-    env = {"PATH": os.environ["PATH"], "HOME": str(home), "LANG": "C.UTF-8",
-           # The kernels' environment from deploy/jupyterhub/curso.py:
-           "HF_HOME": str(cache / "huggingface"), "HF_HUB_OFFLINE": "1", "COURSE_DEVICE": "cpu",
-           "COURSE_VIT_MODEL": VIT_REPO, "COURSE_WHISPER_MODEL": str(cache / "whisper" / f"{WHISPER_NAME}.pt"),
-           "COURSE_CACHE_DIR": str(cache), "CUDA_VISIBLE_DEVICES": ""}
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        # The kernels' environment from deploy/jupyterhub/curso.py:
+        "HF_HOME": str(cache / "huggingface"),
+        "HF_HUB_OFFLINE": "1",
+        "COURSE_DEVICE": "cpu",
+        "COURSE_VIT_MODEL": VIT_REPO,
+        "COURSE_WHISPER_MODEL": str(cache / "whisper" / f"{WHISPER_NAME}.pt"),
+        "COURSE_CACHE_DIR": str(cache),
+        "CUDA_VISIBLE_DEVICES": "",
+    }
     command = [sys.executable, "-c", STUDENT]
     if os.geteuid() == 0:  # as root every file is writable: run as another user, as a student is
         os.chown(home, 65534, 65534)
@@ -293,18 +323,38 @@ def test_reuses_the_teachers_own_whisper_download(standins, monkeypatch, tmp_pat
     assert f"copiado de {own}" in capsys.readouterr().out
 
     own.write_bytes(b"otro archivo")  # a corrupt copy is not trusted: Whisper wants to download again
-    with pytest.raises(ModelLoadError, match="No se pudo descargar Whisper"), \
-            pytest.warns(UserWarning, match="SHA256 checksum does not match"):
+    with (
+        pytest.raises(ModelLoadError, match="No se pudo descargar Whisper"),
+        pytest.warns(UserWarning, match="SHA256 checksum does not match"),
+    ):
         prepare_class.prepare_whisper(WHISPER_NAME, tmp_path / "otra")
 
 
 def test_unknown_model_and_missing_server_say_what_to_do(pull_doubles, closed_port, capsys, tmp_path):
-    code = prepare_class.main(["--cache-dir", str(tmp_path), "--skip", "whisper", "--skip", "whisper-base",
-                               "--skip", "vit", "--llm", "no-existe", "--ollama-host", pull_doubles[0].url,
-                               "--ollama-host", closed_port])
+    code = prepare_class.main(
+        [
+            "--cache-dir",
+            str(tmp_path),
+            "--skip",
+            "whisper",
+            "--skip",
+            "whisper-base",
+            "--skip",
+            "vit",
+            "--llm",
+            "no-existe",
+            "--ollama-host",
+            pull_doubles[0].url,
+            "--ollama-host",
+            closed_port,
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 1
-    assert f"Ollama en {pull_doubles[0].url} no pudo descargar «no-existe»: pull model manifest: file does not exist" in out
+    assert (
+        f"Ollama en {pull_doubles[0].url} no pudo descargar «no-existe»: pull model manifest: file does not exist"
+        in out
+    )
     assert f"No hay ningún servidor de Ollama en {closed_port}" in out and "ollama serve" in out
     assert "Faltan 2 de 2 pasos" in out
     assert pull_doubles[0].models == [] and not pull_doubles[0].chats()

@@ -77,8 +77,9 @@ def proxy(tmp_path):
         hold_streams(double, release)
     port = _free_port()
     (tmp_path / "ollama.conf").write_text(render(CONF.read_text(), doubles, port))
-    temp = "\n".join(f"  {kind}_temp_path {tmp_path / kind};" for kind in
-                     ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    temp = "\n".join(
+        f"  {kind}_temp_path {tmp_path / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
     (tmp_path / "nginx.conf").write_text(f"""
 daemon off;
 worker_processes 1;
@@ -92,11 +93,16 @@ http {{
   include {tmp_path / "ollama.conf"};
 }}
 """)
-    check = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
-                            "-e", str(tmp_path / "error.log")], capture_output=True, text=True)
+    check = subprocess.run(
+        [nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-e", str(tmp_path / "error.log")],
+        capture_output=True,
+        text=True,
+    )
     assert check.returncode == 0, check.stderr
-    process = subprocess.Popen([nginx, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
-                                "-e", str(tmp_path / "error.log")], stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [nginx, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-e", str(tmp_path / "error.log")],
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + WAIT
@@ -135,8 +141,10 @@ def prompts(double: OllamaDouble) -> list[str]:
 def test_streaming_through_nginx_arrives_piece_by_piece_and_spreads_over_both_servers(proxy):
     url, doubles, release = proxy
     long_prompt = f"{HOLD} una respuesta que se escribe poco a poco"
-    with httpx.Client(timeout=WAIT) as client, \
-            client.stream("POST", url + "/api/chat", json=chat(long_prompt, True)) as stream:
+    with (
+        httpx.Client(timeout=WAIT) as client,
+        client.stream("POST", url + "/api/chat", json=chat(long_prompt, True)) as stream,
+    ):
         assert stream.status_code == 200
         lines = stream.iter_lines()
         before = []

@@ -96,15 +96,18 @@ def test_detect_language_ranks_probabilities(samples):
     assert speech.detect_language(samples / "hola.wav", top=99)[0].code == guesses[0].code
 
 
-@pytest.mark.parametrize("kwargs, error, words", [
-    ({"audio": b""}, AudioError, "vacío"),
-    ({"audio": np.zeros(16000, np.float32)}, AudioError, "silencio"),
-    ({"language": "klingon"}, OptionError, "código de idioma"),
-    ({"task": "resumir"}, OptionError, "task="),
-    ({"backend": "vosk"}, OptionError, "backend="),
-    ({"model": "enorme"}, ModelLoadError, "no es un modelo de Whisper"),
-    ({"backend": "faster-whisper"}, ModelLoadError, "CTranslate2"),  # the stand-in is a .pt
-])
+@pytest.mark.parametrize(
+    "kwargs, error, words",
+    [
+        ({"audio": b""}, AudioError, "vacío"),
+        ({"audio": np.zeros(16000, np.float32)}, AudioError, "silencio"),
+        ({"language": "klingon"}, OptionError, "código de idioma"),
+        ({"task": "resumir"}, OptionError, "task="),
+        ({"backend": "vosk"}, OptionError, "backend="),
+        ({"model": "enorme"}, ModelLoadError, "no es un modelo de Whisper"),
+        ({"backend": "faster-whisper"}, ModelLoadError, "CTranslate2"),  # the stand-in is a .pt
+    ],
+)
 def test_bad_arguments_give_spanish_errors(kwargs, error, words, samples):
     kwargs = {"audio": samples / "gato.wav", **kwargs}
     with pytest.raises(error) as err:
@@ -116,8 +119,12 @@ def test_cli_like_old_transcribe_py(samples, tmp_path):
     bad = tmp_path / "roto.wav"
     bad.write_bytes(b"RIFF nada")
     files = [str(p) for p in sorted(samples.glob("*.wav"))]
-    run = subprocess.run([sys.executable, "-m", "course_utils.speech", *files, str(bad), "--segments"],
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "course_utils.speech", *files, str(bad), "--segments"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 1  # one file was bad
     assert run.stdout.count("== ") == len(files) and run.stdout.count("[00:00.00 → ") >= len(files)
     assert "Aviso: Modelo de prueba" in run.stdout
@@ -130,13 +137,26 @@ def test_cli_prints_plain_text_for_one_file(samples, capsys):
     assert lines[0].startswith("Aviso:") and len(lines) == 2 and "→" not in lines[1]
 
 
-@pytest.mark.parametrize("backend, option, guess, valid, foreign", [
-    ("whisper", "beam_sise", "¿Querías decir beam_size?", ["beam_size", "word_timestamps", "initial_prompt"],
-     "vad_filter"),
-    ("faster-whisper", "beam_sise", "¿Querías decir beam_size?", ["beam_size", "vad_filter", "word_timestamps"],
-     "carry_initial_prompt"),
-    ("whisper", "rapido", "", ["temperature"], "hotwords"),
-])
+@pytest.mark.parametrize(
+    "backend, option, guess, valid, foreign",
+    [
+        (
+            "whisper",
+            "beam_sise",
+            "¿Querías decir beam_size?",
+            ["beam_size", "word_timestamps", "initial_prompt"],
+            "vad_filter",
+        ),
+        (
+            "faster-whisper",
+            "beam_sise",
+            "¿Querías decir beam_size?",
+            ["beam_size", "vad_filter", "word_timestamps"],
+            "carry_initial_prompt",
+        ),
+        ("whisper", "rapido", "", ["temperature"], "hotwords"),
+    ],
+)
 def test_unknown_options_name_the_valid_ones(samples, backend, option, guess, valid, foreign):
     with pytest.raises(OptionError) as err:
         speech.transcribe(samples / "gato.wav", backend=backend, **{option: 5})
@@ -176,18 +196,22 @@ def test_segment_times_are_clipped_to_the_audio(samples, monkeypatch):
 
 def test_cli_says_when_no_speech_was_heard(samples, monkeypatch, capsys):
     model = speech.load_model()
-    monkeypatch.setattr(model, "transcribe", lambda audio, **kw: {"segments": [], "language": "es", "text": ""},
-                        raising=False)
+    monkeypatch.setattr(
+        model, "transcribe", lambda audio, **kw: {"segments": [], "language": "es", "text": ""}, raising=False
+    )
     assert speech.main([str(samples / "gato.wav")]) == 1
     out, err = capsys.readouterr()
     assert "No se ha oído ninguna voz en" in err and "gato.wav" in err and "--language" in err
     assert out.startswith("Aviso: Modelo de prueba") and out.count("\n") == 1  # no blank line for the text
 
 
-@pytest.mark.parametrize("env, words", [
-    ({"COURSE_WHISPER_MODEL": "enorme"}, "no es un modelo de Whisper"),
-    ({"COURSE_DEVICE": "tpu"}, "COURSE_DEVICE=tpu no es válido"),
-])
+@pytest.mark.parametrize(
+    "env, words",
+    [
+        ({"COURSE_WHISPER_MODEL": "enorme"}, "no es un modelo de Whisper"),
+        ({"COURSE_DEVICE": "tpu"}, "COURSE_DEVICE=tpu no es válido"),
+    ],
+)
 def test_cli_bad_configuration_is_a_spanish_message(samples, monkeypatch, capsys, env, words):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -197,8 +221,13 @@ def test_cli_bad_configuration_is_a_spanish_message(samples, monkeypatch, capsys
 
 def test_cli_does_not_need_a_valid_ollama_host(samples):
     env = {**os.environ, "OLLAMA_HOST": "http://[::1"}
-    run = subprocess.run([sys.executable, "-m", "course_utils.speech", str(samples / "gato.wav")],
-                         capture_output=True, text=True, timeout=300, env=env)
+    run = subprocess.run(
+        [sys.executable, "-m", "course_utils.speech", str(samples / "gato.wav")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
     assert run.stdout.startswith("Aviso: Modelo de prueba") and run.stdout.strip().count("\n") == 1
 
@@ -238,13 +267,17 @@ def _not_whisper(tmp_path, standins):
     return path
 
 
-@pytest.mark.parametrize("make", [
-    pytest.param(lambda tmp, s: (tmp / "texto.pt").write_bytes(b"no es un checkpoint" * 10) and tmp / "texto.pt",
-                 id="text"),
-    pytest.param(lambda tmp, s: (tmp / "vacio.pt").write_bytes(b"") or tmp / "vacio.pt", id="empty"),
-    pytest.param(_truncated_standin, id="truncated"),
-    pytest.param(_not_whisper, id="torch-file-not-whisper"),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(
+            lambda tmp, s: (tmp / "texto.pt").write_bytes(b"no es un checkpoint" * 10) and tmp / "texto.pt", id="text"
+        ),
+        pytest.param(lambda tmp, s: (tmp / "vacio.pt").write_bytes(b"") or tmp / "vacio.pt", id="empty"),
+        pytest.param(_truncated_standin, id="truncated"),
+        pytest.param(_not_whisper, id="torch-file-not-whisper"),
+    ],
+)
 def test_damaged_checkpoint_is_said_in_spanish(tmp_path, standins, make):
     path = make(tmp_path, standins)
     with pytest.raises(ModelLoadError) as err:
@@ -264,12 +297,15 @@ def test_damaged_faster_whisper_folder_is_said_in_spanish(tmp_path):
     assert err.value.__cause__ is not None
 
 
-@pytest.mark.parametrize("raised, words", [
-    (urllib.error.URLError(OSError(-3, "Temporary failure in name resolution")), "no hay conexión"),
-    (RuntimeError("Model has been downloaded but the SHA256 checksum does not not match."), "llegó dañada"),
-    (PermissionError(13, "Permission denied", "/cache/whisper/tiny.pt"), "No tengo permiso para leer"),
-    (OSError(28, "No space left on device"), "No pude guardar o leer el modelo Whisper"),
-])
+@pytest.mark.parametrize(
+    "raised, words",
+    [
+        (urllib.error.URLError(OSError(-3, "Temporary failure in name resolution")), "no hay conexión"),
+        (RuntimeError("Model has been downloaded but the SHA256 checksum does not not match."), "llegó dañada"),
+        (PermissionError(13, "Permission denied", "/cache/whisper/tiny.pt"), "No tengo permiso para leer"),
+        (OSError(28, "No space left on device"), "No pude guardar o leer el modelo Whisper"),
+    ],
+)
 def test_download_failures_are_said_in_spanish(monkeypatch, raised, words):
     def failing(*args, **kwargs):
         raise raised

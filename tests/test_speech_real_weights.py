@@ -52,8 +52,10 @@ def openai_checkpoint(ct2_dir):
 def report(artifacts, label, refs, hyps, seconds, audio_seconds):
     wer = jiwer.wer([normalize(r) for r in refs], [normalize(h) for h in hyps])
     loose = jiwer.wer([normalize(r, True) for r in refs], [normalize(h, True) for h in hyps])
-    lines = [f"{label}: WER {wer:.1%} (sin tildes: {loose:.1%}), factor de tiempo real "
-             f"{seconds / audio_seconds:.2f} ({seconds:.1f} s para {audio_seconds:.1f} s de audio)"]
+    lines = [
+        f"{label}: WER {wer:.1%} (sin tildes: {loose:.1%}), factor de tiempo real "
+        f"{seconds / audio_seconds:.2f} ({seconds:.1f} s para {audio_seconds:.1f} s de audio)"
+    ]
     lines += [f"    ref: {r}\n    hyp: {h}" for r, h in zip(refs, hyps)]
     print("\n".join(lines))
     with open(artifacts / "whisper_wer.txt", "a", encoding="utf-8") as f:
@@ -62,13 +64,20 @@ def report(artifacts, label, refs, hyps, seconds, audio_seconds):
 
 
 @pytest.mark.parametrize("backend", ["faster-whisper", "whisper"])
-def test_spanish_samples_wer_below_20_percent(backend, samples, references, ct2_dir, openai_checkpoint,
-                                              artifacts, record_property, capsys):
+def test_spanish_samples_wer_below_20_percent(
+    backend, samples, references, ct2_dir, openai_checkpoint, artifacts, record_property, capsys
+):
     model = str(ct2_dir if backend == "faster-whisper" else openai_checkpoint)
     results = [speech.transcribe(samples / name, model=model, backend=backend) for name in references]
     assert all(r.standin is None and r.language == "es" for r in results)
-    wer = report(artifacts, f"Whisper base ({backend})", list(references.values()), [r.text for r in results],
-                 sum(r.seconds for r in results), sum(r.duration for r in results))
+    wer = report(
+        artifacts,
+        f"Whisper base ({backend})",
+        list(references.values()),
+        [r.text for r in results],
+        sum(r.seconds for r in results),
+        sum(r.duration for r in results),
+    )
     record_property("wer", round(wer, 4))
     with capsys.disabled():
         print(f"\n[WER] Whisper base ({backend}): {wer:.1%} sobre {len(results)} muestras")
@@ -81,8 +90,14 @@ def test_long_audio_beyond_30_seconds(samples, references, ct2_dir, artifacts):
     clip = np.concatenate([np.concatenate([audio.load_audio(samples / n), gap]) for n in names])
     result = speech.transcribe(clip, model=str(ct2_dir), backend="faster-whisper")
     assert result.duration > 30 and result.segments[-1].end > 30
-    wer = report(artifacts, "Whisper base (faster-whisper), audio largo", [" ".join(references[n] for n in names)],
-                 [result.text], result.seconds, result.duration)
+    wer = report(
+        artifacts,
+        "Whisper base (faster-whisper), audio largo",
+        [" ".join(references[n] for n in names)],
+        [result.text],
+        result.seconds,
+        result.duration,
+    )
     assert wer < MAX_WER
 
 

@@ -152,17 +152,20 @@ def test_cli_prints_the_top_table_with_three_decimals(clf, samples, capsys):
     lines = capsys.readouterr().out.splitlines()
     start = lines.index(str(samples / "gato.jpg"))
     assert lines[start + 1].split() == ["#", "clase", "probabilidad"]
-    rows = [TABLE_LINE.match(line) for line in lines[start + 2:start + 5]]
+    rows = [TABLE_LINE.match(line) for line in lines[start + 2 : start + 5]]
     expected = vision.classify_files([samples / "gato.jpg"], k=3, progress=False)[0].top  # the CLI's own path
     assert [(int(m[1]), m[2], m[3]) for m in rows] == [
-        (i, label, f"{p:.3f}") for i, (label, p) in enumerate(expected, 1)]
+        (i, label, f"{p:.3f}") for i, (label, p) in enumerate(expected, 1)
+    ]
     assert len(lines) == start + 5
 
 
 def test_cli_takes_folders_and_files_and_reports_bad_ones(folder, samples):
     result = subprocess.run(
         [sys.executable, "-m", "course_utils.vision", str(folder), str(samples / "gato.jpg")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1  # one file was not an image
     out = result.stdout
@@ -230,8 +233,12 @@ def _broken_models(root, vit):
         weights.write_bytes(cut(weights.read_bytes()))
     shutil.copytree(vit, root / "sin_pesos")
     (root / "sin_pesos" / "model.safetensors").unlink()
-    for name, text in (("config_roto", "{esto no es json"), ("config_lista", "[1, 2]"), ("config_nulo", "null"),
-                       ("config_binario", "\udcff")):
+    for name, text in (
+        ("config_roto", "{esto no es json"),
+        ("config_lista", "[1, 2]"),
+        ("config_nulo", "null"),
+        ("config_binario", "\udcff"),
+    ):
         shutil.copytree(vit, root / name)
         (root / name / "config.json").write_bytes(text.encode("utf-8", "surrogateescape"))
     shutil.copytree(vit, root / "sin_preprocesador")
@@ -243,21 +250,24 @@ def _broken_models(root, vit):
     return root
 
 
-@pytest.mark.parametrize("folder, words", [
-    ("vacia", "no contiene un modelo: le falta config.json"),
-    ("otra_cosa", "no contiene un modelo: le falta config.json"),
-    ("cabecera_cortada", "(.safetensors) están dañados o incompletos"),
-    ("pesos_cortados", "(.safetensors) están dañados o incompletos"),
-    ("sin_pesos", "no tiene los pesos del modelo (model.safetensors o pytorch_model.bin)"),
-    ("config_roto", "El config.json de la carpeta «{}» está dañado: no es un JSON válido"),
-    ("config_lista", "El config.json de la carpeta «{}» está dañado: no es un JSON válido"),
-    ("config_nulo", "El config.json de la carpeta «{}» está dañado: no es un JSON válido"),
-    ("config_binario", "El config.json de la carpeta «{}» está dañado: no es un JSON válido"),
-    ("sin_preprocesador", "le falta preprocessor_config.json"),
-    ("preprocesador_roto", "El preprocessor_config.json de la carpeta «{}» está dañado"),
-    ("otro_modelo", "no es un clasificador de imágenes"),
-    ("falta/vit", "No encuentro la carpeta"),
-])
+@pytest.mark.parametrize(
+    "folder, words",
+    [
+        ("vacia", "no contiene un modelo: le falta config.json"),
+        ("otra_cosa", "no contiene un modelo: le falta config.json"),
+        ("cabecera_cortada", "(.safetensors) están dañados o incompletos"),
+        ("pesos_cortados", "(.safetensors) están dañados o incompletos"),
+        ("sin_pesos", "no tiene los pesos del modelo (model.safetensors o pytorch_model.bin)"),
+        ("config_roto", "El config.json de la carpeta «{}» está dañado: no es un JSON válido"),
+        ("config_lista", "El config.json de la carpeta «{}» está dañado: no es un JSON válido"),
+        ("config_nulo", "El config.json de la carpeta «{}» está dañado: no es un JSON válido"),
+        ("config_binario", "El config.json de la carpeta «{}» está dañado: no es un JSON válido"),
+        ("sin_preprocesador", "le falta preprocessor_config.json"),
+        ("preprocesador_roto", "El preprocessor_config.json de la carpeta «{}» está dañado"),
+        ("otro_modelo", "no es un clasificador de imágenes"),
+        ("falta/vit", "No encuentro la carpeta"),
+    ],
+)
 def test_a_folder_that_is_not_a_good_model_is_a_model_load_error(tmp_path, standins, folder, words):
     _broken_models(tmp_path, standins["vit"])
     with pytest.raises(ModelLoadError) as err:
@@ -280,8 +290,13 @@ def test_cli_says_in_spanish_when_the_configured_model_is_broken(tmp_path, stand
 
 def test_cli_does_not_need_a_valid_ollama_host(clf, samples):
     env = {**os.environ, "OLLAMA_HOST": "localhost:114340"}
-    run = subprocess.run([sys.executable, "-m", "course_utils.vision", str(samples / "gato.jpg")],
-                         capture_output=True, text=True, timeout=120, env=env)
+    run = subprocess.run(
+        [sys.executable, "-m", "course_utils.vision", str(samples / "gato.jpg")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert run.returncode == 0 and "Traceback" not in run.stderr
     assert len(re.findall(r"^  +7  .+ \d\.\d{3}$", run.stdout, re.MULTILINE)) == 1
 
@@ -296,6 +311,7 @@ def test_a_malformed_model_name_is_said_plainly(name):
 
 # --- The fast paths: attention on demand, and the GPU path's pieces that run on the CPU too --------------
 # (tests/test_vision_gpu.py runs the GPU path itself, on a machine with CUDA.)
+
 
 def test_sdpa_by_default_and_eager_only_for_the_call_that_asks_for_attention(cpu_clf):
     model = cpu_clf.model

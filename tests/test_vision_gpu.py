@@ -19,11 +19,14 @@ from PIL import Image
 
 from course_utils import vision
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
-                                reason="sin GPU CUDA: el camino de GPU del clasificador solo se prueba en una "
-                                       "máquina con GPU (scripts/test_gpu.sh)")
-needs_torchvision = pytest.mark.skipif(vision._torchvision_jpeg() is None,
-                                       reason="torchvision no se importa aquí: solo existe el camino de PIL")
+pytestmark = pytest.mark.skipif(
+    not torch.cuda.is_available(),
+    reason="sin GPU CUDA: el camino de GPU del clasificador solo se prueba en una "
+    "máquina con GPU (scripts/test_gpu.sh)",
+)
+needs_torchvision = pytest.mark.skipif(
+    vision._torchvision_jpeg() is None, reason="torchvision no se importa aquí: solo existe el camino de PIL"
+)
 PHOTOS = ["astronauta.jpg", "cafe.jpg", "cohete.jpg", "gato.jpg"]
 
 

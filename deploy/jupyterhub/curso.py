@@ -60,10 +60,12 @@ if DEVICE == "cpu":
 c.Spawner.environment.update(environment)
 
 c.Spawner.default_url = "/lab"
-c.Spawner.args.extend([
-    f"--MappingKernelManager.cull_idle_timeout={KERNEL_IDLE_TIMEOUT}",
-    "--MappingKernelManager.cull_interval=300",
-])
+c.Spawner.args.extend(
+    [
+        f"--MappingKernelManager.cull_idle_timeout={KERNEL_IDLE_TIMEOUT}",
+        "--MappingKernelManager.cull_interval=300",
+    ]
+)
 # With SystemdSpawner (TLJH, and our own hub) the cache is read-only for the students' processes,
 # whatever its file permissions say. The "-" lets a server start if the folder does not exist yet.
 c.SystemdSpawner.readonly_paths = ["-" + CACHE]

@@ -42,14 +42,24 @@ c.Spawner.http_timeout = 90
 
 # Servers with no activity are stopped (their memory comes back); the students' files stay.
 CULL_TIMEOUT = _setting("COURSE_HUB_CULL_TIMEOUT", "3600")
-c.JupyterHub.services.append({
-    "name": "idle-culler",
-    "command": [sys.executable, "-m", "jupyterhub_idle_culler",
-                f"--timeout={CULL_TIMEOUT}", "--cull-every=300", "--concurrency=5"],
-})
-c.JupyterHub.load_roles.append({
-    "name": "idle-culler",
-    "description": "Para los servidores inactivos",
-    "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
-    "services": ["idle-culler"],
-})
+c.JupyterHub.services.append(
+    {
+        "name": "idle-culler",
+        "command": [
+            sys.executable,
+            "-m",
+            "jupyterhub_idle_culler",
+            f"--timeout={CULL_TIMEOUT}",
+            "--cull-every=300",
+            "--concurrency=5",
+        ],
+    }
+)
+c.JupyterHub.load_roles.append(
+    {
+        "name": "idle-culler",
+        "description": "Para los servidores inactivos",
+        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+        "services": ["idle-culler"],
+    }
+)
