@@ -42,14 +42,14 @@ cuadernos: $(VENV)/.installed
 	rm -rf $(CUADERNOS_TMP)
 
 browser:
-	bash scripts/install_chromium.sh
+	bash scripts/install_debian_package.sh chromium chromium "Las pruebas de navegador se saltarán"
 
 test: $(VENV)/.installed browser nginx
 	$(PY) -m pytest -m "not hub"
 
 # nginx from Debian, for the reverse proxy in front of several Ollama servers (tests/test_proxy.py).
 nginx:
-	bash scripts/install_nginx.sh
+	bash scripts/install_debian_package.sh nginx nginx "La prueba del proxy inverso se saltará"
 
 # JupyterHub (PyPI) and configurable-http-proxy (npm, into a local folder) for tests/test_hub.py.
 HUB_NODE := .cache/hub-node

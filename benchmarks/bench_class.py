@@ -23,6 +23,7 @@ settings (--patient; default 7 attempts from 2 s, doubling up to 15 s) to show w
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -482,35 +483,20 @@ def main() -> None:
     attempts, backoff, cap = (int(args.patient[0]), *args.patient[1:]) if args.patient else PATIENT
     for queue in queues:
         kind = "cola ≥ clase" if queue >= args.students else "cola < clase"
-        results.append(
-            run_scenario(
-                kind,
-                args.students,
-                args.turns,
-                queue,
-                args.token_delay,
-                args.answer_words,
-                args.think,
-                not args.no_widget,
-            )
+        scenario = functools.partial(
+            run_scenario,
+            students=args.students,
+            turns=args.turns,
+            queue=queue,
+            token_delay=args.token_delay,
+            words=args.answer_words,
+            think=args.think,
+            widget=not args.no_widget,
         )
+        results.append(scenario(kind))
         print(table(results[-1:]).splitlines()[-1], flush=True)
         if queue < args.students and (args.patient or results[-1].errors["ServerBusy"]):
-            results.append(
-                run_scenario(
-                    f"{kind}, más paciencia",
-                    args.students,
-                    args.turns,
-                    queue,
-                    args.token_delay,
-                    args.answer_words,
-                    args.think,
-                    not args.no_widget,
-                    attempts,
-                    backoff,
-                    cap,
-                )
-            )
+            results.append(scenario(f"{kind}, más paciencia", attempts=attempts, backoff=backoff, cap=cap))
             print(table(results[-1:]).splitlines()[-1], flush=True)
     print()
     all_met = True

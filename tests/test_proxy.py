@@ -5,7 +5,7 @@ shows that a streamed answer still arrives piece by piece through nginx (the cli
 while the server is held in the middle of its answer, which a buffering proxy would keep back),
 that `least_conn` sends new requests to the server with none in progress, that a full queue (503)
 on one server sends the request to the other, and that both servers get traffic.
-`make test` installs nginx (scripts/install_nginx.sh); without it this test is skipped, saying so.
+`make test` installs nginx (scripts/install_debian_package.sh); without it this test is skipped, saying so.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def render(conf: str, doubles: list[OllamaDouble], port: int) -> str:
 def proxy(tmp_path):
     nginx = _nginx()
     if nginx is None:
-        pytest.skip("no hay nginx: `make nginx` (scripts/install_nginx.sh) lo instala desde Debian")
+        pytest.skip("no hay nginx: `make nginx` (scripts/install_debian_package.sh) lo instala desde Debian")
     release = threading.Event()
     doubles = [OllamaDouble(chunk_delay=0.01).start() for _ in range(2)]
     for double in doubles:
