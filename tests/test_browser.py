@@ -27,7 +27,7 @@ from course_utils.samples import sample_path
 from tests.ollama_double import PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK = "06_chat_multimodal.ipynb"
+NOTEBOOK = "07_chat_multimodal.ipynb"
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [
     "--no-sandbox",
