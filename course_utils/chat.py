@@ -16,8 +16,8 @@ import ipywidgets as widgets
 
 from course_utils import config, llm
 from course_utils.conversation import SYSTEM, Conversation, Message, data_uri
-from course_utils.display import standin_notice
-from course_utils.errors import AudioError, CourseError, ImageError
+from course_utils.dictation import dictate
+from course_utils.errors import CourseError, ImageError
 from course_utils.images import open_image
 from course_utils.prompt_box import PromptBox
 from course_utils.recorder import Recorder
@@ -71,27 +71,6 @@ def _download_links(paths: tuple[Path, Path]) -> str:
     return "Descargar: " + " · ".join(
         f'<a download="{path.name}" href="{data_uri(path.read_bytes(), mime)}">{path.name}</a>' for path, mime in links
     )
-
-
-def _dictate(audio: bytes) -> tuple[str, str]:
-    """Whisper's Spanish text for a recording, and a warning if a stand-in model wrote it."""
-    from course_utils import speech  # Whisper and torch load only when first needed
-
-    result = speech.transcribe(audio, language="es")
-    text = result.text.strip()
-    if not text:
-        raise AudioError(
-            "Whisper no reconoció ninguna palabra en la grabación.",
-            "Habla más cerca del micrófono y vuelve a grabar, o escribe la pregunta.",
-        )
-    return text, _standin_warning(result)
-
-
-def _standin_warning(transcript) -> str:
-    note = getattr(transcript, "standin", None)
-    if not note and (raw := config.standin_note(config.whisper_model())):
-        note = f"modelo de prueba: {raw}"
-    return f" {standin_notice(note)}" if note else ""
 
 
 class _LiveAnswer:
@@ -412,7 +391,7 @@ class ChatWidget(_ChatLayout):
 
     def _transcribe(self, audio: bytes) -> None:
         try:
-            text, warning = _dictate(audio)
+            text, warning = dictate(audio, self.recorder.language)
             current = self.prompt.value.rstrip()
             self.prompt.value = f"{current} {text}" if current else text
             self._set_status("Transcripción lista: revísala y pulsa Enviar." + warning)

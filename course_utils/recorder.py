@@ -50,6 +50,7 @@ class Recorder(anywidget.AnyWidget):
     disabled = traitlets.Bool(False).tag(sync=True)
     label_record = traitlets.Unicode("Grabar").tag(sync=True)
     label_stop = traitlets.Unicode("Detener").tag(sync=True)
+    language = traitlets.Unicode("es").tag(sync=True)  # the spoken language Whisper is told to expect
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

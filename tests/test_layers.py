@@ -29,6 +29,7 @@ LAYERS = {
     "patches": 3,
     "llm": 3,
     "conversation": 3,
+    "dictation": 3,
     # 4. interactive: widgets, the chat, the doctor, commands for the teacher, the notebooks' self-check
     "vision_widget": 4,
     "chat": 4,
