@@ -31,9 +31,10 @@ REFRESH_SECONDS = 0.05  # at most ~20 updates a second while an answer streams
 
 
 class _ChatStyle(anywidget.AnyWidget):
-    """Carries the chat's stylesheet into the page (anywidget adds it once); it shows nothing."""
+    """Carries the chat's stylesheet and its page behaviour (copy, read aloud, message actions, Esc and ↑)
+    into the page; it shows nothing. Its messages to Python are handled by `ChatWidget`."""
 
-    _esm = "export default { render() {} };"
+    _esm = HERE / "chat_actions.js"
     _css = HERE / "chat.css"
 
 
