@@ -29,7 +29,7 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def load_audio(source) -> np.ndarray:
+def load_audio(source, allow_silence: bool = False) -> np.ndarray:
     """Any audio (path, raw bytes of any container, or a numpy array) as 16 kHz mono float32, full scale ±1.
 
     A numpy array is taken as already sampled at 16 kHz:
@@ -40,7 +40,8 @@ def load_audio(source) -> np.ndarray:
       types are centred first (uint8: (x − 128) ÷ 128);
     - a 2-D array is several channels, channels-first (2, n) or channels-last (n, 2), up to
       MAX_CHANNELS; they are averaged to mono.
-    Raises AudioError (Spanish message) for empty, silent, corrupt, unreadable or non-audio input.
+    Raises AudioError (Spanish message) for empty, silent, corrupt, unreadable or non-audio input;
+    with allow_silence=True a silent clip is returned (for code that asks whether there is a voice).
     """
     if isinstance(source, np.ndarray):
         audio = _from_array(source)
@@ -53,7 +54,7 @@ def load_audio(source) -> np.ndarray:
             f"No sé leer audio de un objeto {type(source).__name__}.",
             "Pasa una ruta a un archivo, los bytes del archivo o un array de numpy.",
         )
-    return _check_content(audio)
+    return _check_content(audio, allow_silence)
 
 
 def _from_array(array: np.ndarray) -> np.ndarray:
@@ -164,13 +165,13 @@ def _ffmpeg_error(name: str, log: str) -> AudioError:
     )
 
 
-def _check_content(audio: np.ndarray) -> np.ndarray:
+def _check_content(audio: np.ndarray, allow_silence: bool = False) -> np.ndarray:
     if audio.size == 0:
         raise AudioError(
             "El audio no tiene ninguna muestra (duración 0 s).",
             "Vuelve a grabar: quizá la grabación se detuvo al empezar.",
         )
-    if float(np.max(np.abs(audio))) < SILENCE_PEAK:
+    if not allow_silence and float(np.max(np.abs(audio))) < SILENCE_PEAK:
         raise AudioError(
             f"El audio ({audio.size / SAMPLE_RATE:.1f} s) está en silencio.",
             "Comprueba que el micrófono está activado y habla más cerca.",

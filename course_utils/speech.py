@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from course_utils import config
-from course_utils.audio import duration, load_audio
+from course_utils.audio import SAMPLE_RATE, duration, load_audio
 from course_utils.display import announce_standin
 from course_utils.errors import CourseError, ModelLoadError, OptionError
 from course_utils.whisper_weights import ct2_from_parts, whisper_checkpoint_from_ct2  # noqa: F401 (public here too)
@@ -61,6 +61,11 @@ class Segment:
     start: float
     end: float
     text: str
+    # Whisper's own confidence, per segment: the probability of its <|nospeech|> token at the start of
+    # the window, and the mean log-probability of the tokens it wrote (NaN where a backend gave none).
+    no_speech_prob: float = float("nan")
+    avg_logprob: float = float("nan")
+    compression_ratio: float = float("nan")  # gzip ratio of the text: high means repeated phrases
 
     def __str__(self) -> str:
         return f"[{_clock(self.start)} → {_clock(self.end)}] {self.text}"
@@ -247,19 +252,48 @@ def transcribe(
     if backend == "whisper":
         opts = {"verbose": None, "fp16": config.fp16(), **(STANDIN_OPTIONS if note else {}), **options}
         result = loaded.transcribe(audio, language=language, task=task, **opts)
-        segments = [_segment(s["start"], s["end"], s["text"], total) for s in result["segments"]]
+        segments = [_segment(s, total) for s in result["segments"]]
         found = result["language"]
     else:
         parts, info = loaded.transcribe(audio, language=language, task=task, **options)
-        segments = [_segment(s.start, s.end, s.text, total) for s in parts]
+        segments = [_segment(dataclasses.asdict(s), total) for s in parts]
         found = info.language
     text = " ".join(s.text for s in segments if s.text)
     return Transcript(text, segments, found, name, backend, total, time.perf_counter() - start, note)
 
 
-def _segment(start, end, text: str, total: float) -> Segment:
+def _segment(raw: dict, total: float) -> Segment:
+    """A backend's segment (openai-whisper's dict, or faster-whisper's as a dict) as ours."""
+    nan = float("nan")
     # Whisper predicts timestamps and can place the last one past the end of the audio.
-    return Segment(min(float(start), total), min(float(end), total), text.strip())
+    return Segment(
+        min(float(raw["start"]), total),
+        min(float(raw["end"]), total),
+        raw["text"].strip(),
+        no_speech_prob=float(raw.get("no_speech_prob", nan)),
+        avg_logprob=float(raw.get("avg_logprob", nan)),
+        compression_ratio=float(raw.get("compression_ratio", nan)),
+    )
+
+
+def speech_regions(audio, **vad_options) -> list[tuple[float, float]]:
+    """The stretches (start, end in seconds) where a voice-activity detector hears speech.
+
+    The detector is Silero VAD, the small ONNX network faster-whisper ships and runs offline.
+    `audio` is anything `load_audio` accepts, and also silence (which gives []). `vad_options`
+    go to faster-whisper's VadOptions (threshold=0.5, speech_pad_ms=400, …).
+    """
+    from faster_whisper.vad import VadOptions, get_speech_timestamps  # onnxruntime: only when asked
+
+    names = {f.name for f in dataclasses.fields(VadOptions)}
+    for option in vad_options:
+        if option not in names:
+            raise OptionError(
+                f"speech_regions no conoce la opción «{option}».", f"Usa una de: {', '.join(sorted(names))}."
+            )
+    clip = load_audio(audio, allow_silence=True)
+    stamps = get_speech_timestamps(clip, VadOptions(**vad_options), sampling_rate=SAMPLE_RATE)
+    return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
 
 
 def valid_options(backend: str = "whisper") -> list[str]:

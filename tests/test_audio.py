@@ -238,3 +238,11 @@ def test_unreadable_file_says_permission_for_real(tmp_path, samples):
     locked.chmod(0)
     with pytest.raises(AudioError, match="No tengo permiso"):
         audio.load_audio(locked)
+
+
+def test_silence_is_returned_when_asked_for(tmp_path):
+    silent = write_wav(tmp_path / "silencio.wav", np.zeros(16000))
+    assert not np.any(audio.load_audio(silent, allow_silence=True))
+    assert audio.load_audio(np.zeros(800, np.float32), allow_silence=True).shape == (800,)
+    with pytest.raises(AudioError, match="ninguna muestra"):
+        audio.load_audio(np.zeros(0, np.float32), allow_silence=True)

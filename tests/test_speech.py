@@ -316,3 +316,51 @@ def test_download_failures_are_said_in_spanish(monkeypatch, raised, words):
         speech.load_model("tiny")
     assert words in err.value.message and err.value.__cause__ is raised
     assert not any(english in str(err.value) for english in ("checksum", "Temporary", "denied", "No space"))
+
+
+def test_segments_keep_whisper_confidence(samples):
+    result = speech.transcribe(samples / "gato.wav")
+    for seg in result.segments:
+        assert 0.0 <= seg.no_speech_prob <= 1.0 and seg.avg_logprob <= 0.0 and seg.compression_ratio > 0
+
+
+def _noise(kind: str, seconds: float = 5.0) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    n = int(seconds * audio.SAMPLE_RATE)
+    if kind == "white":
+        return (0.3 * rng.standard_normal(n)).astype(np.float32)
+    if kind == "room":  # a mains hum with its harmonic over a low hiss, like a quiet room with a fan
+        t = np.arange(n) / audio.SAMPLE_RATE
+        return (
+            0.2 * np.sin(2 * np.pi * 50 * t) + 0.1 * np.sin(2 * np.pi * 100 * t) + 0.02 * rng.standard_normal(n)
+        ).astype(np.float32)
+    brown = np.cumsum(rng.standard_normal(n))  # random walk: energy falls with frequency, like traffic far away
+    brown -= np.convolve(brown, np.ones(1601) / 1601, "same")
+    return (0.2 * brown / np.abs(brown).max()).astype(np.float32)
+
+
+@pytest.mark.parametrize("clip", ["silence", "white", "room", "brown"])
+def test_no_speech_regions_in_silence_or_noise(clip):
+    sound = np.zeros(5 * audio.SAMPLE_RATE, np.float32) if clip == "silence" else _noise(clip)
+    assert speech.speech_regions(sound) == []
+
+
+def test_speech_regions_find_the_voice_between_silences(samples):
+    voice = audio.load_audio(samples / "hola.wav")
+    gap = np.zeros(3 * audio.SAMPLE_RATE, np.float32)
+    regions = speech.speech_regions(np.concatenate([gap, voice, gap]))
+    assert regions, "the VAD heard nothing in hola.wav"
+    start, end = regions[0][0], regions[-1][1]
+    spoken = audio.duration(voice)
+    assert 2.5 <= start <= 3.5 and 3 + spoken - 1.0 <= end <= 3 + spoken + 0.6, regions
+    assert all(a < b for a, b in regions) and sum(b - a for a, b in regions) > spoken / 2
+
+
+def test_speech_regions_accept_files_and_bytes_and_say_bad_options_in_spanish(samples):
+    path = samples / "gato.wav"
+    assert speech.speech_regions(path) == speech.speech_regions(path.read_bytes()) != []
+    with pytest.raises(OptionError) as err:
+        speech.speech_regions(path, umbral=0.3)
+    assert "speech_regions no conoce la opción «umbral»" in err.value.message and "threshold" in err.value.hint
+    with pytest.raises(AudioError):
+        speech.speech_regions(b"")

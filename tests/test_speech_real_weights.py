@@ -130,3 +130,11 @@ def test_default_base_with_faster_whisper_needs_no_download(samples, monkeypatch
     monkeypatch.setenv("COURSE_WHISPER_MODEL", "base")  # HF_HUB_OFFLINE=1: a download attempt would fail
     result = speech.transcribe(samples / "gato.wav", backend="faster-whisper")
     assert result.model == "base" and "sofá de la casa" in result.text.lower()
+
+
+@pytest.mark.parametrize("backend", ["faster-whisper", "whisper"])
+def test_segments_carry_whisper_confidence(backend, samples, ct2_dir, openai_checkpoint):
+    model = str(ct2_dir if backend == "faster-whisper" else openai_checkpoint)
+    result = speech.transcribe(samples / "gato.wav", model=model, backend=backend)
+    for seg in result.segments:  # clear speech: Whisper is sure there is a voice and of its words
+        assert 0.0 <= seg.no_speech_prob < 0.5 and -1.0 < seg.avg_logprob <= 0.0 and seg.compression_ratio > 0
