@@ -243,6 +243,7 @@ class ChatWidget(_ChatLayout):
         self.upload.observe(self._on_upload, "value")
         self.recorder.on_audio(lambda data, _mime: self.transcribe(data))
         self.recorder.on_error(self._show_error)
+        self.prompt.on_image(self.attach_image, self._show_error)  # pasted or dropped onto the chat
 
     @property
     def history(self) -> list[Message]:
