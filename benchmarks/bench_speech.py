@@ -50,8 +50,19 @@ def main() -> int:
         f"Whisper base sobre {len(names)} muestras, dispositivo {config.settings().device}, "
         f"{platform.processor() or platform.machine()}, mejor de {REPEATS}"
     )
+    failed = {}
     for decoding, per_backend in DECODING.items():
-        rows = [(label, *run(model, backend, names, per_backend[backend])) for label, model, backend in engines]
+        rows = []
+        for label, model, backend in engines:
+            if label in failed:
+                continue
+            try:
+                rows.append((label, *run(model, backend, names, per_backend[backend])))
+            except Exception as exc:  # noqa: BLE001 - an engine that cannot run here is reported, the other measured
+                failed[label] = exc
+                print(f"\n{label} no corre aquí: {format_error(exc)}")
+        if not rows:
+            continue
         reference = rows[0][1]
         print(f"\nDecodificación {decoding}")
         print(f"{'motor':58} {'segundos':>9} {'f. tiempo real':>15} {'aceleración':>12}")
@@ -59,7 +70,16 @@ def main() -> int:
             print(f"{label:58} {seconds:9.2f} {seconds / audio_seconds:15.2f} {reference / seconds:11.2f}×")
         for label, *_, texts in rows:
             print("  " + label.split(" (")[0] + ":", " | ".join(texts))
-    return 0
+    return 1 if failed else 0
+
+
+def format_error(exc: BaseException) -> str:
+    """The error and its causes, each as «Type: message» (the library's own words, for the record)."""
+    parts = []
+    while exc is not None:
+        parts.append(f"{type(exc).__name__}: {exc}")
+        exc = exc.__cause__ or exc.__context__
+    return " ← ".join(parts)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,10 @@ if missing:
                     *missing], check=True)
 PY
 fi
+# The notebooks' kernels import course_utils too: from this checkout where it is not installed.
+if ! (cd / && "$PYTHON" -c "import course_utils" 2>/dev/null); then
+    export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+fi
 "$PYTHON" - <<'PY'
 import importlib.metadata as md, platform, torch
 def version(name):
@@ -41,7 +45,8 @@ def version(name):
         return "no instalado"
 print(f"GPU: {torch.cuda.get_device_name()} | CUDA {torch.version.cuda} | Python {platform.python_version()} | "
       f"torch {torch.__version__} | torchvision {version('torchvision')} | transformers {version('transformers')} | "
-      f"openai-whisper {version('openai-whisper')}")
+      f"openai-whisper {version('openai-whisper')} | faster-whisper {version('faster-whisper')} | "
+      f"ctranslate2 {version('ctranslate2')} | nbgrader {version('nbgrader')}")
 PY
 if [ "$#" -eq 0 ]; then
     set -- --ignore=tests/test_browser.py -m "not hub"  # no Chromium on a GPU server; the hub has its own target
