@@ -328,48 +328,89 @@ def plot_position_similarity(similarity: torch.Tensor):
     return fig
 
 
-def _overlay(ax, image, heat: np.ndarray, title: str):
-    from PIL import Image
-
-    size = np.asarray(image).shape[1::-1]
-    heat = heat - heat.min()
-    heat = heat / heat.max() if heat.max() > 0 else heat
-    big = np.asarray(Image.fromarray((heat * 255).astype(np.uint8)).resize(size, Image.Resampling.BILINEAR))
+def _overlay(ax, image, heat: np.ndarray, norm, title: str = "", cmap: str = "inferno"):
+    """`heat` (a grid of patches) drawn over `image` with the colour scale `norm`; returns the heat layer."""
+    height, width = np.asarray(image).shape[:2]
     ax.imshow(image)
-    ax.imshow(big, cmap="jet", alpha=0.5)
-    ax.set_title(title)
-    ax.axis("off")
+    heat = np.maximum(heat, norm.vmin)  # a weight of 0 would be a hole in a logarithmic scale
+    layer = ax.imshow(heat, cmap=cmap, norm=norm, alpha=0.65, extent=(0, width, height, 0), interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return layer
 
 
-def plot_cls_attention(image, maps: torch.Tensor, title: str = "Atención del token CLS en la última capa"):
-    """One panel per head: where the CLS token looks, over the image."""
+def cls_attention_norm(maps: torch.Tensor):
+    """One logarithmic colour scale for all `maps`: from a tenth of the uniform share to the largest weight.
+
+    The same colour is the same weight in every panel, so a nearly uniform head looks uniform.
+    """
+    from matplotlib.colors import LogNorm
+
+    uniform = 1 / maps[0, 0].numel() if maps.dim() == 4 else 1 / maps[0].numel()
+    return LogNorm(vmin=uniform / 10, vmax=max(float(maps.max()), uniform * 2))
+
+
+def plot_cls_attention_layers(image, layers, title: str = "¿Dónde mira el token CLS? Todas las capas y cabezas"):
+    """A grid: one row per layer, the mean of the heads and then every head, on one shared colour scale."""
+    maps = torch.stack([cls_attention(layer) for layer in layers])  # (layers, heads, side, side)
+    grid = torch.cat([maps.mean(dim=1, keepdim=True), maps], dim=1)  # (layers, 1 + heads, side, side)
+    heads = maps.shape[1]
+    columns = ["media de las cabezas"] + [f"cabeza {h + 1}" for h in range(heads)]
+    return _attention_grid(image, grid, [f"capa {i + 1}" for i in range(len(maps))], columns, title)
+
+
+def plot_cls_attention(image, maps: torch.Tensor, title: str = "Atención del token CLS en una capa"):
+    """One panel per head of one layer ((heads, side, side) from cls_attention), on one shared colour scale."""
+    return _attention_grid(image, maps[None], [""], [f"Cabeza {h + 1}" for h in range(len(maps))], title)
+
+
+def _attention_grid(image, grid: torch.Tensor, row_labels: list[str], column_labels: list[str], title: str):
     import matplotlib.pyplot as plt
 
-    heads = len(maps)
-    cols = min(heads, 6)
-    rows = -(-heads // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.8 * rows + 0.4), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for h, (ax, heat) in enumerate(zip(axes.flat, maps)):
-        _overlay(ax, image, heat.numpy(), f"Cabeza {h + 1}")
+    rows, cols = grid.shape[:2]
+    norm = cls_attention_norm(grid)
+    size = 1.45 if cols > 6 else 2.4
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(size * cols + 1.6, size * rows + 0.9), squeeze=False, layout="constrained"
+    )
+    for r in range(rows):
+        for c in range(cols):
+            layer = _overlay(axes[r, c], image, grid[r, c].numpy(), norm, column_labels[c] if r == 0 else "")
+        axes[r, 0].set_ylabel(row_labels[r])
+    count = grid[0, 0].numel()
+    bar = fig.colorbar(
+        layer,
+        ax=axes.ravel().tolist(),
+        extend="min",
+        aspect=30,
+        shrink=min(1.0, 0.5 + 0.1 * rows),
+        label="Peso de atención",
+    )
+    bar.ax.axhline(1 / count, color="white", linewidth=2)
+    fig.supxlabel(
+        f"Una sola escala (logarítmica) para todos los paneles; la línea blanca de la barra es el reparto "
+        f"uniforme, 1/{count}. Falta el peso que el CLS se da a sí mismo.",
+        fontsize=9,
+    )
     fig.suptitle(title)
-    fig.tight_layout()
     plt.close(fig)
     return fig
 
 
 def plot_rollout(image, rollout: torch.Tensor):
-    """The image, and the CLS row of the attention rollout over it."""
+    """The image, and the CLS row of the attention rollout over it, with its colour bar."""
     import matplotlib.pyplot as plt
+    from matplotlib.colors import Normalize
 
     row = rollout[0, 1:]
     side = int(round(row.numel() ** 0.5))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4.8))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.8), layout="constrained")
     left.imshow(image)
     left.set_title("Imagen de entrada")
     left.axis("off")
-    _overlay(right, image, row.reshape(side, side).numpy(), "Atención acumulada (rollout) del token CLS")
-    fig.tight_layout()
+    heat = row.reshape(side, side).numpy()
+    layer = _overlay(right, image, heat, Normalize(0, float(heat.max())), "Atención acumulada (rollout) del token CLS")
+    fig.colorbar(layer, ax=right, label="Parte del CLS que viene de cada parche")
     plt.close(fig)
     return fig

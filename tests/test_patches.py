@@ -154,6 +154,40 @@ def test_figures_have_spanish_titles(classifier, photo):
     assert figures[4].axes[1].get_title() == "Atención acumulada (rollout) del token CLS"
 
 
+def _heat_layers(fig):
+    """The attention layer of every panel (the second image of each axes; the first is the photo)."""
+    return [ax.get_images()[1] for ax in fig.axes if len(ax.get_images()) == 2]
+
+
+def test_cls_attention_of_every_layer_on_one_shared_scale(classifier, photo):
+    layers = patches.attentions(classifier, photo)
+    heads = classifier.model.config.num_attention_heads
+    fig = patches.plot_cls_attention_layers(photo, layers)
+    heat = _heat_layers(fig)
+    assert len(heat) == len(layers) * (1 + heads)  # every layer: the mean, then every head
+    assert len({(h.norm.vmin, h.norm.vmax) for h in heat}) == 1, "one colour scale for all panels"
+    largest = max(float(patches.cls_attention(a).max()) for a in layers)
+    # The largest weight of any head sets the top of the scale, never below twice the uniform share.
+    assert heat[0].norm.vmax == pytest.approx(max(largest, 2 / 196))
+    assert any(ax.get_label() == "<colorbar>" for ax in fig.axes)
+    assert [fig.axes[c].get_title() for c in range(2)] == ["media de las cabezas", "cabeza 1"]
+    assert fig.axes[(1 + heads)].get_ylabel() == "capa 2"
+    mean = patches.cls_attention(layers[0]).mean(0)
+    assert np.allclose(heat[0].get_array(), np.maximum(mean.numpy(), heat[0].norm.vmin))
+
+
+def test_a_uniform_head_looks_uniform_next_to_a_sharp_one(photo):
+    uniform = torch.full((1, 197, 197), 1 / 197)
+    sharp = torch.zeros(1, 197, 197)
+    sharp[0, :, 30] = 1.0  # every token, the CLS too, looks at patch 29 only
+    fig = patches.plot_cls_attention(photo, patches.cls_attention(torch.cat([uniform, sharp])))
+    flat, peaked = (h.to_rgba(h.get_array()) for h in _heat_layers(fig))
+    assert len(np.unique(flat.reshape(-1, 4), axis=0)) == 1  # one colour: the uniform head is flat
+    assert not np.allclose(flat[0, 0], peaked[2, 1])  # the sharp head's peak is another colour
+    assert np.allclose(peaked[0, 0], peaked[0, 1]) and not np.allclose(peaked[0, 0], flat[0, 0])
+    assert any(ax.get_label() == "<colorbar>" for ax in fig.axes)
+
+
 def test_synthetic_squares_labels_match_the_square():
     images, labels = patches.synthetic_squares(50, seed=3)
     assert images.shape == (50, 3, 32, 32) and images.min() >= -1 and images.max() == 1
