@@ -27,6 +27,7 @@ LAYERS = {
     "hf_progress": 3,
     "attention": 3,
     "patches": 3,
+    "llama_vision": 3,
     "llm": 3,
     "conversation": 3,
     "dictation": 3,
