@@ -2,6 +2,8 @@
 
 `ChatWidget()` is an ipywidgets VBox that shows a `Conversation`. Answers and transcriptions run in
 background threads so the kernel stays free to receive clicks (Parar, Detener) while the model writes.
+Each message has its actions (copy, read aloud; regenerate and edit on the last turn), each answer its
+statistics; the conversation is saved after every turn and can be restored after a restart.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from pathlib import Path
 import anywidget
 import ipywidgets as widgets
 
-from course_utils import config, llm
-from course_utils.conversation import SYSTEM, Conversation, Message, data_uri
+from course_utils import chat_bubbles as bubbles
+from course_utils import chat_store, config, llm
+from course_utils.conversation import SYSTEM, Conversation, Message
 from course_utils.dictation import dictate
 from course_utils.errors import CourseError, ImageError
 from course_utils.images import open_image
@@ -26,7 +29,7 @@ from course_utils.safe_html import MarkdownBlocks, executable_parts, render_mark
 __all__ = ["ChatWidget", "Conversation", "Message", "SYSTEM", "executable_parts", "render_markdown"]
 
 HERE = Path(__file__).parent
-THUMB_SIDE = 240
+THUMB_SIDE = bubbles.THUMB_SIDE
 REFRESH_SECONDS = 0.05  # at most ~20 updates a second while an answer streams
 
 
@@ -36,42 +39,6 @@ class _ChatStyle(anywidget.AnyWidget):
 
     _esm = HERE / "chat_actions.js"
     _css = HERE / "chat.css"
-
-
-# --- the HTML of the bubbles ---------------------------------------------------------------------
-
-
-def _wrap(inner: str, kind: str) -> str:
-    return f'<div class="course-bubble course-{kind}">{inner}</div>'
-
-
-def _user_html(message: Message) -> str:
-    uris = [data_uri(llm.prepare_image(img, THUMB_SIDE), "image/jpeg") for img in message.images]
-    thumbs = "".join(f'<img class="course-thumb" alt="imagen adjunta" src="{uri}">' for uri in uris)
-    text = html.escape(message.content).replace("\n", "<br>")
-    return _wrap(f'<div class="course-bubble-who">Tú</div>{thumbs}{text}', "user")
-
-
-def _assistant_html(body: str, note: str = "", writing: bool = False) -> str:
-    """An answer's bubble around `body`, its HTML already made safe by `safe_html`."""
-    tail = f'<div class="course-stopped">({note})</div>' if note else ""
-    body = body or ("<p>…</p>" if writing else "")
-    return _wrap(f'<div class="course-bubble-who">Asistente</div>{body}{tail}', "assistant")
-
-
-def _error_html(exc: Exception) -> str:
-    if isinstance(exc, CourseError):
-        text = html.escape(exc.message) + (f"<br>→ {html.escape(exc.hint)}" if exc.hint else "")
-    else:
-        text = html.escape(f"Error inesperado ({type(exc).__name__}): {exc}")
-    return _wrap(text, "error")
-
-
-def _download_links(paths: tuple[Path, Path]) -> str:
-    links = [(path, "text/markdown" if path.suffix == ".md" else "application/json") for path in paths]
-    return "Descargar: " + " · ".join(
-        f'<a download="{path.name}" href="{data_uri(path.read_bytes(), mime)}">{path.name}</a>' for path, mime in links
-    )
 
 
 class _LiveAnswer:
@@ -95,13 +62,13 @@ class _LiveAnswer:
         started = time.monotonic()
         if started < self._next:
             return
-        self.bubble.value = _assistant_html(self._blocks.render("".join(self._parts)), writing=True)
+        self.bubble.value = bubbles.assistant_html(self._blocks.render("".join(self._parts)))
         spent = time.monotonic() - started
         self._next = started + max(REFRESH_SECONDS, spent / self.RENDER_SHARE)
 
-    def finish(self, answer: Message) -> None:
-        note = answer.note or ("" if answer.content.strip() else "el modelo no escribió nada")
-        self.bubble.value = _assistant_html(self._blocks.render(answer.content), note)
+    def finish(self, answer: Message) -> str:
+        """The finished answer's HTML body (the widget shows it with the answer's notes and actions)."""
+        return self._blocks.render(answer.content)
 
 
 class _WaitClock:
@@ -205,15 +172,35 @@ class _ChatLayout(widgets.VBox):
         spacer = widgets.Box(layout=widgets.Layout(flex="1 1 auto"))
         tools = widgets.HBox([self.upload, self.recorder, spacer, self.clear_button, self.export_button])
         tools.add_class("course-chat-tools")
+        self.saved_picker = widgets.Dropdown(
+            description="Recuperar",
+            options=[("(conversaciones guardadas)", "")],
+            layout=widgets.Layout(width="520px"),
+        )
+        self.open_button = widgets.Button(
+            description="Abrir",
+            icon="folder-open",
+            tooltip="Abrir la conversación guardada elegida y seguirla",
+            layout=widgets.Layout(width="auto"),
+        )
+        saved = widgets.HBox([self.saved_picker, self.open_button])
+        saved.add_class("course-chat-saved")
         self.status = widgets.HTML()
         self.status.add_class("course-chat-status")
         self.downloads = widgets.HTML()
-        super().__init__([_ChatStyle(), header, self.pane, self._attachment, entry, tools, self.status, self.downloads])
+        self.page = _ChatStyle()
+        super().__init__(
+            [self.page, header, self.pane, self._attachment, entry, tools, saved, self.status, self.downloads]
+        )
         self.add_class("course-chat")
 
 
 class ChatWidget(_ChatLayout):
-    """Chat with a vision model on Ollama: text, one image per message, voice, streamed answers."""
+    """Chat with a vision model on Ollama: text, one image per message, voice, streamed answers.
+
+    `restore=` opens a saved conversation (a .json of `export_dir`, where every turn is saved) to go on
+    with it, for example after restarting the kernel.
+    """
 
     def __init__(
         self,
@@ -221,16 +208,25 @@ class ChatWidget(_ChatLayout):
         temperature: float = 0.7,
         system: str | None = SYSTEM,
         export_dir: str | Path = "conversaciones",
+        *,
+        restore: str | Path | None = None,
+        autosave: bool = True,
     ):
         super().__init__(temperature)
         self.conversation = Conversation(model, temperature, system)
         self.export_dir = Path(export_dir)
+        self.store = chat_store.ChatStore(self.export_dir) if autosave else None
         self._image: bytes | None = None
         self._busy = False
+        self._editing = False  # the last question is back in the text area: sending it replaces that turn
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._shown: dict[int, tuple[Message, widgets.HTML, str]] = {}  # id(message) → message, bubble, body
         self._connect()
         self.refresh_models(model)
+        self.refresh_saved()
+        if restore is not None:
+            self.restore(restore)
 
     def _connect(self) -> None:
         self.prompt.on_submit(lambda _text: self.send())
@@ -238,12 +234,14 @@ class ChatWidget(_ChatLayout):
         self.stop_button.on_click(lambda _b: self.stop())
         self.clear_button.on_click(lambda _b: self.clear())
         self.export_button.on_click(lambda _b: self._export_clicked())
-        self.refresh_button.on_click(lambda _b: self.refresh_models())
+        self.refresh_button.on_click(lambda _b: (self.refresh_models(), self.refresh_saved()))
         self.remove_button.on_click(lambda _b: self.remove_image())
+        self.open_button.on_click(lambda _b: self._open_clicked())
         self.upload.observe(self._on_upload, "value")
         self.recorder.on_audio(lambda data, _mime: self.transcribe(data))
         self.recorder.on_error(self._show_error)
         self.prompt.on_image(self.attach_image, self._show_error)  # pasted or dropped onto the chat
+        self.page.on_msg(self._on_page_message)
 
     @property
     def history(self) -> list[Message]:
@@ -259,14 +257,56 @@ class ChatWidget(_ChatLayout):
         return bubble
 
     def _show_error(self, exc: Exception) -> None:
-        self._bubble(_error_html(exc))
+        self._bubble(bubbles.error_html(exc))
         self._set_status("Algo falló: lee el mensaje en rojo. Tu texto y la conversación se conservan.")
+
+    def _show(self, message: Message, bubble: widgets.HTML | None = None, body: str | None = None) -> None:
+        """Show `message` (in a new bubble, or in `bubble`) and remember where, to update it later."""
+        if body is None and message.role == "assistant":
+            body = render_markdown(message.content)
+        bubble = bubble or self._bubble("")
+        self._shown[id(message)] = (message, bubble, body or "")
+        self._render(message, active=False)
+
+    def _render(self, message: Message, active: bool) -> None:
+        """Draw `message` again; `active`: the chat takes actions now, so its last turn offers them."""
+        if id(message) not in self._shown:
+            return
+        _, bubble, body = self._shown[id(message)]
+        index = next((i for i, m in enumerate(self.history) if m is message), None)
+        last = active and index is not None and index >= len(self.history) - 2 and not message.replaced
+        if message.role == "user":
+            bubble.value = bubbles.user_html(message, index, last)
+        else:
+            bubble.value = bubbles.assistant_html(body, message, index, last)
+
+    def _render_last_turn(self, active: bool) -> None:
+        for message in self.history[-2:]:
+            self._render(message, active)
 
     def _set_busy(self, busy: bool) -> None:
         self._busy = busy
         self.send_button.disabled = busy
         self.stop_button.disabled = not busy
         self.clear_button.disabled = busy
+        self.open_button.disabled = busy
+
+    def _on_page_message(self, _widget, content, _buffers) -> None:
+        """Clicks on the bubbles' buttons and keys pressed in the chat (chat_actions.js)."""
+        if not isinstance(content, dict):
+            return
+        kind = content.get("type")
+        if kind == "stop":  # Esc
+            if self._busy:
+                self.stop()
+            else:
+                self._cancel_edit()
+        elif kind == "edit_last":  # ↑ in the empty text area
+            self.edit_last()
+        elif kind == "action" and content.get("action") == "regenerate":
+            self.regenerate()
+        elif kind == "action" and content.get("action") == "edit":
+            self.edit_last()
 
     # --- models and image ----------------------------------------------------------------------------
     def refresh_models(self, preferred: str | None = None) -> None:
@@ -310,7 +350,8 @@ class ChatWidget(_ChatLayout):
 
     # --- sending, streaming, stopping ----------------------------------------------------------------
     def send(self, text: str | None = None) -> bool:
-        """Send the text area's text (and the attached image). Ignored while an answer streams."""
+        """Send the text area's text (and the attached image). Ignored while an answer streams.
+        After `edit_last`, the question replaces the last turn (which stays in the history, marked)."""
         if self._busy:
             self._set_status("Espera a que termine la respuesta (o pulsa Parar).")
             return False
@@ -319,13 +360,70 @@ class ChatWidget(_ChatLayout):
             self._set_status("Escribe una pregunta o adjunta una imagen antes de enviar.")
             return False
         question = Message("user", text or "Describe esta imagen.", [self._image] if self._image else [])
-        self._set_busy(True)
-        self._stop.clear()
+        if self._editing and self.conversation.last_turn():
+            self._replace_last_turn()
         self.prompt.value = ""
         self.remove_image()
-        self._bubble(_user_html(question))
-        self._start(self._answer, question, self._bubble(_assistant_html("", writing=True)))
+        self._ask(question)
         return True
+
+    def regenerate(self) -> bool:
+        """Ask the last question again; the earlier answer stays in the history, marked as replaced."""
+        if self._busy:
+            self._set_status("Espera a que termine la respuesta (o pulsa Parar) para regenerarla.")
+            return False
+        if self.conversation.last_turn() is None:
+            self._set_status("Aún no hay ninguna respuesta que regenerar.")
+            return False
+        question = self._replace_last_turn()
+        self._ask(Message("user", question.content, list(question.images)))
+        return True
+
+    def edit_last(self) -> bool:
+        """Put the last question (and its image) back in the text area; sending it replaces that turn,
+        which stays in the history marked as replaced. What the student has typed is never overwritten."""
+        turn = self.conversation.last_turn()
+        if self._busy or turn is None:
+            self._set_status(
+                "Espera a que termine la respuesta (o pulsa Parar) para editar la pregunta."
+                if self._busy
+                else "Aún no hay ninguna pregunta que editar."
+            )
+            return False
+        question = turn[0]
+        typed = self.prompt.value.strip()
+        if typed and typed != question.content:
+            self._set_status(
+                "Para editar tu última pregunta, vacía antes el cuadro de texto (no se borra lo que escribes)."
+            )
+            return False
+        self.prompt.value = question.content
+        if question.images and self._image is None:
+            self.attach_image(question.images[0])
+        self._editing = True
+        self._set_status(
+            "Editando tu última pregunta: cámbiala y pulsa Enter. La respuesta anterior se conserva, "
+            "marcada como sustituida. Esc cancela la edición."
+        )
+        return True
+
+    def _cancel_edit(self) -> None:
+        if self._editing:
+            self._editing = False
+            self._set_status("Edición cancelada: si envías el texto, será una pregunta nueva.")
+
+    def _replace_last_turn(self) -> Message:
+        self._editing = False
+        question = self.conversation.replace_last()
+        self._render_last_turn(active=False)
+        return question
+
+    def _ask(self, question: Message) -> None:
+        self._set_busy(True)
+        self._stop.clear()
+        self._render_last_turn(active=False)  # the previous turn is no longer the last one
+        self._show(question)
+        self._start(self._answer, question, self._bubble(bubbles.assistant_html("")))
 
     def stop(self) -> None:
         """Stop the answer at any moment, even before its first word: the request to the server is
@@ -364,10 +462,11 @@ class ChatWidget(_ChatLayout):
         finally:
             clock.stop()
             answer = self.history[-1]
-            live.finish(answer)
+            self._show(answer, bubble, live.finish(answer))
+            self._render_last_turn(active=True)
             self._set_busy(False)
         if error is not None:
-            self._restore(question)
+            self._restore_question(question)
             self._show_error(error)
         elif answer.stopped:
             self._set_status("Respuesta detenida.")
@@ -375,8 +474,9 @@ class ChatWidget(_ChatLayout):
             self._set_status("El modelo respondió sin texto: vuelve a enviar la pregunta o reformúlala.")
         else:
             self._set_status("Respuesta completa.")
+        self._autosave()
 
-    def _restore(self, question: Message) -> None:
+    def _restore_question(self, question: Message) -> None:
         """Offer a failed question again in the text area, without overwriting what the student has
         typed or attached since (the question also stays in the conversation)."""
         if not self.prompt.value.strip():
@@ -402,18 +502,75 @@ class ChatWidget(_ChatLayout):
         finally:
             self.recorder.disabled = False
 
-    # --- clear and export ----------------------------------------------------------------------------
+    # --- saving, restoring, clearing, exporting --------------------------------------------------------
+    def _autosave(self) -> None:
+        if self.store is None or not self.history:
+            return
+        try:
+            self._sync()
+            self.store.save(self.conversation)
+        except CourseError as exc:
+            self._show_error(exc)
+            return
+        self.refresh_saved()
+
+    def refresh_saved(self) -> None:
+        """List the conversations saved in `export_dir` in the «Recuperar» picker, newest first."""
+        found = chat_store.saved(self.export_dir)
+        self.saved_picker.options = [("(conversaciones guardadas)", "")] + [(s.label, str(s.path)) for s in found]
+
+    def _open_clicked(self) -> None:
+        if not self.saved_picker.value:
+            self._set_status("Elige en «Recuperar» la conversación que quieres abrir.")
+            return
+        self.restore(self.saved_picker.value)
+
+    def restore(self, path: str | Path) -> bool:
+        """Show the conversation saved in `path` and go on with it (the current one is already saved)."""
+        if self._busy:
+            self._set_status("Pulsa Parar antes de abrir otra conversación.")
+            return False
+        try:
+            conversation, autosaved = chat_store.load(path)
+        except CourseError as exc:
+            self._show_error(exc)
+            return False
+        self._clear_pane()
+        self.conversation = conversation
+        if conversation.model in self.model_picker.options:
+            self.model_picker.value = conversation.model
+        self.temperature.value = conversation.temperature
+        if self.store is not None:  # an autosave goes on in its file; an export is never overwritten
+            if autosaved:
+                self.store.continue_in(path)
+            else:
+                self.store.start_new()
+        for message in conversation.history:
+            self._show(message)
+        self._render_last_turn(active=True)
+        self._set_status(
+            f"Conversación recuperada de {Path(path).name} ({len(self.history)} mensajes): puedes seguirla."
+        )
+        return True
+
+    def _clear_pane(self) -> None:
+        self._editing = False
+        self._shown = {}
+        bubbles_, self.pane.children = self.pane.children, ()
+        for bubble in bubbles_:
+            bubble.close()
+        self.downloads.value = ""
+
     def clear(self) -> None:
-        """Start a new conversation (the current one can be exported first)."""
+        """Start a new conversation (the current one stays saved in `export_dir`)."""
         if self._busy:
             self._set_status("Pulsa Parar antes de borrar la conversación.")
             return
         self.conversation.clear()
-        bubbles, self.pane.children = self.pane.children, ()
-        for bubble in bubbles:
-            bubble.close()
-        self.downloads.value = ""
-        self._set_status("Conversación borrada.")
+        if self.store is not None:
+            self.store.start_new()
+        self._clear_pane()
+        self._set_status("Conversación borrada (la anterior sigue guardada: puedes recuperarla).")
 
     def to_json(self) -> dict:
         self._sync()
@@ -428,8 +585,9 @@ class ChatWidget(_ChatLayout):
         An earlier export is never overwritten."""
         self._sync()
         paths = self.conversation.export(self.export_dir if folder is None else folder)
-        self.downloads.value = _download_links(paths)
+        self.downloads.value = bubbles.download_links(paths)
         self._set_status(f"Conversación guardada en {paths[0]} y {paths[1].name}.")
+        self.refresh_saved()
         return paths
 
     def _export_clicked(self) -> None:

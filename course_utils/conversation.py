@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from course_utils import llm
+from course_utils.answer_stats import AnswerStats
 from course_utils.errors import Cancelled, CourseError, ExportError
 
 SYSTEM = (
@@ -30,6 +31,8 @@ class Message:
     images: list[bytes] = field(default_factory=list)  # JPEG bytes
     stopped: bool = False  # the student pressed Parar before the answer ended
     interrupted: str = ""  # why the answer broke off (server error, cut connection), if it did
+    replaced: bool = False  # the turn was regenerated or its question edited: kept, but no longer sent
+    stats: AnswerStats | None = None  # what Ollama reported at the end of a finished answer
 
     def to_dict(self) -> dict:
         data = {
@@ -41,14 +44,37 @@ class Message:
             data["stopped"] = True
         if self.interrupted:
             data["interrupted"] = self.interrupted
+        if self.replaced:
+            data["replaced"] = True
+        if self.stats is not None:
+            data["stats"] = self.stats.to_dict()
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Message:
+        """The inverse of `to_dict` (a saved or exported conversation)."""
+        stats = data.get("stats")
+        return cls(
+            role=data["role"],
+            content=data["content"],
+            images=[base64.b64decode(img) for img in data.get("images") or []],
+            stopped=bool(data.get("stopped")),
+            interrupted=str(data.get("interrupted") or ""),
+            replaced=bool(data.get("replaced")),
+            stats=AnswerStats.from_ollama(stats) if isinstance(stats, dict) else None,
+        )
 
     @property
     def note(self) -> str:
-        """How an unfinished answer is marked in the pane and in exports."""
+        """How an unfinished or replaced message is marked in the pane and in exports."""
+        notes = []
         if self.stopped:
-            return "respuesta detenida"
-        return "respuesta interrumpida" if self.interrupted else ""
+            notes.append("respuesta detenida")
+        elif self.interrupted:
+            notes.append("respuesta interrumpida")
+        if self.replaced:
+            notes.append("respuesta sustituida" if self.role == "assistant" else "pregunta sustituida")
+        return ", ".join(notes)
 
 
 def data_uri(data: bytes, mime: str) -> str:
@@ -65,9 +91,9 @@ class Conversation:
 
     def for_model(self, question: Message) -> list[dict]:
         """The earlier turns as Ollama receives them, before `question`."""
-        # Turns the model never answered are kept for the student but not sent.
+        # Turns the model never answered, and replaced turns, are kept for the student but not sent.
         pairs = zip(self.history[::2], self.history[1::2])
-        answered = [m for asked, answer in pairs if answer.content for m in (asked, answer)]
+        answered = [m for asked, answer in pairs if answer.content and not answer.replaced for m in (asked, answer)]
         # Llama 3.2 Vision takes one image per conversation: send only the most recent one.
         keep = question.images or next((m.images for m in reversed(answered) if m.images), [])
         return [
@@ -88,6 +114,10 @@ class Conversation:
         raised after that, with the answer marked as interrupted."""
         received: list[str] = []
         answer = Message("assistant", "")
+
+        def keep_stats(fields: dict) -> None:
+            answer.stats = AnswerStats.from_ollama(fields)
+
         try:
             for piece in llm.stream(
                 question.content,
@@ -98,6 +128,7 @@ class Conversation:
                 temperature=self.temperature,
                 cancel=cancel,
                 on_status=on_status,
+                on_stats=keep_stats,
             ):
                 received.append(piece)
                 if on_piece:
@@ -117,8 +148,29 @@ class Conversation:
             self.history += [question, answer]
         return answer
 
+    def last_turn(self) -> tuple[Message, Message] | None:
+        """The last question and its answer, if the conversation has any."""
+        return (self.history[-2], self.history[-1]) if len(self.history) >= 2 else None
+
+    def replace_last(self) -> Message:
+        """Mark the last turn as replaced (it stays in the history and the exports, and is no longer sent
+        to the model) and return its question, to be asked again or edited."""
+        turn = self.last_turn()
+        if turn is None:
+            raise CourseError("Aún no hay ninguna pregunta que repetir o editar.", "Escribe una pregunta y envíala.")
+        for message in turn:
+            message.replaced = True
+        return turn[0]
+
     def clear(self) -> None:
         self.history = []
+
+    @classmethod
+    def from_json(cls, data: dict) -> Conversation:
+        """The inverse of `to_json` (an exported or autosaved conversation)."""
+        conversation = cls(data.get("model"), float(data.get("temperature", 0.7)), data.get("system"))
+        conversation.history = [Message.from_dict(m) for m in data.get("messages", [])]
+        return conversation
 
     def to_json(self) -> dict:
         return {
@@ -140,6 +192,8 @@ class Conversation:
             lines += [f"## {'Tú' if message.role == 'user' else 'Asistente'}", ""]
             lines += [f"![imagen adjunta]({data_uri(img, 'image/jpeg')})" for img in message.images]
             lines += [message.content + (f" *({message.note})*" if message.note else ""), ""]
+            if message.stats is not None and message.stats.summary():
+                lines += [f"*Estadísticas: {message.stats.summary()}*", ""]
         return "\n".join(lines)
 
     def export(self, folder: str | Path) -> tuple[Path, Path]:
@@ -151,7 +205,8 @@ class Conversation:
 
 
 def _write_new(folder: Path, stem: str, markdown: str, data: str) -> tuple[Path, Path]:
-    """Write `stem.md` and `stem.json` in `folder`, adding -2, -3… to the stem if those names exist."""
+    """Write `stem.md` and `stem.json` in `folder`, adding -2, -3… to the stem if either name exists
+    (an autosave may hold the .json of a stem whose .md is free)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for n in itertools.count(1):
@@ -162,10 +217,14 @@ def _write_new(folder: Path, stem: str, markdown: str, data: str) -> tuple[Path,
                     md_file.write(markdown)
             except FileExistsError:
                 continue
-            with open(json_path, "x", encoding="utf-8") as json_file:
-                json_file.write(data)
+            try:
+                with open(json_path, "x", encoding="utf-8") as json_file:
+                    json_file.write(data)
+            except FileExistsError:
+                md_path.unlink()  # ours, written just now: free the name and try the next one
+                continue
             return md_path, json_path
-    except (FileExistsError, NotADirectoryError) as exc:
+    except (FileExistsError, NotADirectoryError) as exc:  # the folder is a file
         raise ExportError(
             f"No se pudo guardar la conversación: «{exc.filename}» no es una carpeta.",
             "Elige una carpeta que exista (o un nombre nuevo) para exportar.",

@@ -70,6 +70,15 @@ JPEG_QUALITY = 90
 ROLES = ("system", "user", "assistant")
 TOP_LEVEL_OPTIONS = ("keep_alive",)  # request fields; every other option goes in "options"
 MODEL_OPTIONS = tuple(ollama.Options.model_fields)  # temperature, seed, top_p, num_ctx, num_predict, ...
+# What Ollama reports in the last line of an answer (counts in tokens, durations in nanoseconds).
+STAT_FIELDS = (
+    "total_duration",
+    "load_duration",
+    "prompt_eval_count",
+    "prompt_eval_duration",
+    "eval_count",
+    "eval_duration",
+)
 
 
 @dataclass
@@ -177,6 +186,7 @@ def stream(
     timeout: float | httpx.Timeout | None = None,
     cancel: threading.Event | None = None,
     on_status: Callable[[str], None] | None = None,
+    on_stats: Callable[[dict], None] | None = None,
     **options,
 ) -> Iterator[str]:
     """Send the request and yield the answer's text pieces as they arrive.
@@ -187,9 +197,10 @@ def stream(
     `Cancelled` is raised, its `.partial` holding all the text received. Closing the iterator (or an
     exception in the loop that reads it) closes the request too. While the server is busy (HTTP 503),
     it retries up to BUSY_ATTEMPTS times and tells `on_status` (in the reading thread) how long it waits.
+    When the answer ends, `on_stats` receives the statistics of Ollama's last line (STAT_FIELDS).
     """
     request = build_request(prompt, images, system, history, model, **options)
-    return _pieces(request, timeout, cancel or threading.Event(), on_status)
+    return _pieces(request, timeout, cancel or threading.Event(), on_status, on_stats)
 
 
 def ask(
@@ -298,11 +309,11 @@ def _timeout(timeout) -> float | httpx.Timeout:
     return httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT) if timeout is None else timeout
 
 
-def _pieces(request: dict, timeout, cancel: threading.Event, on_status) -> Iterator[str]:
+def _pieces(request: dict, timeout, cancel: threading.Event, on_status, on_stats=None) -> Iterator[str]:
     host = config.ollama_host()
     for attempt in range(1, BUSY_ATTEMPTS + 1):
         try:
-            yield from _attempt(request, host, timeout, cancel)
+            yield from _attempt(request, host, timeout, cancel, on_stats)
             return
         except ServerBusy as busy:  # only before any text: a 503 is an HTTP status
             if attempt == BUSY_ATTEMPTS:
@@ -314,7 +325,7 @@ def _pieces(request: dict, timeout, cancel: threading.Event, on_status) -> Itera
                 raise _cancelled("") from None
 
 
-def _attempt(request: dict, host: str, timeout, cancel: threading.Event) -> Iterator[str]:
+def _attempt(request: dict, host: str, timeout, cancel: threading.Event, on_stats=None) -> Iterator[str]:
     """One request: yield its pieces, raise its errors translated, close it however the reading ends."""
     received: list[str] = []
     if cancel.is_set():
@@ -335,6 +346,8 @@ def _attempt(request: dict, host: str, timeout, cancel: threading.Event) -> Iter
                 yield value
             elif kind == "done":
                 finished = True
+                if on_stats:
+                    on_stats(value)
             elif kind == "error":
                 raise _translate(value, request["model"], host, "".join(received)) from value
             elif kind == "end":  # the request is over and its connection closed
@@ -349,7 +362,7 @@ class _Call:
     """One /api/chat request on the official async client, in a private event loop on a daemon thread,
     so that it can be stopped at any moment: cancelling its task closes the HTTP connection.
 
-    It puts ("text", str), ("done", None), ("error", exception) and finally ("end", None) in `items`.
+    It puts ("text", str), ("done", statistics), ("error", exception) and finally ("end", None) in `items`.
     """
 
     def __init__(self, request: dict, host: str, timeout, cancel: threading.Event):
@@ -398,7 +411,7 @@ class _Call:
                     if text := part.message.content:
                         self.items.put(("text", text))
                     if part.done:
-                        self.items.put(("done", None))
+                        self.items.put(("done", {name: getattr(part, name, None) for name in STAT_FIELDS}))
             except AttributeError as exc:  # the client read a line that is JSON but not an object
                 raise _NotAnObject("una línea no es un objeto JSON") from exc
 

@@ -69,6 +69,9 @@ class OllamaDouble:
     max_queue: int | None = None
     rejected: int = 0  # chats answered 503 by the load mode
     max_images: int = 1  # llama3.2-vision accepts one image per message
+    # Statistics of the last line, replacing the computed ones (docs.ollama.com/api/usage); None: computed.
+    final_stats: dict | None = None
+    loaded: set[str] = field(default_factory=set)  # models "in memory": only their first chat pays the load
     server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _generating: threading.Lock = field(default_factory=threading.Lock)
@@ -115,6 +118,8 @@ class OllamaDouble:
         self.piece_size = None
         self.max_queue = None
         self.rejected = 0
+        self.final_stats = None
+        self.loaded.clear()
         self.models = ["llama3.2-vision:latest"]
 
     def admit(self) -> bool:
@@ -287,8 +292,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _reply(self, name: str, body: dict) -> None:
         text = self.state.answer(body)
         if body.get("stream", True) is False:
-            return self._json(200, _final(name, text, 1))
-        self._stream(name, text)
+            return self._json(200, {**_final(name, text), **self._stats(name, body, 1)})
+        self._stream(name, text, body)
 
     def _html(self, status: int) -> None:
         data = html_page(status).encode()
@@ -320,7 +325,27 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(min(left, 0.02))  # the client sent more bytes: not a disconnection
         return False
 
-    def _stream(self, name: str, text: str) -> None:
+    def _stats(self, name: str, body: dict, eval_count: int) -> dict:
+        """The documented statistics of an answer, in nanoseconds: a stand-in's figures (40 tokens/s, a
+        load of 0.15 s the first time a model is used), or the test's own `final_stats`."""
+        state = self.state
+        if state.final_stats is not None:
+            return dict(state.final_stats)
+        with state._lock:
+            load = 20_000_000 if name in state.loaded else 150_000_000
+            state.loaded.add(name)
+        prompt_tokens = sum(len(str(m.get("content", "")).split()) + 8 for m in body.get("messages", []))
+        prompt, generate = prompt_tokens * 2_000_000, eval_count * 25_000_000
+        return {
+            "total_duration": load + prompt + generate + 5_000_000,
+            "load_duration": load,
+            "prompt_eval_count": prompt_tokens,
+            "prompt_eval_duration": prompt,
+            "eval_count": eval_count,
+            "eval_duration": generate,
+        }
+
+    def _stream(self, name: str, text: str, body: dict) -> None:
         state = self.state
         cut, state.cut_after_chunks = state.cut_after_chunks, None
         drop, state.drop_after_chunks = state.drop_after_chunks, None
@@ -350,7 +375,7 @@ class _Handler(BaseHTTPRequestHandler):
                     state.disconnected.set()
                     self.close_connection = True
                     return
-            batch.append(json.dumps(_final(name, "", len(pieces))) + "\n")
+            batch.append(json.dumps({**_final(name, ""), **self._stats(name, body, len(pieces))}) + "\n")
             self._chunk("".join(batch))
             self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
@@ -402,20 +427,14 @@ def _model_entry(name: str) -> dict:
     }
 
 
-def _final(name: str, text: str, eval_count: int) -> dict:
-    """Ollama's last line (or whole non-streamed answer) with its documented statistics (nanoseconds)."""
+def _final(name: str, text: str) -> dict:
+    """Ollama's last line (or whole non-streamed answer), before its statistics (`_Handler._stats`)."""
     return {
         "model": name,
         "created_at": _now(),
         "message": {"role": "assistant", "content": text},
         "done": True,
         "done_reason": "stop",
-        "total_duration": 1_000_000,
-        "load_duration": 100_000,
-        "prompt_eval_count": 10,
-        "prompt_eval_duration": 200_000,
-        "eval_count": max(1, eval_count),
-        "eval_duration": 700_000,
     }
 
 

@@ -1,0 +1,127 @@
+"""Conversations that survive a restart of the kernel: autosave after each turn, and the saved ones to
+restore.
+
+Each conversation gets its own JSON file in the folder (`conversaciones/` by default), named when it is
+first saved and never taken from another conversation or an export; later saves replace it whole
+(written aside, then renamed), so a crash mid-write leaves the previous version.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from course_utils.conversation import Conversation
+from course_utils.errors import ExportError
+
+PREVIEW = 48  # characters of the first question shown in the picker
+
+
+class ChatStore:
+    """Where one conversation at a time is autosaved."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.path: Path | None = None  # the current conversation's file, once it has one
+
+    def save(self, conversation: Conversation) -> Path:
+        """Save `conversation` in its file (created at the first save); returns the path."""
+        data = {**conversation.to_json(), "autosave": True}
+        text = json.dumps(data, ensure_ascii=False, indent=1)
+        try:
+            if self.path is None:
+                self.path = _create(self.folder, f"chat-{datetime.now():%Y%m%d-%H%M%S}", text)
+            else:
+                _replace(self.path, text)
+        except OSError as exc:
+            raise ExportError(
+                f"No se pudo guardar la conversación automáticamente en «{self.folder}» ({exc.strerror or exc}).",
+                "La conversación sigue aquí: usa Exportar con otra carpeta, o libera espacio.",
+            ) from exc
+        return self.path
+
+    def start_new(self) -> None:
+        """The next save starts a new file (after the conversation is cleared)."""
+        self.path = None
+
+    def continue_in(self, path: str | Path) -> None:
+        """Keep saving into `path` (a restored conversation goes on in its own file)."""
+        self.path = Path(path)
+
+
+@dataclass(frozen=True)
+class Saved:
+    path: Path
+    label: str
+
+
+def saved(folder: str | Path) -> list[Saved]:
+    """The conversations saved in `folder` (autosaves and exports), newest first, each with a label for
+    a picker such as «26/11 16:20 · ¿Qué animal es? (4 mensajes)»."""
+    found = []
+    for path in sorted(Path(folder).glob("*.json"), key=_modified, reverse=True):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            messages = data["messages"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not a conversation: the picker shows only what it can open
+        first = next((m.get("content", "") for m in messages if m.get("role") == "user"), "")
+        first = " ".join(first.split())
+        first = first if len(first) <= PREVIEW else first[: PREVIEW - 1] + "…"
+        when = datetime.fromtimestamp(_modified(path)).strftime("%d/%m %H:%M")
+        found.append(Saved(path, f"{when} · {first or '(sin preguntas)'} ({len(messages)} mensajes) · {path.name}"))
+    return found
+
+
+def load(path: str | Path) -> tuple[Conversation, bool]:
+    """The conversation saved in `path` (an autosave or an exported JSON), and whether it is an autosave."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data.get("messages"), list):
+            raise KeyError("messages")
+        return Conversation.from_json(data), bool(data.get("autosave"))
+    except FileNotFoundError as exc:
+        raise ExportError(
+            f"No existe la conversación guardada «{path}».",
+            "Elige una de la lista «Recuperar» o comprueba el nombre del archivo.",
+        ) from exc
+    except OSError as exc:
+        raise ExportError(f"No se pudo leer «{path}» ({exc.strerror or exc}).") from exc
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ExportError(
+            f"«{path.name}» no es una conversación guardada por el chat.",
+            "Abre un .json de la carpeta conversaciones/ (los guarda el chat después de cada respuesta).",
+        ) from exc
+
+
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _create(folder: Path, stem: str, text: str) -> Path:
+    """A new file `stem.json` (or `stem-2.json`…) that no export or other conversation uses."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in itertools.count(1):
+        name = stem if n == 1 else f"{stem}-{n}"
+        if (folder / f"{name}.md").exists():  # an export's pair: leave the name to it
+            continue
+        try:
+            with open(folder / f"{name}.json", "x", encoding="utf-8") as file:  # "x": never overwrite
+                file.write(text)
+        except FileExistsError:
+            continue
+        return folder / f"{name}.json"
+
+
+def _replace(path: Path, text: str) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
