@@ -30,10 +30,13 @@ LAYERS = {
     "llama_vision": 3,
     "llm": 3,
     "conversation": 3,
+    "answer_stats": 3,
+    "chat_store": 3,
     "dictation": 3,
     # 4. interactive: widgets, the chat, the doctor, commands for the teacher, the notebooks' self-check
     "vision_widget": 4,
     "chat": 4,
+    "chat_bubbles": 4,
     "prompt_box": 4,
     "recorder": 4,
     "doctor": 4,
