@@ -640,3 +640,27 @@ def test_a_bad_line_keeps_the_parsers_error_chained_for_debugging(ollama_double)
     with pytest.raises(StreamCut) as cut:
         llm.ask("cuenta")
     assert isinstance(cut.value.__cause__, json.JSONDecodeError)  # for the teacher; the student sees Spanish
+
+
+def test_stream_hands_over_the_statistics_of_the_last_line(ollama_double):
+    ollama_double.replies.append("uno dos tres")
+    got = []
+    assert "".join(llm.stream("cuenta", on_stats=got.append)) == "uno dos tres"
+    (stats,) = got
+    assert set(stats) == set(llm.STAT_FIELDS)
+    assert stats["eval_count"] == 3 and stats["load_duration"] > 0 and stats["eval_duration"] > 0
+    parts = stats["load_duration"] + stats["prompt_eval_duration"] + stats["eval_duration"]
+    assert stats["total_duration"] >= parts  # the double's figures add up as Ollama's do
+
+
+def test_a_stopped_or_cut_answer_has_no_statistics(ollama_double):
+    ollama_double.replies.append("uno dos tres cuatro")
+    ollama_double.cut_after_chunks = 2
+    got = []
+    with pytest.raises(StreamCut):
+        "".join(llm.stream("corta", on_stats=got.append))
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        "".join(llm.stream("para", cancel=cancel, on_stats=got.append))
+    assert got == []
