@@ -370,3 +370,183 @@ def test_stop_works_before_the_first_word_and_closes_the_request(chat, ollama_do
     assert question.content == "¿Hay alguien?" and answer.stopped and answer.content == ""
     assert not chat.send_button.disabled and chat.stop_button.disabled
     assert "respuesta detenida" in texts(chat)[-1]
+
+
+# --- conversation controls, statistics, autosave (issue 15) ---------------------------------------------
+
+
+def page_says(chat: ChatWidget, **content) -> None:
+    """What chat_actions.js sends from the page: a click on a bubble's button, Esc, ↑."""
+    chat.page._handle_custom_msg(content, [])
+
+
+def test_every_message_has_a_copy_button_with_its_raw_text_and_answers_a_read_aloud_button(chat):
+    chat.send('Texto con "comillas" & <b>etiquetas</b>')
+    chat.wait(20)
+    question, answer = texts(chat)
+    assert 'class="course-copy"' in question and 'data-copy="Texto con &quot;comillas&quot; &amp; &lt;b&gt;' in question
+    assert 'class="course-copy"' in answer and 'class="course-speak"' in answer and "course-speak" not in question
+    assert f'data-copy="{PREFIX}' in answer  # the Markdown as it arrived, not the HTML
+    assert 'aria-label="Copiar la respuesta (Markdown)"' in answer and 'aria-label="Copiar tu pregunta"' in question
+
+
+def test_statistics_are_shown_under_each_answer(chat):
+    chat.send("Hola")
+    chat.wait(20)
+    stats = chat.history[-1].stats
+    assert stats.eval_count > 0
+    assert f'<div class="course-stats">{stats.summary()}</div>' in texts(chat)[-1] and "tokens/s" in stats.summary()
+
+
+def test_regenerate_asks_again_and_keeps_the_replaced_answer(chat, ollama_double):
+    ollama_double.replies += ["Primera respuesta", "Segunda respuesta"]
+    chat.send("¿Cuánto es 2+2?")
+    chat.wait(20)
+    assert 'data-action="regenerate"' in texts(chat)[1] and 'data-action="edit"' in texts(chat)[0]
+    page_says(chat, type="action", action="regenerate", index=1)
+    assert chat.wait(20)
+    assert [m.content for m in chat.history] == [
+        "¿Cuánto es 2+2?",
+        "Primera respuesta",
+        "¿Cuánto es 2+2?",
+        "Segunda respuesta",
+    ]
+    assert [m.replaced for m in chat.history] == [True, True, False, False]
+    sent = ollama_double.chats()[-1]["messages"]
+    assert [m["role"] for m in sent] == ["system", "user"]  # the replaced turn is not sent again
+    shown = texts(chat)
+    assert "course-replaced" in shown[1] and "(respuesta sustituida)" in shown[1] and "Primera respuesta" in shown[1]
+    assert "data-action" not in shown[0] + shown[1]  # only the last turn offers regenerate and edit
+    assert 'data-action="regenerate"' in shown[3]
+
+
+def test_regenerate_keeps_the_image_of_the_question(chat, ollama_double, samples):
+    chat.attach_image(samples / "gato.jpg")
+    chat.send("¿Qué animal es?")
+    chat.wait(20)
+    assert chat.regenerate() and chat.wait(20)
+    assert len(ollama_double.chats()[-1]["messages"][-1]["images"]) == 1
+
+
+def test_edit_puts_the_last_question_back_and_sending_replaces_the_turn(chat, ollama_double, samples):
+    chat.attach_image(samples / "gato.jpg")
+    chat.send("¿Qué animal es?")
+    chat.wait(20)
+    page_says(chat, type="edit_last")  # ↑ in the empty text area
+    assert chat.prompt.value == "¿Qué animal es?" and chat._image is not None and "Editando" in chat.status.value
+    chat.prompt.value = "¿De qué raza es?"
+    chat.send()
+    assert chat.wait(20)
+    assert [m.content for m in chat.history][::2] == ["¿Qué animal es?", "¿De qué raza es?"]
+    assert [m.replaced for m in chat.history] == [True, True, False, False]
+    sent = ollama_double.chats()[-1]["messages"]
+    assert [m["content"] for m in sent if m["role"] == "user"] == ["¿De qué raza es?"] and sent[-1]["images"]
+    assert "(pregunta sustituida)" in texts(chat)[0]
+
+
+def test_edit_never_overwrites_what_the_student_is_typing(chat):
+    chat.send("Primera")
+    chat.wait(20)
+    chat.prompt.value = "Algo a medias"
+    assert not chat.edit_last()
+    assert chat.prompt.value == "Algo a medias" and "vacía antes el cuadro" in chat.status.value
+
+
+def test_escape_cancels_an_edit_and_the_text_becomes_a_new_question(chat):
+    chat.send("Primera")
+    chat.wait(20)
+    assert chat.edit_last()
+    page_says(chat, type="stop")  # Esc with no answer streaming
+    assert "Edición cancelada" in chat.status.value and chat.prompt.value == "Primera"
+    chat.send()
+    chat.wait(20)
+    assert [m.replaced for m in chat.history] == [False] * 4
+
+
+def test_escape_stops_the_answer(chat, ollama_double):
+    ollama_double.replies.append(" ".join(f"palabra{i}" for i in range(60)))
+    ollama_double.chunk_delay = 0.5
+    chat.send("Cuenta")
+    deadline = time.monotonic() + 10
+    while "palabra1" not in texts(chat)[-1] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    page_says(chat, type="stop")
+    assert chat.wait(20) and chat.history[-1].stopped and "palabra1" in chat.history[-1].content
+
+
+def test_regenerate_and_edit_wait_for_the_answer_and_need_a_turn(chat, ollama_double):
+    assert not chat.regenerate() and "Aún no hay ninguna respuesta" in chat.status.value
+    assert not chat.edit_last() and "Aún no hay ninguna pregunta" in chat.status.value
+    ollama_double.replies.append(" ".join(["x"] * 80))
+    ollama_double.chunk_delay = 0.5
+    chat.send("Larga")
+    assert not chat.regenerate() and not chat.edit_last() and "Espera" in chat.status.value
+    chat.stop()
+    chat.wait(20)
+    assert chat.regenerate()  # a stopped answer can be regenerated
+    chat.stop()
+    chat.wait(20)
+
+
+def test_each_turn_is_autosaved_and_restored_into_a_new_widget(chat, ollama_double, tmp_path, samples):
+    chat.attach_image(samples / "gato.jpg")
+    chat.send("¿Qué animal es?")
+    chat.wait(20)
+    chat.regenerate()
+    chat.wait(20)
+    (saved,) = (tmp_path / "conversaciones").glob("*.json")
+    assert len(json.loads(saved.read_text(encoding="utf-8"))["messages"]) == 4
+    assert chat.saved_picker.options[1][1] == str(saved)
+
+    # After a restart of the kernel: a new widget, the conversation picked from the list.
+    again = ChatWidget(export_dir=tmp_path / "conversaciones")
+    again.saved_picker.value = str(saved)
+    again.open_button.click()
+    assert again.history == chat.history and len(again.pane.children) == 4
+    assert "recuperada" in again.status.value and 'data-action="regenerate"' in texts(again)[-1]
+    assert "course-replaced" in texts(again)[1] and "tokens/s" in texts(again)[-1]
+    again.send("¿Y de qué color?")
+    again.wait(20)
+    sent = ollama_double.chats()[-1]["messages"]
+    assert [m["content"] for m in sent if m["role"] == "user"] == ["¿Qué animal es?", "¿Y de qué color?"]
+    assert len(json.loads(saved.read_text(encoding="utf-8"))["messages"]) == 6  # it goes on in the same file
+    assert len(list((tmp_path / "conversaciones").glob("*.json"))) == 1
+
+
+def test_restore_argument_and_an_export_is_never_overwritten(chat, tmp_path):
+    chat.send("Hola")
+    chat.wait(20)
+    md_path, json_path = chat.export()
+    exported = json_path.read_text(encoding="utf-8")
+    again = ChatWidget(export_dir=tmp_path / "conversaciones", restore=json_path)
+    assert [m.content for m in again.history] == [m.content for m in chat.history]
+    again.send("Sigo")
+    again.wait(20)
+    assert json_path.read_text(encoding="utf-8") == exported  # the continuation went to a new file
+    assert len(list((tmp_path / "conversaciones").glob("*.json"))) == 3
+
+
+def test_a_bad_restore_is_explained_and_the_widget_still_builds(ollama_double, tmp_path):
+    chat = ChatWidget(export_dir=tmp_path, restore=tmp_path / "no-existe.json")
+    assert "No existe la conversación guardada" in texts(chat)[-1] and chat.history == []
+    chat.open_button.click()
+    assert "Elige en «Recuperar»" in chat.status.value
+
+
+def test_clear_starts_a_new_file_and_the_old_conversation_can_be_opened(chat, tmp_path):
+    chat.send("Antes")
+    chat.wait(20)
+    chat.clear()
+    assert "sigue guardada" in chat.status.value
+    chat.send("Después")
+    chat.wait(20)
+    assert len(list((tmp_path / "conversaciones").glob("*.json"))) == 2
+    older = next(path for label, path in chat.saved_picker.options if "Antes" in label)
+    assert chat.restore(older) and chat.history[0].content == "Antes"
+
+
+def test_autosave_can_be_turned_off(ollama_double, tmp_path):
+    chat = ChatWidget(export_dir=tmp_path / "c", autosave=False)
+    chat.send("Hola")
+    chat.wait(20)
+    assert not (tmp_path / "c").exists()
