@@ -1,12 +1,33 @@
-"""A model's Markdown as HTML that is safe to show in the browser, and a check for what a browser could run."""
+"""A model's Markdown as HTML that is safe to show in the browser, and a check for what a browser could run.
+
+Answers are rendered on the server: code blocks highlighted by Pygments (with a copy button), LaTeX between
+dollars converted to MathML by latex2mathml (the browser draws MathML itself: no script, no network), and
+everything passes through one sanitiser, nh3, before it reaches the page. The classes in the result are
+styled by `STYLESHEET` (safe_html.css), which the page must load.
+"""
 
 from __future__ import annotations
 
+import functools
+import html
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import nh3
+from latex2mathml.converter import convert as latex_to_mathml
 from markdown_it_pyrs import MarkdownIt
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import TextLexer, get_lexer_by_name
+from pygments.token import STANDARD_TYPES
+from pygments.util import ClassNotFound
+
+STYLESHEET = Path(__file__).with_name("safe_html.css")
+CODE_STYLE = "xcode"  # the Pygments style whose colours all reach 4.5:1 (WCAG AA) on the code background
+MAX_HIGHLIGHT_CHARS = 100_000  # a longer code block is shown as plain text
+MAX_MATH_CHARS = 2_000  # longer LaTeX, or nested deeper than MAX_MATH_DEPTH, is shown as its source
+MAX_MATH_DEPTH = 30
 
 # markdown-it's Rust port: the same CommonMark rules as markdown-it-py, fast enough to follow a long answer
 # as it streams. Without its html plugins, raw HTML in the model's Markdown is shown as text.
@@ -36,18 +57,223 @@ _MARKDOWN = MarkdownIt("zero").enable_many(
 # Model output never makes the browser fetch anything by itself: a remote image would leak the
 # conversation, so `![alt](url)` becomes a plain link.
 _IMAGE = re.compile(r'<img src="([^"]*)" alt="([^"]*)"[^>]*>')
-_OUTPUT_TAGS = nh3.ALLOWED_TAGS - {"img", "area", "map"}
 _URL_SCHEMES = {"http", "https", "mailto"}
+
+# MathML Core as latex2mathml writes it. Left out: <maction> (interactive), <semantics>/<annotation-xml>
+# (can carry HTML), and href, style, class and colours on any maths element.
+_MATH_TAGS = {
+    "math", "mrow", "mi", "mn", "mo", "ms", "mtext", "mspace", "msub", "msup", "msubsup", "munder", "mover",
+    "munderover", "mfrac", "msqrt", "mroot", "mstyle", "merror", "mpadded", "mphantom", "mtable", "mtr", "mtd",
+    "mmultiscripts", "mprescripts", "none", "menclose",
+}  # fmt: skip
+_MATH_ATTRIBUTES = {
+    "accent", "accentunder", "columnalign", "columnlines", "columnspacing", "depth", "display", "displaystyle",
+    "fence", "form", "frame", "height", "largeop", "linethickness", "lspace", "mathsize", "mathvariant", "maxsize",
+    "minsize", "movablelimits", "notation", "rowalign", "rowlines", "rowspacing", "rspace", "scriptlevel",
+    "separator", "stretchy", "symmetric", "voffset", "width",
+}  # fmt: skip
+_TAGS = (nh3.ALLOWED_TAGS - {"img", "area", "map"}) | _MATH_TAGS | {"button"}
+_ATTRIBUTES = {tag: set(names) for tag, names in nh3.ALLOWED_ATTRIBUTES.items()} | {
+    tag: _MATH_ATTRIBUTES for tag in _MATH_TAGS
+}
+_ATTRIBUTES["button"] = {"aria-label"}
+_CLASSES = {
+    "div": {"course-code", "course-copy-scope"},
+    "button": {"course-copy"},
+    "pre": {"course-copy-source"},
+    "span": {name for name in STANDARD_TYPES.values() if name},  # Pygments' token classes
+    "code": {"course-math-source"},
+}
+_SANITISER = nh3.Cleaner(  # built once: building it costs more than cleaning a paragraph
+    tags=_TAGS,
+    attributes=_ATTRIBUTES,
+    allowed_classes=_CLASSES,
+    tag_attribute_values={"button": {"type": {"button"}}},
+    url_schemes=_URL_SCHEMES,
+    set_tag_attribute_values={"a": {"target": "_blank"}},
+)
 
 
 def render_markdown(text: str) -> str:
     """Model output (Markdown) as safe HTML: no scripts, no event handlers, no javascript: links, no
-    remote images. Single line breaks stay in the text (the chat's CSS shows them)."""
+    remote images; code highlighted, maths as MathML. Single line breaks stay in the text (the chat's CSS
+    shows them)."""
+    text, maths = _take_maths(text.replace(_OPEN, "\ufffd").replace(_CLOSE, "\ufffd"))
     rendered = _IMAGE.sub(lambda m: f'<a href="{m[1]}">[imagen: {m[2] or "sin título"}]</a>', _MARKDOWN.render(text))
-    return nh3.clean(
-        rendered, tags=_OUTPUT_TAGS, url_schemes=_URL_SCHEMES, set_tag_attribute_values={"a": {"target": "_blank"}}
+    if maths:  # a formula inside an attribute (a link's title or address) stays as its source
+        rendered = _TAG.sub(lambda tag: _PLACEHOLDER.sub(lambda m: html.escape(maths[int(m[1])][0]), tag[0]), rendered)
+    rendered = _CODE_BLOCK.sub(_code_block, rendered)
+    if maths:
+        rendered = _PLACEHOLDER.sub(lambda m: _mathml(*maths[int(m[1])]), rendered)
+    return _SANITISER.clean(rendered)
+
+
+# --- code blocks ---------------------------------------------------------------------------------
+
+_CODE_BLOCK = re.compile(r'<pre><code(?: class="language-([^"]*)")?>(.*?)</code></pre>', re.S)
+_FORMATTER = HtmlFormatter(nowrap=True)
+
+
+@functools.lru_cache(maxsize=64)
+def _lexer(language: str):
+    """The lexer named by a fence's info string (`python`, `py`, `bash`…); plain text for none or unknown.
+    Unlabelled code is not guessed: Pygments' guesses on short snippets are often wrong and slow."""
+    try:
+        return get_lexer_by_name(language, stripnl=False) if language else TextLexer()
+    except ClassNotFound:
+        return TextLexer()
+
+
+def _code_block(match: re.Match) -> str:
+    return _highlighted(html.unescape(match[1] or ""), match[2])
+
+
+@functools.lru_cache(maxsize=64)  # while an answer streams, its last code block is rendered again and again
+def _highlighted(language: str, escaped_code: str) -> str:
+    code = html.unescape(escaped_code)
+    lexer = _lexer(language) if len(code) <= MAX_HIGHLIGHT_CHARS else TextLexer()
+    return (
+        '<div class="course-code course-copy-scope">'
+        '<button type="button" class="course-copy" aria-label="Copiar código">Copiar</button>'
+        f'<pre class="course-copy-source"><code>{highlight(code, lexer, _FORMATTER)}</code></pre></div>'
     )
 
+
+def code_stylesheet() -> str:
+    """The token colours of `CODE_STYLE` for code inside `.course-code` (the last part of safe_html.css)."""
+    return "\n".join(HtmlFormatter(style=CODE_STYLE).get_token_style_defs(".course-code"))
+
+
+# --- maths ---------------------------------------------------------------------------------------
+
+# While rendering, each formula is a placeholder of private-use characters that Markdown leaves alone.
+_OPEN, _CLOSE = "\ue000", "\ue001"
+_PLACEHOLDER = re.compile(f"{_OPEN}(\\d+){_CLOSE}")
+_TAG = re.compile(r"<[^>]*>")
+_BLOCKS = {
+    "root", "paragraph", "heading", "lheading", "blockquote", "bullet_list", "ordered_list", "list_item",
+    "table", "thead", "tbody", "trow", "tcell", "fence", "code_block", "hr",
+}  # fmt: skip
+_VERBATIM = {"code_inline", "autolink"}  # no maths inside these
+
+
+def _take_maths(text: str) -> tuple[str, list[tuple[str, bool]]]:
+    """`text` with each formula replaced by a placeholder, and the formulas as (source, display).
+
+    markdown-it's dollarmath rules, as Pandoc's: `$…$` opens before a non-space that follows no digit and
+    closes after a non-space before no digit, so «cuesta $5 y $10» stays text; `$$…$$` is display maths;
+    `\\$` is a dollar. A formula stays inside one paragraph, heading, list item or table cell, never in code.
+    """
+    if "$" not in text:
+        return text, []
+    raw = text.encode()
+    spans: list[tuple[int, int, bool]] = []
+    for start, end, verbatim in _inline_runs(_MARKDOWN.tree(text)):
+        if raw.find(b"$", start, end) != -1:
+            spans += _dollar_spans(raw, start, end, verbatim)
+    if not spans:
+        return text, []
+    pieces, maths, last = [], [], 0
+    for start, end, display in spans:
+        pieces += [raw[last:start].decode(), f"{_OPEN}{len(maths)}{_CLOSE}"]
+        maths.append((raw[start:end].decode(), display))
+        last = end
+    return "".join(pieces) + raw[last:].decode(), maths
+
+
+def _inline_runs(node):
+    """(start, end, verbatim ranges) in UTF-8 bytes for each run of inline content in the parsed tree."""
+    run: list = []
+    for child in node.children:
+        if child.name in _BLOCKS:
+            yield from _run_range(run)
+            run = []
+            yield from _inline_runs(child)
+        elif child.srcmap:
+            run.append(child)
+    yield from _run_range(run)
+
+
+def _run_range(run: list):
+    if run:
+        yield run[0].srcmap[0], run[-1].srcmap[1], sorted(_verbatim(run))
+
+
+def _verbatim(nodes):
+    for node in nodes:
+        if node.name in _VERBATIM and node.srcmap:
+            yield node.srcmap
+            continue
+        if node.name in ("link", "image") and node.srcmap:  # its address and title, after the text
+            text_end = node.children[-1].srcmap[1] if node.children and node.children[-1].srcmap else node.srcmap[0]
+            yield text_end, node.srcmap[1]
+        yield from _verbatim(node.children)
+
+
+def _dollar_spans(raw: bytes, start: int, end: int, verbatim: list[tuple[int, int]]):
+    pos = raw.find(b"$", start, end)
+    while pos != -1:
+        inside = next((stop for first, stop in verbatim if first <= pos < stop), None)
+        if inside is not None:
+            pos = raw.find(b"$", inside, end)
+            continue
+        close = _closing_dollar(raw, pos, end)
+        if close is not None and not any(pos < first < close for first, _ in verbatim):
+            display = raw[pos + 1 : pos + 2] == b"$"
+            yield pos, close, display
+            pos = raw.find(b"$", close, end)
+        else:
+            pos = raw.find(b"$", pos + 1, end)
+
+
+def _escaped(raw: bytes, pos: int) -> bool:
+    before = pos
+    while before > 0 and raw[before - 1] == 0x5C:  # backslash
+        before -= 1
+    return (pos - before) % 2 == 1
+
+
+def _closing_dollar(raw: bytes, pos: int, end: int) -> int | None:
+    """The end (exclusive) of the formula opened at `pos`, or None if this dollar opens none."""
+    display = raw[pos + 1 : pos + 2] == b"$"
+    after = raw[pos + 1 : pos + 2]
+    if _escaped(raw, pos) or not display and (not after or after.isspace() or raw[pos - 1 : pos].isdigit()):
+        return None
+    search = pos + (2 if display else 1)
+    while (close := raw.find(b"$$" if display else b"$", search, end)) != -1 and _escaped(raw, close):
+        search = close + 1
+    if close == -1 or close == pos + (2 if display else 1):
+        return None
+    if display:
+        return close + 2
+    if raw[close - 1 : close].isspace() or raw[close + 1 : close + 2].isdigit():
+        return None
+    return close + 1
+
+
+def _mathml(source: str, display: bool) -> str:
+    latex = source[2:-2] if display else source[1:-1]
+    mathml = _convert(latex.strip(), display) if _small(latex) else None
+    return mathml or f'<code class="course-math-source">{html.escape(source)}</code>'
+
+
+def _small(latex: str) -> bool:
+    depth = deepest = 0
+    for char in latex:
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        deepest = max(deepest, depth)
+    return len(latex) <= MAX_MATH_CHARS and deepest <= MAX_MATH_DEPTH
+
+
+@functools.lru_cache(maxsize=1024)
+def _convert(latex: str, display: bool) -> str | None:
+    try:
+        return latex_to_mathml(latex, display="block" if display else "inline")
+    except Exception:  # noqa: BLE001 - latex2mathml raises a dozen exception types (and RecursionError) on bad LaTeX
+        return None
+
+
+# --- what a browser could run ----------------------------------------------------------------------
 
 _RUNNABLE_TAGS = ("script", "iframe", "frame", "object", "embed", "base")
 _URL_ATTRIBUTES = ("href", "xlink:href", "src", "action", "formaction", "data", "poster", "background")
