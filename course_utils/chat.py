@@ -493,10 +493,13 @@ class ChatWidget(_ChatLayout):
 
     def _transcribe(self, audio: bytes) -> None:
         try:
-            text, warning = dictate(audio, self.recorder.language)
+            language = self.recorder.language
+            text, warning = dictate(audio, language)
             current = self.prompt.value.rstrip()
             self.prompt.value = f"{current} {text}" if current else text
-            self._set_status("Transcripción lista: revísala y pulsa Enviar." + warning)
+            limit = " La grabación llegó al máximo y se detuvo sola." if self.recorder.stopped_at_limit else ""
+            spoken = dict(self.recorder.languages).get(language, language)
+            self._set_status(f"Transcripción lista ({spoken}): revísala y pulsa Enviar.{limit}{warning}")
         except Exception as exc:  # noqa: BLE001 - a background thread: any failure is shown in the pane
             self._show_error(exc)
         finally:
