@@ -116,6 +116,15 @@ function flash(button, text) {
   }, COPIED_MS);
 }
 
+// What is read aloud: the message as the student sees it, without the buttons' labels.
+function speechText(button) {
+  const body = button.closest(".course-bubble")?.querySelector(".course-body");
+  if (!body) return sourceText(button);
+  const copy = body.cloneNode(true);
+  copy.querySelectorAll("button, .katex-html, [aria-hidden='true']").forEach((node) => node.remove());
+  return copy.textContent.replace(/\s+/g, " ").trim();
+}
+
 function spanishVoice() {
   const all = window.speechSynthesis.getVoices();
   return all.find((v) => v.lang === "es-ES") || all.find((v) => v.lang?.toLowerCase().startsWith("es")) || null;
@@ -129,7 +138,7 @@ function speak(button) {
     synth.cancel();
     if (button.classList.contains("course-speaking")) return;
   }
-  const utterance = new SpeechSynthesisUtterance(sourceText(button));
+  const utterance = new SpeechSynthesisUtterance(speechText(button));
   const voice = spanishVoice();
   utterance.lang = voice ? voice.lang : "es-ES";
   if (voice) utterance.voice = voice;

@@ -32,7 +32,7 @@ def _actions(message: Message, index: int | None, last: bool) -> str:
             buttons.append(
                 _button(
                     "Editar",
-                    "Editar tu última pregunta y reenviarla",
+                    "Editar tu última pregunta",
                     "course-edit",
                     f' data-action="edit" data-index="{index}"',
                 )
