@@ -60,7 +60,7 @@ def conv_as_linear(conv: nn.Conv2d) -> nn.Linear:
     out, c, kh, kw = conv.weight.shape
     if conv.stride != (kh, kw) or kh != kw:
         raise CourseError(
-            "Esta convolución no corta la imagen en parches (su paso no es igual al tamaño del filtro).",
+            "Esta convolución no corta la imagen en parches (su paso no es igual al tamaño de su núcleo).",
             "Usa model.vit.embeddings.patch_embeddings.projection de un ViT.",
         )
     linear = nn.Linear(c * kh * kw, out, bias=conv.bias is not None)
