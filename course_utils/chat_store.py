@@ -8,6 +8,7 @@ first saved and never taken from another conversation or an export; later saves 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -64,17 +65,25 @@ def saved(folder: str | Path) -> list[Saved]:
     a picker such as «26/11 16:20 · ¿Qué animal es? (4 mensajes)»."""
     found = []
     for path in sorted(Path(folder).glob("*.json"), key=_modified, reverse=True):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            messages = data["messages"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # not a conversation: the picker shows only what it can open
-        first = next((m.get("content", "") for m in messages if m.get("role") == "user"), "")
-        first = " ".join(first.split())
-        first = first if len(first) <= PREVIEW else first[: PREVIEW - 1] + "…"
-        when = datetime.fromtimestamp(_modified(path)).strftime("%d/%m %H:%M")
-        found.append(Saved(path, f"{when} · {first or '(sin preguntas)'} ({len(messages)} mensajes) · {path.name}"))
+        label = _label(path, _modified(path))
+        if label is not None:  # None: not a conversation, the picker shows only what it can open
+            found.append(Saved(path, label))
     return found
+
+
+@functools.lru_cache(maxsize=1024)
+def _label(path: Path, modified: float) -> str | None:
+    """The picker's label of a saved conversation, read again only when the file changes (they carry
+    their images, and the picker is refreshed after every turn)."""
+    try:
+        messages = json.loads(path.read_text(encoding="utf-8"))["messages"]
+        first = next((m.get("content", "") for m in messages if m.get("role") == "user"), "")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    first = " ".join(str(first).split())
+    first = first if len(first) <= PREVIEW else first[: PREVIEW - 1] + "…"
+    when = datetime.fromtimestamp(modified).strftime("%d/%m %H:%M")
+    return f"{when} · {first or '(sin preguntas)'} ({len(messages)} mensajes) · {path.name}"
 
 
 def load(path: str | Path) -> tuple[Conversation, bool]:
