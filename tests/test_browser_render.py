@@ -1,5 +1,5 @@
 """Rich answers in a real browser: code highlighted on the server with its copy button, and maths drawn by
-Chromium from MathML, in the chat of JupyterLab (Debian's Chromium driven by Playwright).
+Chromium from MathML, in the chat of JupyterLab and of the Voilà page (Debian's Chromium driven by Playwright).
 
 The servers and the browser come from tests/test_browser.py's fixtures.
 """
@@ -20,6 +20,7 @@ from tests.test_browser import (  # noqa: F401 - fixtures used by name
     jupyter_env,
     lab,
     saved_conversations_cleaned,
+    voila,
 )
 
 pytestmark = [
@@ -44,6 +45,50 @@ FRACTION_BOXES = """math => { const f = math.querySelector('mfrac');
   return {numeratorBottom: top.bottom, denominatorTop: bottom.top, width: math.getBoundingClientRect().width}; }"""
 
 
+def ask_for_the_rich_answer(page, ollama_double):
+    """Sends a question whose answer has maths and a code block; checks the fence is shown as a code block
+    while it is still open; returns the finished answer."""
+    area = page.locator(".course-chat .course-prompt-area")
+    area.wait_for(timeout=SLOW)
+    ollama_double.replies.append(ANSWER)
+    ollama_double.chunk_delay = 0.2  # slow enough to see the open code fence while it streams
+    try:
+        area.fill("Explícame la media")
+        area.press("Enter")
+        page.wait_for_function(
+            "() => { const a = [...document.querySelectorAll('.course-assistant')].pop();"
+            " return a && a.querySelector('.course-code') && !a.innerText.includes('La varianza'); }",
+            timeout=SLOW,
+        )
+    finally:
+        ollama_double.chunk_delay = 0.0
+    return finished_answer(page, "fin del ejemplo")
+
+
+def check_the_rich_answer(page, answer, screenshot):
+    code = answer.locator(".course-code")
+    assert code.count() == 1
+    assert code.locator("span.sd").count() == 1 and code.locator("b").count() == 0
+    answer.scroll_into_view_if_needed()
+    answer.screenshot(path=str(screenshot))
+    code.get_by_role("button", name="Copiar código").click()
+    assert clipboard(page) == CODE  # the code as written, without the highlighting's markup
+
+    inline, block = answer.locator('math[display="inline"]'), answer.locator('math[display="block"]')
+    assert inline.count() == 1 and block.count() == 1
+    for math in (inline, block):
+        boxes = math.evaluate(FRACTION_BOXES)
+        assert boxes["width"] > 0 and boxes["numeratorBottom"] <= boxes["denominatorTop"], boxes
+    assert "$5 y $10" in code.inner_text() and "$" not in answer.locator("p").first.inner_text()
+
+    audit = Axe().run(page, context=".course-assistant").response["violations"]
+    assert [(v["id"], v["impact"]) for v in audit if v["impact"] in ("serious", "critical")] == []
+    keyword = code.locator("span.k", has_text="def")
+    assert keyword.evaluate("k => getComputedStyle(k).color") == KEYWORD_COLOUR, (
+        "safe_html.css is not loaded: the chat's style widget must carry it next to chat.css"
+    )
+
+
 def test_code_and_maths_in_jupyterlab(browser, lab, ollama_double, artifacts):  # noqa: F811 - imported fixtures
     context = browser.new_context(viewport={"width": 1280, "height": 1100})
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=lab.url)
@@ -52,42 +97,20 @@ def test_code_and_maths_in_jupyterlab(browser, lab, ollama_double, artifacts):  
         page.goto(f"{lab.url}/lab/tree/{NOTEBOOK}?token={lab.token}", timeout=SLOW)
         page.wait_for_function(KERNEL_IDLE, timeout=SLOW)
         page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-        area = page.locator(".course-chat .course-prompt-area")
-        area.wait_for(timeout=SLOW)
-
-        ollama_double.replies.append(ANSWER)
-        ollama_double.chunk_delay = 0.2  # slow enough to see the open code fence while it streams
-        area.fill("Explícame la media")
-        area.press("Enter")
-        page.wait_for_function(  # the fence is still open and already shown as a code block
-            "() => { const a = [...document.querySelectorAll('.course-assistant')].pop();"
-            " return a && a.querySelector('.course-code') && !a.innerText.includes('La varianza'); }",
-            timeout=SLOW,
-        )
-        ollama_double.chunk_delay = 0.0
-        answer = finished_answer(page, "fin del ejemplo")
-
-        code = answer.locator(".course-code")
-        assert code.count() == 1
-        assert code.locator("span.sd").count() == 1 and code.locator("b").count() == 0
-        answer.scroll_into_view_if_needed()
-        answer.screenshot(path=str(artifacts / "chat_rich_answer_lab.png"))
-        code.get_by_role("button", name="Copiar código").click()
-        assert clipboard(page) == CODE  # the code as written, without the highlighting's markup
-
-        inline, block = answer.locator('math[display="inline"]'), answer.locator('math[display="block"]')
-        assert inline.count() == 1 and block.count() == 1
-        for math in (inline, block):
-            boxes = math.evaluate(FRACTION_BOXES)
-            assert boxes["width"] > 0 and boxes["numeratorBottom"] <= boxes["denominatorTop"], boxes
-        assert "$5 y $10" in code.inner_text() and "$" not in answer.locator("p").first.inner_text()
-
-        audit = Axe().run(page, context=".course-assistant").response["violations"]
-        assert [(v["id"], v["impact"]) for v in audit if v["impact"] in ("serious", "critical")] == []
-        keyword = code.locator("span.k", has_text="def")
-        assert keyword.evaluate("k => getComputedStyle(k).color") == KEYWORD_COLOUR, (
-            "safe_html.css is not loaded: the chat's style widget must carry it next to chat.css"
-        )
+        answer = ask_for_the_rich_answer(page, ollama_double)
+        check_the_rich_answer(page, answer, artifacts / "chat_rich_answer_lab.png")
     finally:
-        ollama_double.chunk_delay = 0.0
+        context.close()
+
+
+def test_code_and_maths_in_voila(browser, voila, ollama_double, artifacts):  # noqa: F811 - imported fixtures
+    context = browser.new_context(viewport={"width": 1100, "height": 1000})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=voila.url)
+    page = context.new_page()
+    try:
+        page.goto(voila.url + "/", timeout=SLOW)
+        page.locator(".course-chat-status", has_text="Conectado").wait_for(timeout=SLOW)
+        answer = ask_for_the_rich_answer(page, ollama_double)
+        check_the_rich_answer(page, answer, artifacts / "chat_rich_answer_voila.png")
+    finally:
         context.close()
