@@ -32,9 +32,25 @@ if missing:
                     *missing], check=True)
 PY
 fi
-# The notebooks' kernels import course_utils too: from this checkout where it is not installed.
+# The notebooks' kernels and the tests' subprocesses import course_utils too: where this checkout is
+# not installed yet, it is installed in place (no dependencies, so nothing is fetched).
 if ! (cd / && "$PYTHON" -c "import course_utils" 2>/dev/null); then
-    export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+    "$PYTHON" -m pip install -q --no-deps --no-build-isolation -e .
+fi
+# CTranslate2 (faster-whisper) from PyPI is built for CUDA 12 and loads libcublas.so.12 when it first
+# computes on the GPU. A torch for CUDA 13 brings only libcublas.so.13: then `pip install nvidia-cublas-cu12`
+# and this puts its folder on the library path of the tests and the notebooks' kernels.
+CUBLAS12=$("$PYTHON" - <<'PY'
+import importlib.util, pathlib
+spec = importlib.util.find_spec("nvidia")
+for base in spec.submodule_search_locations if spec else []:
+    if (pathlib.Path(base) / "cublas" / "lib" / "libcublas.so.12").exists():
+        print(pathlib.Path(base) / "cublas" / "lib")
+        break
+PY
+)
+if [ -n "$CUBLAS12" ]; then
+    export LD_LIBRARY_PATH="$CUBLAS12${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 "$PYTHON" - <<'PY'
 import importlib.metadata as md, platform, torch
