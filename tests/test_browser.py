@@ -1,7 +1,9 @@
 """The chat in a real browser: Debian's Chromium driven by Playwright, JupyterLab and Voilà on loopback.
 
 The kernels reach the Ollama double through OLLAMA_HOST (exported by the harness before the servers
-start). Chromium's fake microphone plays a sample wav, so recording works headless.
+start). Chromium's fake microphone plays a sample wav, so recording works headless. Headless Chromium
+has no speech voices: the Voilà page gets a stand-in speech engine (SPEECH_STAND_IN) that starts with
+none, like the real one, and records what it is asked to read; the JupyterLab page keeps the real one.
 """
 
 from __future__ import annotations
@@ -40,6 +42,38 @@ FLAGS = [
 ]
 MIC_SAMPLE = sample_path("describe_imagen.wav")
 SLOW = 120_000  # ms: first kernel start, torch and Whisper imports on a busy 2-core machine
+SAVED = ROOT / "notebooks" / "conversaciones"  # where the notebook's chat saves (ChatWidget's default)
+# The browser's speech engine, for the page only: no voices until the test adds a Spanish and an English one;
+# it records each utterance (text, language, voice) instead of playing it.
+SPEECH_STAND_IN = """(() => {
+  const events = new EventTarget();
+  const spoken = [];
+  let voices = [];
+  class Utterance extends EventTarget {
+    constructor(text) { super(); this.text = text; this.lang = ""; this.voice = null; }
+  }
+  const engine = {
+    speaking: false,
+    getVoices: () => voices,
+    speak(u) {
+      spoken.push({ text: u.text, lang: u.lang, voice: u.voice && u.voice.lang });
+      this.speaking = true;
+      setTimeout(() => { this.speaking = false; u.dispatchEvent(new Event("end")); }, 200);
+    },
+    cancel() { this.speaking = false; },
+    addEventListener: (...a) => events.addEventListener(...a),
+    removeEventListener: (...a) => events.removeEventListener(...a),
+  };
+  Object.defineProperty(window, "speechSynthesis", { value: engine, configurable: true });
+  window.SpeechSynthesisUtterance = Utterance;
+  window.__speech = {
+    spoken,
+    addVoices() {
+      voices = [{ name: "English", lang: "en-US" }, { name: "Español", lang: "es-ES" }];
+      events.dispatchEvent(new Event("voiceschanged"));
+    },
+  };
+})();"""
 
 pytestmark = [
     pytest.mark.browser,
@@ -154,10 +188,23 @@ def browser():
         chromium.close()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def saved_conversations_cleaned():
+    """The notebooks' chats save every turn next to the notebook: leave the checkout as it was."""
+    before = set(SAVED.iterdir()) if SAVED.is_dir() else set()
+    yield
+    for path in set(SAVED.iterdir()) - before if SAVED.is_dir() else ():
+        path.unlink(missing_ok=True)
+    if SAVED.is_dir() and not any(SAVED.iterdir()):
+        SAVED.rmdir()
+
+
 @pytest.fixture(scope="module")
 def page(browser, voila):
     """The chat served by Voilà, one kernel shared by the interaction tests below, in order."""
     context = browser.new_context(viewport={"width": 1100, "height": 900})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=voila.url)
+    context.add_init_script(SPEECH_STAND_IN)
     page = context.new_page()
     page.goto(voila.url + "/", timeout=SLOW)
     page.locator(".course-chat .course-prompt-area").wait_for(timeout=SLOW)
@@ -203,6 +250,88 @@ def test_jupyterlab_opens_runs_and_chats(browser, lab, ollama_double, artifacts)
         assert ollama_double.chats()[-1]["messages"][-1]["content"] == "Hola desde JupyterLab"
         assert area.input_value() == ""  # Enter sent the text instead of running the cell or adding a line
         page.locator(".course-chat").screenshot(path=str(artifacts / "chat_widget_lab.png"))
+    finally:
+        context.close()
+
+
+KERNEL_IDLE = (
+    "() => { const w = window.jupyterapp.shell.currentWidget;"
+    " return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
+    " && w.sessionContext.session.kernel.status === 'idle'; }"
+)
+
+
+def test_jupyterlab_keys_controls_and_restore_after_a_restart(browser, lab, ollama_double, artifacts):
+    """In JupyterLab, Esc and ↑ belong to the chat (not to the notebook), the buttons work, and after
+    restarting the kernel a new widget opens the autosaved conversation from the picker."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1100})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=lab.url)
+    page = context.new_page()
+    try:
+        page.goto(f"{lab.url}/lab/tree/{NOTEBOOK}?token={lab.token}", timeout=SLOW)
+        page.wait_for_function(KERNEL_IDLE, timeout=SLOW)
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        area = page.locator(".course-chat .course-prompt-area")
+        area.wait_for(timeout=SLOW)
+        ollama_double.replies += ["Respuesta en Lab", "Respuesta regenerada en Lab"]
+        area.fill("Primera pregunta en Lab")
+        area.press("Enter")
+        answer = finished_answer(page, "Respuesta en Lab")
+        assert re.search(r"tokens/s", answer.locator(".course-stats").inner_text())
+        answer.get_by_role("button", name="Copiar la respuesta").click()
+        assert clipboard(page) == "Respuesta en Lab"
+        answer.get_by_role("button", name="Regenerar").click()
+        finished_answer(page, "Respuesta regenerada en Lab")
+        # The real speech engine: the buttons are shown exactly when the browser has voices.
+        voices = page.evaluate("() => window.speechSynthesis ? window.speechSynthesis.getVoices().length : 0")
+        assert page.locator(".course-speak").last.is_visible() == (voices > 0)
+
+        area.fill("")
+        area.press("ArrowUp")
+        page.wait_for_function(
+            "() => document.querySelector('.course-prompt-area').value === 'Primera pregunta en Lab'", timeout=SLOW
+        )
+        area.fill("Pregunta editada en Lab")
+        area.press("Enter")
+        finished_answer(page, "Pregunta editada en Lab")
+
+        ollama_double.replies.append(" ".join(f"lab{i}" for i in range(40)))
+        ollama_double.chunk_delay = 0.5
+        area.fill("Cuenta despacio en Lab")
+        area.press("Enter")
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.course-assistant')].pop().innerText.includes('lab3')", timeout=SLOW
+        )
+        area.press("Escape")
+        page.locator(".course-assistant", has_text="lab3").last.locator(".course-stopped").wait_for(timeout=SLOW)
+        assert page.evaluate("() => document.activeElement.classList.contains('course-prompt-area')")
+        ollama_double.chunk_delay = 0.0
+        page.wait_for_function(  # the stopped turn is saved too
+            "() => document.querySelector('.course-chat-saved select').options.length > 1", timeout=SLOW
+        )
+        page.locator(".course-chat").screenshot(path=str(artifacts / "chat_controls_lab.png"))
+        shown = page.locator(".course-chat-pane .course-bubble").count()
+
+        page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()")
+        page.wait_for_timeout(1000)
+        page.wait_for_function(KERNEL_IDLE, timeout=SLOW)
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        page.wait_for_function(  # the new widget, empty, in place of the old one
+            "() => document.querySelectorAll('.course-chat').length === 1"
+            " && !document.querySelector('.course-chat-pane .course-bubble')"
+            " && document.querySelector('.course-chat-saved select')",
+            timeout=SLOW,
+        )
+        saved = max(SAVED.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        picker = page.locator(".course-chat-saved select")
+        listed = "() => [...document.querySelectorAll('.course-chat-saved option')].some(o => o.text.includes(%r))"
+        page.wait_for_function(listed % saved.name, timeout=SLOW)
+        label = next(o for o in picker.locator("option").all_inner_texts() if saved.name in o)
+        picker.select_option(label=label)
+        page.get_by_role("button", name="Abrir").click()
+        page.locator(".course-chat-status", has_text="recuperada").wait_for(timeout=SLOW)
+        assert page.locator(".course-chat-pane .course-bubble").count() == shown
+        assert page.locator(".course-user.course-replaced", has_text="Primera pregunta en Lab").count() == 2
     finally:
         context.close()
 
@@ -312,6 +441,130 @@ def test_export_offers_markdown_and_json_downloads(page):
             (folder / name).unlink(missing_ok=True)
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
+
+
+def finished_answer(page, text: str):
+    """The answer bubble containing `text`, once it has finished (its statistics are shown)."""
+    answer = page.locator(".course-assistant", has_text=text).last
+    answer.locator(".course-stats").wait_for(timeout=SLOW)
+    return answer
+
+
+def clipboard(page) -> str:
+    return page.evaluate("() => navigator.clipboard.readText()")
+
+
+def test_answers_show_their_statistics(page, ollama_double):
+    send(page, "¿Cuántos tokens?")
+    stats = finished_answer(page, "¿Cuántos tokens?").locator(".course-stats").inner_text()
+    figures = r"[\d,]+ tokens/s · primer token en [\d,]+ s · carga del modelo [\d,]+ s · \d+ tokens"
+    assert re.fullmatch(figures, stats), stats
+
+
+def test_copy_buttons_copy_messages_and_code_blocks(page, ollama_double):
+    ollama_double.replies.append("**Negrita** y `código`")
+    send(page, "Copia esto")
+    answer = finished_answer(page, "Negrita")
+    button = answer.get_by_role("button", name="Copiar la respuesta")
+    button.click()
+    answer.locator("button.course-copied", has_text="Copiado").wait_for(timeout=10_000)  # after the clipboard's yes
+    assert clipboard(page) == "**Negrita** y `código`"  # the Markdown as it arrived
+    page.locator(".course-user", has_text="Copia esto").last.get_by_role("button", name="Copiar").click()
+    assert clipboard(page) == "Copia esto"
+    # A code block as the renderer writes it (issue 15's contract), inserted here so that the handler is
+    # tested on its own: scope, source, its own button.
+    answer.evaluate(
+        """a => a.querySelector('.course-body').insertAdjacentHTML('beforeend',
+        '<div class="course-code course-copy-scope"><button type="button" class="course-copy" '
+        + 'aria-label="Copiar código">Copiar</button><pre class="course-copy-source">x = 1\\nprint(x)</pre></div>')"""
+    )
+    answer.get_by_role("button", name="Copiar código").click()
+    assert clipboard(page) == "x = 1\nprint(x)"
+    page.wait_for_function("() => !document.querySelector('button.course-copied')")  # «Copiado» goes away
+
+
+def test_read_aloud_is_hidden_without_voices_and_reads_in_spanish(page):
+    answer = page.locator(".course-assistant", has_text="Negrita").last
+    speak = answer.locator(".course-speak")
+    assert speak.count() == 1 and not speak.is_visible()  # the browser has no voices yet
+    page.evaluate("() => window.__speech.addVoices()")
+    speak.wait_for(state="visible", timeout=10_000)
+    assert speak.get_attribute("aria-label") == "Leer la respuesta en voz alta"
+    speak.focus()
+    page.keyboard.press("Enter")  # reachable and usable from the keyboard
+    page.wait_for_function("() => window.__speech.spoken.length === 1", timeout=10_000)
+    spoken = page.evaluate("() => window.__speech.spoken[0]")
+    assert spoken["lang"] == "es-ES" and spoken["voice"] == "es-ES"
+    # What the student sees, the code block inserted above included: no Markdown marks, no buttons' labels.
+    assert spoken["text"] == "Negrita y código x = 1 print(x)"
+
+
+def test_regenerate_keeps_the_replaced_answer_on_screen(page, ollama_double):
+    ollama_double.replies += ["Respuesta A", "Respuesta B"]
+    send(page, "Pregunta para regenerar")
+    first = finished_answer(page, "Respuesta A")
+    first.get_by_role("button", name="Regenerar").focus()
+    page.keyboard.press("Enter")
+    finished_answer(page, "Respuesta B")
+    old = page.locator(".course-assistant.course-replaced", has_text="Respuesta A")
+    assert old.is_visible() and "(respuesta sustituida)" in old.inner_text()
+    assert old.get_by_role("button", name="Regenerar").count() == 0
+    sent = ollama_double.chats()[-1]["messages"]
+    assert sent[-1]["content"] == "Pregunta para regenerar"
+    assert "Respuesta A" not in [m["content"] for m in sent]  # the replaced turn is not sent again
+
+
+def test_arrow_up_in_the_empty_box_edits_the_last_question(page, ollama_double):
+    area = page.locator(".course-prompt-area")
+    area.fill("")
+    area.press("ArrowUp")
+    page.wait_for_function(
+        "() => document.querySelector('.course-prompt-area').value === 'Pregunta para regenerar'", timeout=SLOW
+    )
+    assert "Editando" in page.locator(".course-chat-status").inner_text()
+    area.fill("Pregunta editada")
+    area.press("Enter")
+    finished_answer(page, "Pregunta editada")
+    assert page.locator(".course-user.course-replaced", has_text="Pregunta para regenerar").count() == 2
+    sent = [m["content"] for m in ollama_double.chats()[-1]["messages"]]
+    assert sent[-1] == "Pregunta editada" and "Pregunta para regenerar" not in sent
+    area.fill("Algo a medias")
+    area.press("ArrowUp")  # the box is not empty: the arrow moves the cursor, nothing is replaced
+    page.wait_for_timeout(500)
+    assert prompt_value(page) == "Algo a medias"
+    area.fill("")
+
+
+def test_escape_stops_the_answer(page, ollama_double):
+    ollama_double.replies.append(" ".join(f"lenta{i}" for i in range(40)))
+    ollama_double.chunk_delay = 0.5
+    send(page, "Otra cuenta despacio")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.course-assistant')].pop().innerText.includes('lenta3')", timeout=SLOW
+    )
+    page.locator(".course-prompt-area").press("Escape")
+    stopped = page.locator(".course-assistant", has_text="lenta3").last.locator(".course-stopped")
+    stopped.wait_for(timeout=SLOW)
+    assert "detenida" in stopped.inner_text()
+    assert "lenta39" not in last_answer(page).inner_text()
+
+
+def test_conversation_is_autosaved_and_restored_from_the_picker(page, artifacts):
+    saved = max(SAVED.glob("*.json"), key=lambda p: p.stat().st_mtime)
+    data = json.loads(saved.read_text(encoding="utf-8"))
+    assert data["autosave"] and data["messages"][-1]["stopped"]  # saved after the last turn, stopped included
+    assert any(m.get("replaced") for m in data["messages"]) and any(m.get("stats") for m in data["messages"])
+    shown = page.locator(".course-chat-pane .course-bubble:not(.course-error)").count()
+    page.get_by_role("button", name="Borrar conversación").click()
+    page.wait_for_function("() => !document.querySelector('.course-chat-pane .course-bubble')", timeout=SLOW)
+    picker = page.locator(".course-chat-saved select")
+    label = next(o for o in picker.locator("option").all_inner_texts() if saved.name in o)
+    picker.select_option(label=label)
+    page.get_by_role("button", name="Abrir").click()
+    page.locator(".course-chat-status", has_text="recuperada").wait_for(timeout=SLOW)
+    assert page.locator(".course-chat-pane .course-bubble").count() == len(data["messages"]) == shown
+    assert page.locator(".course-replaced").count() >= 2
+    page.locator(".course-chat").screenshot(path=str(artifacts / "chat_controls.png"))
 
 
 def test_screenshot_shows_a_usable_chat(page, ollama_double, artifacts):
