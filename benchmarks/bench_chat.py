@@ -6,7 +6,9 @@
 Both read the same Markdown answer, one word per line as Ollama streams it, from the loopback Ollama double
 running in its own process, as a real server does (a stand-in that answers at once, so the time is the
 client's own work). `llm.ask` only joins the pieces: it is the limit for any client. The widget also renders
-the Markdown into its bubble while the answer arrives; the goal is at most 1.5 × `ask`.
+the Markdown into its bubble while the answer arrives (code highlighted by Pygments, maths converted to
+MathML); the goal is at most 1.5 × `ask`. The CPU columns count this process's processor time, all threads:
+on a shared machine they move less than the wall-clock ones.
 With --before, the widget also renders the whole answer every 50 ms whatever the cost, as it did before
 (slow: use it with small sizes).
 """
@@ -24,15 +26,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+# Each block's formula and code differ (n counts the blocks): the renderer's caches only spare it the
+# unfinished block that it renders again while the answer grows, as in a real answer.
 BLOCK = (
-    "## Sección\n\nUn párrafo con **negrita**, `código` y una fórmula $x^2$ que se alarga para parecerse "
-    "a una respuesta real del modelo, con varias frases seguidas.\n\n- un punto\n- otro punto\n\n"
-    "```python\nfor i in range(3):\n    print(i)\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n"
+    "## Sección\n\nUn párrafo con **negrita**, `código` y una fórmula $x_{{{n}}}^2$ que se alarga para "
+    "parecerse a una respuesta real del modelo, con varias frases seguidas.\n\n- un punto\n- otro punto\n\n"
+    "```python\nfor i in range({n}):\n    print(i)\n```\n\n| a | b |\n|---|---|\n| {n} | 2 |\n\n"
 )
 
 
 def answer_of(size: int) -> str:
-    return (BLOCK * (size // len(BLOCK) + 1))[:size]
+    blocks, length = [], 0
+    while length < size:
+        blocks.append(BLOCK.format(n=len(blocks)))
+        length += len(blocks[-1])
+    return "".join(blocks)[:size]
 
 
 def serve(text: str, count: int, ready) -> None:
@@ -44,17 +52,19 @@ def serve(text: str, count: int, ready) -> None:
     threading.Event().wait()
 
 
-def time_ask(text: str) -> float:
+def time_ask(text: str) -> tuple[float, float]:
+    """Wall and CPU seconds (this process, all threads) for `llm.ask` to receive the answer."""
     from course_utils import llm
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     got = llm.ask("Escribe mucho")
-    elapsed = time.perf_counter() - started
+    elapsed = time.perf_counter() - started, time.process_time() - cpu
     assert got == text, "ask did not receive the whole answer"
     return elapsed
 
 
-def time_widget(text: str, render_share: float | None = None) -> float:
+def time_widget(text: str, render_share: float | None = None) -> tuple[float, float]:
+    """Wall and CPU seconds for the chat widget to receive and show the answer."""
     from course_utils import chat
 
     widget = chat.ChatWidget(export_dir=ROOT / ".cache" / "bench" / "chat")
@@ -62,10 +72,10 @@ def time_widget(text: str, render_share: float | None = None) -> float:
     if render_share is not None:
         chat._LiveAnswer.RENDER_SHARE = render_share
     try:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         widget.send("Escribe mucho")
         widget.wait()
-        elapsed = time.perf_counter() - started
+        elapsed = time.perf_counter() - started, time.process_time() - cpu
     finally:
         chat._LiveAnswer.RENDER_SHARE = saved
     assert widget.history[-1].content == text, "the widget did not keep the whole answer"
@@ -79,25 +89,28 @@ def main() -> None:
     args = parser.parse_args()
 
     print("Servidor: doble de pruebas de Ollama en otro proceso (no es un modelo real; responde sin esperar).\n")
-    header = "| respuesta | `llm.ask` (s) | chat (s) | chat / ask |" + (" antes (s) |" if args.before else "")
-    print(header)
-    print("|---:|---:|---:|---:|" + ("---:|" if args.before else ""))
+    header = "| respuesta | `llm.ask` (s) | chat (s) | chat / ask | CPU `ask` (s) | CPU chat (s) | CPU chat / ask |"
+    print(header + (" antes (s) |" if args.before else ""))
+    print("|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if args.before else ""))
     for size in args.sizes:
         text = answer_of(size)
         receive, send = multiprocessing.Pipe(duplex=False)
-        server = multiprocessing.Process(target=serve, args=(text, 4, send), daemon=True)
+        server = multiprocessing.Process(target=serve, args=(text, 5, send), daemon=True)
         server.start()
         os.environ["OLLAMA_HOST"] = receive.recv()
         try:
-            ask = min(time_ask(text) for _ in range(2))  # the first call also warms up the client
-            widget = time_widget(text)
+            # the best of two: the first call also warms up the client (and the renderer's imports)
+            asks, widgets = [time_ask(text) for _ in range(2)], [time_widget(text) for _ in range(2)]
+            (ask, ask_cpu), (widget, widget_cpu) = map(min, zip(*asks)), map(min, zip(*widgets))
             row = f"| {size / 1000:g} KB | {ask:.2f} | {widget:.2f} | {widget / ask:.2f} |"
+            row += f" {ask_cpu:.2f} | {widget_cpu:.2f} | {widget_cpu / ask_cpu:.2f} |"
             if args.before:
-                row += f" {time_widget(text, render_share=float('inf')):.2f} |"
+                row += f" {time_widget(text, render_share=float('inf'))[0]:.2f} |"
             print(row, flush=True)
         finally:
             server.kill()
     print(f"\nObjetivo: chat / ask ≤ 1.5. Máquina: {os.cpu_count()} núcleos.")
+    print("CPU: segundos de procesador de este proceso (el cliente), que cambian poco con la carga de la máquina.")
 
 
 if __name__ == "__main__":
