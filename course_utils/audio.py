@@ -184,18 +184,29 @@ def duration(audio: np.ndarray) -> float:
     return len(audio) / SAMPLE_RATE
 
 
-def log_mel(audio, n_mels: int = 80, window: bool = False) -> np.ndarray:
+def log_mel(audio, n_mels: int | None = None, window: bool = False, model=None) -> np.ndarray:
     """Whisper's log-Mel spectrogram (n_mels × frames, 100 frames per second).
 
-    With window=True the audio is first padded or cut to the 30-second window the model sees,
-    which gives exactly 3000 frames.
+    The number of Mel bands is the model's (`model.dims.n_mels`: 80, or 128 in large-v3 and turbo)
+    when a model is given, else `n_mels`, else 80. With window=True the audio is first padded or cut
+    to the 30-second window the model sees, which gives exactly 3000 frames.
     """
     import whisper
 
     audio = load_audio(audio)
     if window:
         audio = whisper.pad_or_trim(audio)
-    return whisper.log_mel_spectrogram(audio, n_mels=n_mels).numpy()
+    return whisper.log_mel_spectrogram(audio, n_mels=_bands(n_mels, model)).numpy()
+
+
+def _bands(n_mels: int | None, model) -> int:
+    if model is not None:
+        if n_mels is not None and n_mels != model.dims.n_mels:
+            raise AudioError(
+                f"Este modelo lee {model.dims.n_mels} bandas Mel, no {n_mels}.", "Quita n_mels: se lee del modelo."
+            )
+        return model.dims.n_mels
+    return n_mels or 80
 
 
 def plot_waveform(audio, title: str = "Forma de onda", ax=None):
@@ -209,13 +220,55 @@ def plot_waveform(audio, title: str = "Forma de onda", ax=None):
     return ax
 
 
-def plot_log_mel(audio, title: str = "Espectrograma log-Mel", window: bool = False, n_mels: int = 80, ax=None):
-    """The log-Mel spectrogram Whisper reads, with Spanish labels. Returns the matplotlib Axes."""
+def plot_log_mel(
+    audio,
+    title: str = "Espectrograma log-Mel",
+    window: bool = False,
+    n_mels: int | None = None,
+    ax=None,
+    model=None,
+    windows=(),
+    segments=(),
+):
+    """The log-Mel spectrogram Whisper reads, with Spanish labels. Returns the matplotlib Axes.
+
+    `windows` (start times, s) are drawn as 30-second brackets above the bands, and `segments`
+    (objects with .start and .end, like speech.Segment) as alternating shaded spans with their edges.
+    """
     import matplotlib.pyplot as plt
 
-    mel = log_mel(audio, n_mels=n_mels, window=window)
+    mel = log_mel(audio, n_mels=n_mels, window=window, model=model)
     ax = ax or plt.subplots(figsize=(10, 3))[1]
-    image = ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", extent=(0, mel.shape[1] / 100, 0, mel.shape[0]))
+    bands, seconds = mel.shape[0], mel.shape[1] / 100
+    image = ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", extent=(0, seconds, 0, bands))
     ax.set(title=title, xlabel="Tiempo (s)", ylabel="Banda Mel (grave → agudo)")
     ax.figure.colorbar(image, ax=ax, label="Energía (log, normalizada)")
+    _draw_segments(ax, segments, bands)
+    _draw_windows(ax, windows, bands)
+    if windows or segments:
+        ax.set_ylim(0, bands * 1.32)
+        ax.set_yticks(range(0, bands + 1, 20 if bands < 100 else 32))
+        ax.set_xlim(0, max([seconds, *(start + WINDOW_SECONDS for start in windows)]))
     return ax
+
+
+def _draw_segments(ax, segments, bands: int) -> None:
+    """Numbered boxes just above the bands, with white lines at each segment's edges."""
+    from matplotlib.patches import Rectangle
+
+    for i, segment in enumerate(segments, start=1):
+        width = segment.end - segment.start
+        ax.add_patch(
+            Rectangle((segment.start, bands * 1.01), width, bands * 0.08, color=("tab:cyan", "tab:green")[i % 2])
+        )
+        ax.text(segment.start + width / 2, bands * 1.05, str(i), ha="center", va="center", fontsize=7)
+        ax.vlines([segment.start, segment.end], 0, bands, colors="white", linewidth=0.7)
+
+
+def _draw_windows(ax, windows, bands: int) -> None:
+    """A 30-second bracket per window start, staggered so that overlapping windows stay apart."""
+    for i, start in enumerate(windows):
+        height = bands * (1.15 + 0.09 * (i % 2))
+        arrow = {"arrowstyle": "|-|", "color": "tab:blue"}
+        ax.annotate("", xy=(start, height), xytext=(start + WINDOW_SECONDS, height), arrowprops=arrow)
+        ax.text(start + 0.3, height + bands * 0.01, f"ventana {i + 1}: {start:.1f} s", color="tab:blue", fontsize=8)

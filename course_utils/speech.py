@@ -1,7 +1,8 @@
 """Speech to text with Whisper: transcription with timed segments, language detection, a CLI.
 
 Two backends read the same audio: "whisper" (openai-whisper, PyTorch) and "faster-whisper"
-(CTranslate2, int8 on CPU, faster). Run it as `python -m course_utils.speech archivo.wav`.
+(CTranslate2, int8 on CPU, faster). Run it as `python -m course_utils.speech archivo.wav`
+(`--formato srt|vtt|json|txt` writes subtitles, `--palabras` gives each word's time).
 """
 
 from __future__ import annotations
@@ -22,9 +23,15 @@ from course_utils import config
 from course_utils.audio import SAMPLE_RATE, duration, load_audio
 from course_utils.display import announce_standin
 from course_utils.errors import CourseError, ModelLoadError, OptionError
-from course_utils.whisper_weights import ct2_from_parts, whisper_checkpoint_from_ct2  # noqa: F401 (public here too)
+from course_utils.subtitles import FORMATS, write_subtitles
+from course_utils.whisper_weights import (  # noqa: F401 (public here too)
+    adopt_base_alignment_heads,
+    ct2_from_parts,
+    whisper_checkpoint_from_ct2,
+)
 
 BACKENDS = ("whisper", "faster-whisper")
+HOP_SECONDS = 0.01  # one log-Mel frame: the unit of a segment's "seek" in both backends
 SPANISH_NAMES = {
     "es": "español",
     "en": "inglés",
@@ -46,6 +53,18 @@ SPANISH_NAMES = {
     "ro": "rumano",
     "pl": "polaco",
     "tr": "turco",
+    "el": "griego",
+    "sv": "sueco",
+    "da": "danés",
+    "no": "noruego",
+    "cs": "checo",
+    "hu": "húngaro",
+    "uk": "ucraniano",
+    "ko": "coreano",
+    "hi": "hindi",
+    "id": "indonesio",
+    "vi": "vietnamita",
+    "cy": "galés",
 }
 # A random-weight stand-in writes noise: one temperature and short outputs keep it fast.
 STANDIN_OPTIONS = {
@@ -54,6 +73,17 @@ STANDIN_OPTIONS = {
     "without_timestamps": True,
     "condition_on_previous_text": False,
 }
+
+
+@dataclass
+class Word:
+    start: float
+    end: float
+    text: str  # as Whisper wrote it, with its leading space
+    probability: float = float("nan")
+
+    def __str__(self) -> str:
+        return f"{self.start:6.2f} → {self.end:6.2f}  {self.text.strip()}"
 
 
 @dataclass
@@ -66,6 +96,8 @@ class Segment:
     no_speech_prob: float = float("nan")
     avg_logprob: float = float("nan")
     compression_ratio: float = float("nan")  # gzip ratio of the text: high means repeated phrases
+    window_start: float = 0.0  # where the 30-second window this segment was written in begins (s)
+    words: list[Word] = field(default_factory=list)  # only with word_timestamps=True
 
     def __str__(self) -> str:
         return f"[{_clock(self.start)} → {_clock(self.end)}] {self.text}"
@@ -129,7 +161,7 @@ def _load_whisper(name: str, device: str):
             f"Usa uno de {', '.join(whisper.available_models()[:8])}… o la ruta a un .pt.",
         )
     try:
-        return whisper.load_model(name, device=device)
+        model = whisper.load_model(name, device=device)
     except torch.cuda.OutOfMemoryError as exc:
         raise ModelLoadError(
             f"El modelo Whisper «{name}» no cabe en la memoria libre de la GPU.",
@@ -143,6 +175,9 @@ def _load_whisper(name: str, device: str):
         ) from exc
     except Exception as exc:  # torch.load's and whisper's errors are English and long: said here in Spanish
         raise _whisper_load_error(name, exc) from exc
+    if Path(name).is_file():  # a checkpoint from a file (like base rebuilt offline) has no alignment heads
+        adopt_base_alignment_heads(model)
+    return model
 
 
 def _whisper_load_error(name: str, exc: Exception) -> ModelLoadError:
@@ -265,14 +300,20 @@ def transcribe(
 def _segment(raw: dict, total: float) -> Segment:
     """A backend's segment (openai-whisper's dict, or faster-whisper's as a dict) as ours."""
     nan = float("nan")
-    # Whisper predicts timestamps and can place the last one past the end of the audio.
+
+    def clip(t) -> float:  # Whisper predicts timestamps and can place the last one past the end of the audio
+        return min(float(t), total)
+
+    words = [Word(clip(w["start"]), clip(w["end"]), w["word"], float(w["probability"])) for w in raw.get("words") or []]
     return Segment(
-        min(float(raw["start"]), total),
-        min(float(raw["end"]), total),
+        clip(raw["start"]),
+        clip(raw["end"]),
         raw["text"].strip(),
         no_speech_prob=float(raw.get("no_speech_prob", nan)),
         avg_logprob=float(raw.get("avg_logprob", nan)),
         compression_ratio=float(raw.get("compression_ratio", nan)),
+        window_start=float(raw.get("seek", 0)) * HOP_SECONDS,
+        words=words,
     )
 
 
@@ -337,10 +378,10 @@ def detect_language(audio, model: str | None = None, top: int = 5, backend: str 
         ranked = sorted(probs.items(), key=lambda kv: kv[1], reverse=True)
     else:
         ranked = loaded.detect_language(audio)[2]
-    return [LanguageGuess(code, _language_name(code), float(p)) for code, p in ranked[:top]]
+    return [LanguageGuess(code, language_name(code), float(p)) for code, p in ranked[:top]]
 
 
-def _language_name(code: str) -> str:
+def language_name(code: str) -> str:
     from whisper.tokenizer import LANGUAGES  # heavy (torch)
 
     return SPANISH_NAMES.get(code, LANGUAGES.get(code, code))
@@ -356,12 +397,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task", default="transcribe", choices=("transcribe", "translate"))
     parser.add_argument("--backend", default="whisper", choices=BACKENDS)
     parser.add_argument("--segments", action="store_true", help="muestra cada segmento con sus tiempos")
+    parser.add_argument(
+        "--format",
+        "--formato",
+        choices=FORMATS,
+        help="escribe un archivo de subtítulos (srt, vtt), JSON o texto por cada audio, con su mismo nombre",
+    )
+    parser.add_argument(
+        "--output-dir", "--carpeta", default=".", type=Path, help="carpeta de esos archivos (por defecto, la actual)"
+    )
+    parser.add_argument("--words", "--palabras", action="store_true", help="marca de tiempo de cada palabra")
     args = parser.parse_args(argv)
     language = None if args.language == "auto" else args.language
+    options = {"word_timestamps": True} if args.words else {}
     status = 0
     for path in args.files:
         try:
-            result = transcribe(path, args.model, language, args.task, args.backend)
+            result = transcribe(path, args.model, language, args.task, args.backend, **options)
+            if args.format and result.text.strip():
+                written = write_subtitles(result, args.output_dir / f"{Path(path).stem}.{args.format}")
         except CourseError as exc:
             print(f"Error con {path}: {exc}", file=sys.stderr)
             status = 1
@@ -376,7 +430,12 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if len(args.files) > 1:
             print(f"== {path}")
-        print(result.timeline() if args.segments else result.text)
+        if args.format:
+            print(f"Escrito {written} ({len(result.segments)} segmentos)")
+        elif args.words:
+            print("\n".join(str(w) for seg in result.segments for w in seg.words))
+        else:
+            print(result.timeline() if args.segments else result.text)
     return status
 
 

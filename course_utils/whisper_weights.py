@@ -9,6 +9,7 @@ format, so the way back reads model.bin here.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import struct
@@ -38,6 +39,36 @@ SIZES = {
     "large-v3": Size(1550, 3090),
     "turbo": Size(809, 1620),
 }
+
+
+# The shape of OpenAI's multilingual `base` (what whisper.load_model("base") builds).
+BASE_DIMS = {
+    "n_mels": 80,
+    "n_audio_ctx": 1500,
+    "n_audio_state": 512,
+    "n_audio_head": 8,
+    "n_audio_layer": 6,
+    "n_vocab": 51865,
+    "n_text_ctx": 448,
+    "n_text_state": 512,
+    "n_text_head": 8,
+    "n_text_layer": 6,
+}
+
+
+def adopt_base_alignment_heads(model) -> bool:
+    """Give a Whisper loaded from a file `base`'s alignment heads, if it has base's shape; True if it did.
+
+    `whisper.load_model("base")` marks the cross-attention heads that follow the timing of the words
+    (used by word_timestamps=True); from a file it cannot know which model it is and uses every head
+    of the decoder's second half. The checkpoint rebuilt here is base, so it gets base's heads.
+    """
+    import whisper  # heavy (torch)
+
+    if dataclasses.asdict(model.dims) != BASE_DIMS:
+        return False
+    model.set_alignment_heads(whisper._ALIGNMENT_HEADS["base"])
+    return True
 
 
 def published_size(name: str) -> Size | None:

@@ -20,6 +20,9 @@ LAYERS = {
     "samples": 2,
     # 3. models and services
     "speech": 3,
+    "subtitles": 3,
+    "word_timing": 3,
+    "language_detection": 3,
     "whisper_weights": 3,
     "whisper_compare": 3,
     "vision": 3,
