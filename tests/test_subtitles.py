@@ -133,3 +133,20 @@ def test_cli_other_formats_with_english_option_names(samples, tmp_path, capsys, 
     assert f"Escrito {tmp_path / ('gato.' + fmt)}" in capsys.readouterr().out
     cues = _cues(tmp_path / f"gato.{fmt}", fmt)
     assert cues and all(0 <= start <= end <= 4.31 for start, end, _ in cues)
+
+
+@pytest.mark.slow
+def test_real_base_subtitles_parse_back_to_its_words_and_times(samples, tmp_path):
+    checkpoint = str(speech.whisper_checkpoint_from_ct2(speech.ct2_from_parts()))
+    result = speech.transcribe(samples / "hola.wav", model=checkpoint, word_timestamps=True)
+    assert result.standin is None and "llamo Ana" in result.text
+    srt = parse_srt(subtitles.write_subtitles(result, tmp_path / "hola.srt").read_text(encoding="utf-8"))
+    words = [w for seg in result.segments for w in seg.words]
+    assert [text for _, _, text in srt] == [seg.text for seg in result.segments]
+    assert srt[0][0] == pytest.approx(words[0].start, abs=0.001) and srt[-1][1] == pytest.approx(
+        words[-1].end, abs=0.001
+    )
+    vtt = parse_vtt(subtitles.subtitles(result, "vtt", max_line_width=20))
+    assert len(vtt) >= 2 and all(len(line) <= 20 for _, _, text in vtt for line in text.split("\n"))
+    assert " ".join(text.replace("\n", " ") for _, _, text in vtt) == result.text
+    assert all(0 <= a < b <= result.duration for a, b, _ in vtt) and [c[0] for c in vtt] == sorted(c[0] for c in vtt)
