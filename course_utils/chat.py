@@ -241,7 +241,6 @@ class ChatWidget(_ChatLayout):
         self.recorder.on_audio(lambda data, _mime: self.transcribe(data))
         self.recorder.on_error(self._show_error)
         self.prompt.on_image(self.attach_image, self._show_error)  # pasted or dropped onto the chat
-        self.preview.tooltip = "Imagen adjunta a tu próxima pregunta"  # the thumbnail <img>: its text alternative
         self.page.on_msg(self._on_page_message)
 
     @property
