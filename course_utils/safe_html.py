@@ -28,6 +28,7 @@ CODE_STYLE = "xcode"  # the Pygments style whose colours all reach 4.5:1 (WCAG A
 MAX_HIGHLIGHT_CHARS = 100_000  # a longer code block is shown as plain text
 MAX_MATH_CHARS = 2_000  # longer LaTeX, or nested deeper than MAX_MATH_DEPTH, is shown as its source
 MAX_MATH_DEPTH = 30
+MAX_NESTING = 40  # quotes and list items opened on one line; deeper, the text is shown as it came
 
 # markdown-it's Rust port: the same CommonMark rules as markdown-it-py, fast enough to follow a long answer
 # as it streams. Without its html plugins, raw HTML in the model's Markdown is shown as text.
@@ -58,6 +59,7 @@ _MARKDOWN = MarkdownIt("zero").enable_many(
 # conversation, so `![alt](url)` becomes a plain link.
 _IMAGE = re.compile(r'<img src="([^"]*)" alt="([^"]*)"[^>]*>')
 _URL_SCHEMES = {"http", "https", "mailto"}
+_TOO_DEEP = re.compile(rf"^[ \t]*(?:>[ \t]*|[-+*][ \t]+|\d{{1,9}}[.)][ \t]+){{{MAX_NESTING},}}", re.M)
 
 # MathML Core as latex2mathml writes it. Left out: <maction> (interactive), <semantics>/<annotation-xml>
 # (can carry HTML), and href, style, class and colours on any maths element.
@@ -98,6 +100,8 @@ def render_markdown(text: str) -> str:
     """Model output (Markdown) as safe HTML: no scripts, no event handlers, no javascript: links, no
     remote images; code highlighted, maths as MathML. Single line breaks stay in the text (the chat's CSS
     shows them)."""
+    if _TOO_DEEP.search(text):  # the sanitiser's HTML parser takes time growing with the square of the depth
+        return _SANITISER.clean(f"<p>{html.escape(text, quote=False)}</p>")
     text, maths = _take_maths(text.replace(_OPEN, "\ufffd").replace(_CLOSE, "\ufffd"))
     rendered = _IMAGE.sub(lambda m: f'<a href="{m[1]}">[imagen: {m[2] or "sin título"}]</a>', _MARKDOWN.render(text))
     if maths:  # a formula inside an attribute (a link's title or address) stays as its source
@@ -174,24 +178,27 @@ def _take_maths(text: str) -> tuple[str, list[tuple[str, bool]]]:
     if not spans:
         return text, []
     pieces, maths, last = [], [], 0
-    for start, end, display in spans:
+    for start, end, display in sorted(spans):
         pieces += [raw[last:start].decode(), f"{_OPEN}{len(maths)}{_CLOSE}"]
         maths.append((raw[start:end].decode(), display))
         last = end
     return "".join(pieces) + raw[last:].decode(), maths
 
 
-def _inline_runs(node):
-    """(start, end, verbatim ranges) in UTF-8 bytes for each run of inline content in the parsed tree."""
-    run: list = []
-    for child in node.children:
-        if child.name in _BLOCKS:
-            yield from _run_range(run)
-            run = []
-            yield from _inline_runs(child)
-        elif child.srcmap:
-            run.append(child)
-    yield from _run_range(run)
+def _inline_runs(root):
+    """(start, end, verbatim ranges) in UTF-8 bytes for each run of inline content in the parsed tree.
+    Iterative, as the walks below: a model can nest quotes or emphasis thousands deep."""
+    blocks = [root]
+    while blocks:
+        run: list = []
+        for child in blocks.pop().children:
+            if child.name in _BLOCKS:
+                yield from _run_range(run)
+                run = []
+                blocks.append(child)
+            elif child.srcmap:
+                run.append(child)
+        yield from _run_range(run)
 
 
 def _run_range(run: list):
@@ -200,14 +207,16 @@ def _run_range(run: list):
 
 
 def _verbatim(nodes):
-    for node in nodes:
+    nodes = list(nodes)
+    while nodes:
+        node = nodes.pop()
         if node.name in _VERBATIM and node.srcmap:
             yield node.srcmap
             continue
         if node.name in ("link", "image") and node.srcmap:  # its address and title, after the text
             text_end = node.children[-1].srcmap[1] if node.children and node.children[-1].srcmap else node.srcmap[0]
             yield text_end, node.srcmap[1]
-        yield from _verbatim(node.children)
+        nodes += node.children
 
 
 def _dollar_spans(raw: bytes, start: int, end: int, verbatim: list[tuple[int, int]]):

@@ -283,3 +283,28 @@ def test_half_a_table_is_text_until_its_separator_row_arrives_then_a_table():
 def test_inline_code_keeps_its_dollars_html_escaped():
     rendered = render_markdown("`<b>$x$</b>`")
     assert f"<code>{html.escape('<b>$x$</b>', quote=False)}</code>" in rendered
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "> " * 39 + "$x$",
+        "- " * 39 + "$x$",
+        "*" * 5000 + "$x$" + "*" * 5000,
+        "[" * 5000 + "$x$" + "](u)" * 5000,
+        "".join("  " * i + "- $x$\n" for i in range(300)),
+    ],
+    ids=["quotes", "lists", "emphasis", "links", "indented-lists"],
+)
+def test_deeply_nested_markdown_with_maths_is_rendered(text):
+    rendered = render_markdown(text)
+    assert executable_parts(rendered) == [] and "<math" in rendered
+
+
+@pytest.mark.parametrize("opener", ["> ", ">", "- ", "1. "])
+def test_quotes_or_lists_nested_beyond_the_limit_are_shown_as_text(opener):
+    text = "Antes\n\n" + opener * 20_000 + "$x$ <b>y</b>"
+    rendered = render_markdown(text)
+    assert "<blockquote" not in rendered and "<li" not in rendered and "<math" not in rendered
+    assert html.unescape(re.sub(r"<[^>]+>", "", rendered)) == text  # nothing lost
+    assert executable_parts(rendered) == [] and "<b>" not in rendered
