@@ -31,6 +31,7 @@ import pytest
 from course_utils import config, llm, speech, vision
 from course_utils.audio import SAMPLE_RATE, load_audio
 from course_utils.chat import ChatWidget
+from course_utils.dictation import NoSpeechError
 from course_utils.errors import (
     AudioError,
     Cancelled,
@@ -1084,6 +1085,14 @@ def _export_to_a_file(e, chat):
     chat.errors.append(info.value)
 
 
+def _restore(data: bytes | None):
+    def act(e, chat):
+        path = e.tmp / "guardada.json" if data is None else write(e, "guardada.json", data)
+        assert not chat.widget.restore(path)
+
+    return act
+
+
 CHAT_INPUT_FAULTS = [
     pytest.param(
         _upload(lambda e: b"esto no es una imagen", "notas.jpg"),
@@ -1107,8 +1116,16 @@ CHAT_INPUT_FAULTS = [
     ),
     pytest.param(_record(b""), AudioError, "vacío", id="chat-recording-empty"),
     pytest.param(_record(b"no es audio " * 30), AudioError, "no es un archivo de audio", id="chat-recording-not-audio"),
-    pytest.param(_record(wav_bytes(np.zeros(SAMPLE_RATE))), AudioError, "en silencio", id="chat-recording-silent"),
+    pytest.param(
+        _record(wav_bytes(np.zeros(SAMPLE_RATE))), NoSpeechError, "No se oyó ninguna voz", id="chat-recording-silent"
+    ),
     pytest.param(_export_to_a_file, ExportError, "no es una carpeta", id="chat-export-to-a-file"),
+    pytest.param(_restore(None), ExportError, "No existe la conversación", id="chat-restore-missing-file"),
+    pytest.param(_restore(b"{"), ExportError, "no es una conversación", id="chat-restore-not-json"),
+    pytest.param(_restore(b'{"messages": 3}'), ExportError, "no es una conversación", id="chat-restore-not-a-chat"),
+    pytest.param(
+        _restore(b'{"messages": [{"role": "user"}]}'), ExportError, "no es una conversación", id="chat-restore-no-text"
+    ),
 ]
 
 
@@ -1126,3 +1143,25 @@ def test_chat_bad_input_is_explained_and_the_chat_goes_on(env, chat, act, cls, p
     before = len(widget.history)
     assert widget.send() and widget.wait(LIMIT)
     assert len(widget.history) == before + 2 and widget.history[-1].content.startswith(PREFIX)
+
+
+def test_chat_autosave_that_fails_loses_nothing_and_a_bad_restore_keeps_the_conversation(env, chat):
+    widget = chat.widget
+    assert widget.send("Primera") and widget.wait(LIMIT)
+    saved = widget.store.path
+    assert saved is not None and saved.exists()
+    folder = saved.parent
+    for path in folder.iterdir():
+        path.unlink()
+    folder.rmdir()
+    folder.write_text("ahora soy un archivo")  # the folder became a file: the next save cannot be written
+    assert widget.send("Segunda") and widget.wait(LIMIT)
+    (error,) = chat.errors
+    check_error(error, ExportError, "No se pudo guardar la conversación automáticamente")
+    assert [m.content for m in widget.history][::2] == ["Primera", "Segunda"]
+    assert widget.history[-1].content.startswith(PREFIX)  # the answer arrived and is shown
+    md_path, json_path = widget.export(env.tmp / "otra")  # and it can still be saved elsewhere
+    assert len(json.loads(json_path.read_text(encoding="utf-8"))["messages"]) == 4
+    assert not widget.restore(env.tmp / "no-existe.json")
+    assert len(widget.history) == 4 and len(chat.bubbles()) == 6  # four messages and both errors, all still there
+    assert "No existe la conversación" in chat.bubbles()[-1] and "Segunda" in chat.bubbles()[2]
