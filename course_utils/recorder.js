@@ -2,7 +2,8 @@
 // as one binary buffer in a custom message {type: "audio", mime, seconds, at_limit}. Failures are sent
 // as {type: "error", reason} so the Python side can explain them in Spanish.
 // While recording, a level meter (Web Audio's AnalyserNode) and a clock are shown; at max_seconds the
-// recording stops by itself and a note says so. A selector sets the spoken language (`language`).
+// recording stops by itself and a note says so. A selector sets the spoken language (`language`);
+// while recording, the meter and the clock take its place.
 
 const FLOOR_DB = -60; // the meter's empty end: a quiet room; 0 dBFS fills it
 
@@ -100,6 +101,7 @@ function render({ model, el }) {
     button.classList.toggle("course-rec-on", recording);
     button.disabled = model.get("disabled") && !recording;
     live.classList.toggle("course-rec-hidden", !recording);
+    languageLabel.classList.toggle("course-rec-hidden", recording); // the meter takes its place meanwhile
   };
 
   const fillLanguages = () => {

@@ -61,7 +61,7 @@ def recorder_error(reason: str, detail: str = "") -> AudioError:
 
 
 _CSS = """
-.course-rec { display: flex; align-items: center; gap: 8px; flex-wrap: wrap; }
+.course-rec { display: flex; align-items: center; gap: 8px; flex-wrap: nowrap; }
 .course-rec-language { display: flex; align-items: center; gap: 4px; font-size: 13px; color: #1f2328; }
 .course-rec-select {
   font: inherit; padding: 2px 4px; color: #1f2328; background: #ffffff;
@@ -75,7 +75,7 @@ _CSS = """
 }
 .course-rec-level { display: block; height: 100%; width: 0; background: #1a7f37; }
 .course-rec-clock { font-size: 13px; color: #1f2328; font-variant-numeric: tabular-nums; }
-.course-rec-note { font-size: 12px; color: #7d4e00; }
+.course-rec-note { font-size: 12px; color: #7d4e00; max-width: 220px; }
 """
 
 

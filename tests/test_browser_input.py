@@ -190,8 +190,9 @@ def test_recording_shows_level_and_clock_and_stops_at_the_limit(page, artifacts)
         "() => Number(document.querySelector('.course-rec-meter').getAttribute('aria-valuenow')) > 20",
         timeout=SLOW,
     )
-    clock = page.get_by_role("timer").inner_text()
-    assert re.fullmatch(rf"0:0\d / 0:0{LIMIT_SECONDS}", clock), clock
+    clock = page.get_by_role("timer")
+    assert re.fullmatch(rf"0:0\d / 0:0{LIMIT_SECONDS}", clock.inner_text()), clock.inner_text()
+    page.wait_for_function("() => document.querySelector('.course-rec-clock').textContent.startsWith('0:02')")
     page.locator(".course-chat").screenshot(path=str(artifacts / "chat_recording_level.png"))
     # nobody presses Detener: the recorder stops by itself at the limit, and says so
     page.locator(".course-rec-note", has_text="Se llegó al máximo de 0:04").wait_for(timeout=SLOW)
