@@ -106,7 +106,8 @@ def render_markdown(text: str) -> str:
     rendered = _IMAGE.sub(lambda m: f'<a href="{m[1]}">[imagen: {m[2] or "sin título"}]</a>', _MARKDOWN.render(text))
     if maths:  # a formula inside an attribute (a link's title or address) stays as its source
         rendered = _TAG.sub(lambda tag: _PLACEHOLDER.sub(lambda m: html.escape(maths[int(m[1])][0]), tag[0]), rendered)
-    rendered = _CODE_BLOCK.sub(_code_block, rendered)
+    if "<pre>" in rendered:
+        rendered = _CODE_BLOCK.sub(_code_block, rendered)
     if maths:
         rendered = _PLACEHOLDER.sub(lambda m: _mathml(*maths[int(m[1])]), rendered)
     return _SANITISER.clean(rendered)
@@ -267,11 +268,15 @@ def _mathml(source: str, display: bool) -> str:
 
 
 def _small(latex: str) -> bool:
+    if len(latex) > MAX_MATH_CHARS:
+        return False
+    if latex.count("{") <= MAX_MATH_DEPTH:
+        return True
     depth = deepest = 0
     for char in latex:
         depth += {"{": 1, "}": -1}.get(char, 0)
         deepest = max(deepest, depth)
-    return len(latex) <= MAX_MATH_CHARS and deepest <= MAX_MATH_DEPTH
+    return deepest <= MAX_MATH_DEPTH
 
 
 @functools.lru_cache(maxsize=1024)
