@@ -24,7 +24,7 @@ from transformers.models.mllama.processing_mllama import (
     get_cross_attention_token_mask,
 )
 
-from course_utils.display import Table, announce_standin
+from course_utils.display import ALERT, Table, announce_standin
 from course_utils.errors import CourseError, OptionError
 from course_utils.images import open_image
 
@@ -513,6 +513,27 @@ def cross_attention_mask(input_ids: list[int], image_token_id: int, num_tiles: i
     sparse = [get_cross_attention_token_mask(ids, image_token_id)]
     dense = convert_sparse_cross_attention_mask_to_dense(sparse, [[num_tiles]], max_tiles, len(ids))
     return torch.from_numpy(dense)
+
+
+def plot_cross_attention_mask(tokens: list[str], mask: torch.Tensor):
+    """Which tile slots each text token may attend to: `mask` as the model takes it, (1, tokens, 1, slots)."""
+    import matplotlib.pyplot as plt
+
+    rows = mask[0, :, 0, :].numpy()  # (tokens, huecos de tesela)
+    fig, ax = plt.subplots(figsize=(5, 0.3 * len(tokens) + 1.4))
+    ax.imshow(rows, cmap="Greens", vmin=0, vmax=1.4, aspect="auto")
+    for (i, j), value in np.ndenumerate(rows):
+        ax.text(j, i, str(value), ha="center", va="center", fontsize=8)
+    ax.set_yticks(range(len(tokens)), [repr(t) for t in tokens], fontsize=8)
+    ax.set_xticks(range(rows.shape[1]), [f"hueco {k + 1}" for k in range(rows.shape[1])], fontsize=8)
+    if IMAGE_TOKEN in tokens:
+        at = tokens.index(IMAGE_TOKEN)
+        ax.axhline(at - 0.5, color=ALERT, linewidth=2)
+        ax.get_yticklabels()[at].set_color(ALERT)
+    ax.set_title("Qué teselas puede mirar cada token del texto\n(1: sí; 0: no)", fontsize=10)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
 
 
 def model_inputs(model, image, tokens: list[str] | None = None, processor=None) -> dict:

@@ -220,10 +220,12 @@ def test_the_image_reaches_the_text_only_through_the_gated_cross_attention(tiny,
 def test_plots_return_figures(tiny):
     import matplotlib.figure
 
+    ids = lv.toy_token_ids(lv.PROMPT_TOKENS, tiny.config)
     for figure in (
         lv.plot_tiles(sample_path("cafe.jpg")),
         lv.plot_tiles(np.zeros((1000, 300, 3), dtype=np.uint8)),
         lv.plot_layouts(chosen=(1, 2)),
         lv.plot_layer_stacks({"11B": lv.published_config(), "diminuto": tiny}),
+        lv.plot_cross_attention_mask(lv.PROMPT_TOKENS, lv.cross_attention_mask(ids, 128, num_tiles=2)),
     ):
         assert isinstance(figure, matplotlib.figure.Figure)
