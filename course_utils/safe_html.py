@@ -13,9 +13,10 @@ import html
 import re
 from html.parser import HTMLParser
 from pathlib import Path
+from xml.etree import ElementTree
 
 import nh3
-from latex2mathml.converter import convert as latex_to_mathml
+from latex2mathml.converter import convert_to_element
 from markdown_it_pyrs import MarkdownIt
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
@@ -279,12 +280,19 @@ def _small(latex: str) -> bool:
     return deepest <= MAX_MATH_DEPTH
 
 
+# latex2mathml's own convert() un-escapes its whole output to restore the character references it writes
+# (&#x2211;), and with them any < or & of the formula's text: "\text{<b}" would open a tag. Serialised here
+# with the text escaped, and only those references restored.
+_REFERENCE = re.compile(r"&amp;(#x[0-9A-Fa-f]+;)")
+
+
 @functools.lru_cache(maxsize=1024)
 def _convert(latex: str, display: bool) -> str | None:
     try:
-        return latex_to_mathml(latex, display="block" if display else "inline")
+        element = convert_to_element(latex, display="block" if display else "inline")
     except Exception:  # noqa: BLE001 - latex2mathml raises a dozen exception types (and RecursionError) on bad LaTeX
         return None
+    return _REFERENCE.sub(r"&\1", ElementTree.tostring(element, encoding="unicode"))
 
 
 # --- what a browser could run ----------------------------------------------------------------------

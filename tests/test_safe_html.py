@@ -308,3 +308,14 @@ def test_quotes_or_lists_nested_beyond_the_limit_are_shown_as_text(opener):
     assert "<blockquote" not in rendered and "<li" not in rendered and "<math" not in rendered
     assert html.unescape(re.sub(r"<[^>]+>", "", rendered)) == text  # nothing lost
     assert executable_parts(rendered) == [] and "<b>" not in rendered
+
+
+@pytest.mark.parametrize("inside", ["<img src=x onerror=alert(1)>", "<b>negrita</b> <i", "a & b <", "&lt;b&gt;"])
+def test_markup_in_latex_text_is_shown_as_text_and_the_formula_stays_closed(inside):
+    rendered = render_markdown(f"antes $\\text{{{inside}}}$ y después **fin**\n\n- punto")
+    tree = _Tree(rendered)
+    assert tree.balanced and executable_parts(rendered) == []
+    assert all("math" not in above for tag, _, above in tree.tags if tag in ("strong", "ul", "li"))
+    assert {tag for tag, _, above in tree.tags if "math" in above} <= safe_html._MATH_TAGS
+    text = html.unescape(re.search(r"<mtext>(.*?)</mtext>", rendered)[1]).replace("\xa0", " ")
+    assert text == inside  # as written: LaTeX's \text has no HTML entities either
