@@ -3,8 +3,10 @@ images pasted from the clipboard, dropped on the chat and removed from the keybo
 meter and a clock, the stop at the maximum length and the spoken language; a recording of a fan, with no
 voice in it, writes nothing and says «No se oyó ninguna voz».
 
-The page is the course's chat in a notebook of its own (its recorder's limit lowered to a few seconds);
-the servers' helpers and the browser come from tests/test_browser.py.
+The Voilà page is the course's chat in a notebook of its own (its recorder's limit lowered to a few
+seconds); in JupyterLab, notebook 07 checks that the paste, the drop and the meter work there too (the
+notebook would otherwise take Ctrl+V and dropped files). The servers and the browser come from
+tests/test_browser.py.
 """
 
 from __future__ import annotations
@@ -26,11 +28,14 @@ from tests.room_noise import SAMPLE_RATE, fan
 from tests.test_browser import (  # noqa: F401 - fixtures used by name
     CHROMIUM,
     FLAGS,
+    NOTEBOOK,
+    ROOT,
     SLOW,
     Server,
     browser,
     free_port,
     jupyter_env,
+    lab,
 )
 
 pytestmark = [
@@ -56,6 +61,14 @@ COPY_IMAGE = """async (b64) => {
   const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
   await navigator.clipboard.write([new ClipboardItem({ "image/png": new Blob([bytes], { type: "image/png" }) })]);
 }"""
+
+
+SAVED = ROOT / "notebooks" / "conversaciones"  # where notebook 07's chat saves each turn (JupyterLab test)
+KERNEL_IDLE = (
+    "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+    " return !!(w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
+    " && w.sessionContext.session.kernel.status === 'idle'); }"
+)
 
 
 def chat_notebook(folder: Path) -> Path:
@@ -86,6 +99,17 @@ def png_b64(path: Path) -> str:
     buffer = io.BytesIO()
     Image.open(path).save(buffer, "PNG")
     return base64.b64encode(buffer.getvalue()).decode()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def saved_conversations_cleaned():
+    """Notebook 07's chat saves every turn next to the notebook: leave the checkout as it was."""
+    before = set(SAVED.iterdir()) if SAVED.is_dir() else set()
+    yield
+    for path in set(SAVED.iterdir()) - before if SAVED.is_dir() else ():
+        path.unlink(missing_ok=True)
+    if SAVED.is_dir() and not any(SAVED.iterdir()):
+        SAVED.rmdir()
 
 
 @pytest.fixture(scope="module")
@@ -230,3 +254,44 @@ def test_a_recording_without_voice_writes_nothing(browser, chat_server, tmp_path
         context.close()
     finally:
         chromium.close()
+
+
+def test_jupyterlab_takes_pasted_and_dropped_images_and_shows_the_meter(browser, lab, ollama_double):  # noqa: F811
+    """In JupyterLab, Ctrl+V and a drop must reach the chat, not the notebook (which pastes cells and
+    uploads dropped files)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=lab.url)
+    page = context.new_page()
+    try:
+        page.goto(f"{lab.url}/lab/tree/{NOTEBOOK}?token={lab.token}", timeout=SLOW)
+        page.wait_for_function(KERNEL_IDLE, timeout=SLOW)
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        page.locator(".course-chat-status", has_text="Conectado").wait_for(timeout=SLOW)
+        cells = page.locator(".jp-Notebook .jp-Cell").count()
+        area = page.locator(".course-chat .course-prompt-area")
+        page.evaluate(COPY_IMAGE, png_b64(PHOTO))
+        area.focus()
+        page.keyboard.press("Control+V")
+        thumbnail = page.locator(".course-chat-attachment img")
+        thumbnail.wait_for(timeout=SLOW)
+        page.get_by_role("button", name="Quitar imagen").click()
+        thumbnail.wait_for(state="hidden", timeout=SLOW)
+        drop(page, ".course-chat-pane", base64.b64encode(PHOTO.read_bytes()).decode(), "gato.jpg", "image/jpeg")
+        thumbnail.wait_for(timeout=SLOW)
+        assert page.locator(".jp-Notebook .jp-Cell").count() == cells  # no cell pasted, no file opened
+        area.fill("¿Qué animal es?")
+        area.press("Enter")
+        page.locator(".course-assistant", has_text="Imágenes: JPEG").wait_for(timeout=SLOW)
+        assert len(ollama_double.chats()[-1]["messages"][-1]["images"]) == 1
+
+        assert page.get_by_label("Idioma hablado").input_value() == "es"
+        page.get_by_role("button", name=re.compile("Grabar")).click()
+        page.wait_for_function(
+            "() => Number(document.querySelector('.course-rec-meter').getAttribute('aria-valuenow')) > 20",
+            timeout=SLOW,
+        )
+        assert re.fullmatch(r"0:\d\d / 1:00", page.get_by_role("timer").inner_text())  # the default limit
+        page.get_by_role("button", name=re.compile("Detener")).click()
+        page.locator(".course-chat-status", has_text="Transcripción lista (español)").wait_for(timeout=SLOW)
+    finally:
+        context.close()
