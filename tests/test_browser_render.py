@@ -112,5 +112,28 @@ def test_code_and_maths_in_voila(browser, voila, ollama_double, artifacts):  # n
         page.locator(".course-chat-status", has_text="Conectado").wait_for(timeout=SLOW)
         answer = ask_for_the_rich_answer(page, ollama_double)
         check_the_rich_answer(page, answer, artifacts / "chat_rich_answer_voila.png")
+        check_hostile_code_and_maths_stay_inert(page, ollama_double)
     finally:
         context.close()
+
+
+HOSTILE = (
+    "Fórmula $\\href{javascript:window.__xss=1}{clic}$ y $\\text{<img src=x onerror=window.__xss=2>}$.\n\n"
+    '```"><img src=x onerror=window.__xss=3>\n</code></pre><script>window.__xss=4</script>\n```\n\nfin hostil'
+)
+
+
+def check_hostile_code_and_maths_stay_inert(page, ollama_double):
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    ollama_double.replies.append(HOSTILE)
+    area = page.locator(".course-chat .course-prompt-area")
+    area.fill("Repite esto")
+    area.press("Enter")
+    answer = finished_answer(page, "fin hostil")
+    assert answer.locator("script, img, [onerror], [href^='javascript']").count() == 0
+    assert "window.__xss=4" in answer.locator("pre").inner_text()  # the code is shown as code
+    for target in (answer.locator("math").first, answer.locator("pre")):
+        target.click()
+    page.wait_for_timeout(300)
+    assert page.evaluate("() => window.__xss") is None and dialogs == []
