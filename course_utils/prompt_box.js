@@ -17,6 +17,7 @@ function render({ model, el }) {
   const pull = () => {
     if (area.value !== model.get("value")) area.value = model.get("value");
     area.placeholder = model.get("placeholder");
+    area.title = model.get("hint");
     area.disabled = model.get("disabled");
   };
   area.addEventListener("input", () => {
@@ -39,6 +40,7 @@ function render({ model, el }) {
   const stopDrops = acceptDrops(el, model);
   model.on("change:value", pull);
   model.on("change:placeholder", pull);
+  model.on("change:hint", pull);
   model.on("change:disabled", pull);
   pull();
   return () => {
@@ -46,6 +48,7 @@ function render({ model, el }) {
     stopDrops();
     model.off("change:value", pull);
     model.off("change:placeholder", pull);
+    model.off("change:hint", pull);
     model.off("change:disabled", pull);
   };
 }

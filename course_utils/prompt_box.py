@@ -32,6 +32,9 @@ class PromptBox(anywidget.AnyWidget):
     value = traitlets.Unicode("").tag(sync=True)
     placeholder = traitlets.Unicode("").tag(sync=True)
     label = traitlets.Unicode("Tu pregunta").tag(sync=True)  # the accessible name of the text area
+    hint = traitlets.Unicode(
+        "Enter envía; Mayús+Enter, nueva línea. Para adjuntar una imagen, pégala aquí (Ctrl+V) o arrástrala al chat."
+    ).tag(sync=True)  # the text area's description (its title, read by screen readers after the name)
     disabled = traitlets.Bool(False).tag(sync=True)
     rows = traitlets.Int(3).tag(sync=True)
     max_image_bytes = traitlets.Int(MAX_IMAGE_BYTES).tag(sync=True)

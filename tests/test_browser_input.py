@@ -22,6 +22,7 @@ import nbformat
 import numpy as np
 import pytest
 from PIL import Image
+from playwright.sync_api import expect
 
 from course_utils.samples import sample_path
 from tests.room_noise import SAMPLE_RATE, fan
@@ -149,7 +150,8 @@ def drop(page, target: str, b64: str, name: str, mime: str) -> None:
 
 
 def test_pasted_image_shows_a_thumbnail_that_the_keyboard_removes(page, ollama_double):
-    area = page.locator(".course-prompt-area")
+    area = page.get_by_role("textbox", name="Tu pregunta")
+    expect(area).to_have_accessible_description(re.compile(r"pégala aquí \(Ctrl\+V\) o arrástrala al chat"))
     area.fill("Antes de pegar")
     page.evaluate(COPY_IMAGE, png_b64(PHOTO))
     area.focus()
