@@ -20,7 +20,7 @@ from latex2mathml.converter import convert_to_element
 from markdown_it_pyrs import MarkdownIt
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
-from pygments.lexers import TextLexer, get_lexer_by_name
+from pygments.lexers import TextLexer, get_all_lexers, get_lexer_by_name
 from pygments.token import STANDARD_TYPES
 from pygments.util import ClassNotFound
 
@@ -124,10 +124,18 @@ _FORMATTER = HtmlFormatter(nowrap=True)
 def _lexer(language: str):
     """The lexer named by a fence's info string (`python`, `py`, `bash`…); plain text for none or unknown.
     Unlabelled code is not guessed: Pygments' guesses on short snippets are often wrong and slow."""
+    language = language.lower()
+    if language not in _known_languages():  # an unknown name would cost a search of all entry points
+        return TextLexer()
     try:
-        return get_lexer_by_name(language, stripnl=False) if language else TextLexer()
+        return get_lexer_by_name(language, stripnl=False)
     except ClassNotFound:
         return TextLexer()
+
+
+@functools.cache
+def _known_languages() -> frozenset[str]:
+    return frozenset(alias.lower() for _, aliases, _, _ in get_all_lexers(plugins=False) for alias in aliases)
 
 
 def _code_block(match: re.Match) -> str:

@@ -8,6 +8,7 @@ import re
 from html.parser import HTMLParser
 
 import pytest
+from pygments.lexers import TextLexer
 
 from course_utils import safe_html
 from course_utils.safe_html import MarkdownBlocks, executable_parts, render_markdown
@@ -319,3 +320,16 @@ def test_markup_in_latex_text_is_shown_as_text_and_the_formula_stays_closed(insi
     assert {tag for tag, _, above in tree.tags if "math" in above} <= safe_html._MATH_TAGS
     text = html.unescape(re.search(r"<mtext>(.*?)</mtext>", rendered)[1]).replace("\xa0", " ")
     assert text == inside  # as written: LaTeX's \text has no HTML entities either
+
+
+def test_unknown_languages_never_reach_pygments_plugin_search(monkeypatch):
+    # An unknown name costs Pygments a scan of every installed package's entry points (~20 ms): an answer
+    # with a thousand made-up fence languages must not cost a thousand scans.
+    asked = []
+    monkeypatch.setattr(safe_html, "get_lexer_by_name", lambda name, **kw: asked.append(name) or TextLexer())
+    safe_html._lexer.cache_clear()
+    try:
+        rendered = render_markdown("\n\n".join(f"```lengua{i}\nx\n```" for i in range(50)) + "\n\n```Python\nx\n```")
+    finally:
+        safe_html._lexer.cache_clear()
+    assert rendered.count("course-code") == 51 and asked == ["python"]
