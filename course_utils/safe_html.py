@@ -164,9 +164,11 @@ def code_stylesheet() -> str:
 _OPEN, _CLOSE = "\ue000", "\ue001"
 _PLACEHOLDER = re.compile(f"{_OPEN}(\\d+){_CLOSE}")
 _TAG = re.compile(r"<[^>]*>")
-_BLOCKS = {
-    "root", "paragraph", "heading", "lheading", "blockquote", "bullet_list", "ordered_list", "list_item",
-    "table", "thead", "tbody", "trow", "tcell", "fence", "code_block", "hr",
+# Inline nodes of markdown-it's tree; any other node is a block (a reference definition too), never scanned
+# for maths itself, only its inline children.
+_INLINE = {
+    "text", "text_special", "softbreak", "hardbreak", "code_inline", "em", "strong", "strikethrough", "link", "image",
+    "autolink",
 }  # fmt: skip
 _VERBATIM = {"code_inline", "autolink"}  # no maths inside these
 
@@ -202,7 +204,7 @@ def _inline_runs(root):
     while blocks:
         run: list = []
         for child in blocks.pop().children:
-            if child.name in _BLOCKS:
+            if child.name not in _INLINE:
                 yield from _run_range(run)
                 run = []
                 blocks.append(child)

@@ -333,3 +333,9 @@ def test_unknown_languages_never_reach_pygments_plugin_search(monkeypatch):
     finally:
         safe_html._lexer.cache_clear()
     assert rendered.count("course-code") == 51 and asked == ["python"]
+
+
+def test_a_reference_definition_keeps_its_dollars():
+    rendered = render_markdown('[la $x$][r] y [r]\n\n[r]: https://example.org/$y$ "título $z$"')
+    assert rendered.count('href="https://example.org/$y$"') == 2 and rendered.count('title="título $z$"') == 2
+    assert rendered.count("<math") == 1
