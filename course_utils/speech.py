@@ -431,7 +431,8 @@ def main(argv: list[str] | None = None) -> int:
         if len(args.files) > 1:
             print(f"== {path}")
         if args.format:
-            print(f"Escrito {written} ({len(result.segments)} segmentos)")
+            count = len(result.segments)
+            print(f"Escrito {written} ({count} segmento{'' if count == 1 else 's'})")
         elif args.words:
             print("\n".join(str(w) for seg in result.segments for w in seg.words))
         else:
