@@ -10,7 +10,10 @@
 # each one whose distribution is not installed yet is installed from there, without dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
+# The course's environment (`make` builds .venv) where there is one, else the python3 on PATH.
+if [ -z "${PYTHON:-}" ]; then
+    if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
+fi
 WHEELS=${WHEELS:-.whl}
 
 if ! "$PYTHON" -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
@@ -51,6 +54,9 @@ PY
 )
 if [ -n "$CUBLAS12" ]; then
     export LD_LIBRARY_PATH="$CUBLAS12${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+elif ! "$PYTHON" -c "import ctypes; ctypes.CDLL('libcublas.so.12')" 2>/dev/null; then
+    echo "Aviso: no hay libcublas.so.12; faster-whisper no podrá calcular en la GPU" \
+        "(instálala con: $PYTHON -m pip install nvidia-cublas-cu12)." >&2
 fi
 "$PYTHON" - <<'PY'
 import importlib.metadata as md, platform, torch
