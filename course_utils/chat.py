@@ -461,20 +461,27 @@ class ChatWidget(_ChatLayout):
             error = exc
         finally:
             clock.stop()
+            self._finish(question, bubble, live, error)
+
+    def _finish(self, question: Message, bubble: widgets.HTML, live: _LiveAnswer, error: Exception | None) -> None:
+        """Show how the answer ended and save the turn, all before the chat takes the next action (↑, Esc,
+        Enviar), so that nothing it does is overwritten by the end of this answer."""
+        try:
             answer = self.history[-1]
             self._show(answer, bubble, live.finish(answer))
             self._render_last_turn(active=True)
+            if error is not None:
+                self._restore_question(question)
+                self._show_error(error)
+            elif answer.stopped:
+                self._set_status("Respuesta detenida.")
+            elif not answer.content.strip():
+                self._set_status("El modelo respondió sin texto: vuelve a enviar la pregunta o reformúlala.")
+            else:
+                self._set_status("Respuesta completa.")
+            self._autosave()
+        finally:
             self._set_busy(False)
-        if error is not None:
-            self._restore_question(question)
-            self._show_error(error)
-        elif answer.stopped:
-            self._set_status("Respuesta detenida.")
-        elif not answer.content.strip():
-            self._set_status("El modelo respondió sin texto: vuelve a enviar la pregunta o reformúlala.")
-        else:
-            self._set_status("Respuesta completa.")
-        self._autosave()
 
     def _restore_question(self, question: Message) -> None:
         """Offer a failed question again in the text area, without overwriting what the student has

@@ -550,3 +550,19 @@ def test_autosave_can_be_turned_off(ollama_double, tmp_path):
     chat.send("Hola")
     chat.wait(20)
     assert not (tmp_path / "c").exists()
+
+
+def test_an_action_the_moment_the_answer_ends_is_not_overwritten_by_its_end(chat, monkeypatch):
+    """↑ pressed just as the chat becomes free again: its «Editando» stays (the end of the answer, its
+    status and its autosave are all done before the chat takes actions)."""
+    free = chat._set_busy
+
+    def then_arrow_up(busy: bool) -> None:
+        free(busy)
+        if not busy:
+            page_says(chat, type="edit_last")
+
+    monkeypatch.setattr(chat, "_set_busy", then_arrow_up)
+    chat.send("Primera")
+    assert chat.wait(20)
+    assert chat.prompt.value == "Primera" and "Editando" in chat.status.value
