@@ -65,7 +65,7 @@ test-hub: hub-deps
 	COURSE_HUB_REQUIRED=1 COURSE_CHP=$(CHP) $(PY) -m pytest -m hub tests/test_hub.py
 
 # On the lab server (CUDA build of torch): the unit suite and the notebooks on the GPU.
-test-gpu:
+test-gpu: $(VENV)/.installed
 	bash scripts/test_gpu.sh
 
 # On the lab server, as root: the course's JupyterHub (see docs/laboratorio.md).

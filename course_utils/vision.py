@@ -401,7 +401,17 @@ def classify_files(
             previous = current
         if previous:
             bar.update(_fill(*previous, classifier))
+    _release_gpu_cache(classifier)
     return rows
+
+
+def _release_gpu_cache(classifier: Classifier) -> None:
+    """Give the batches' cached GPU memory back: on a shared lab GPU an idle kernel would otherwise keep
+    about 3 GB after classifying a folder in batches of 256 (docs/laboratorio.md, «Memoria en la GPU»)."""
+    if classifier.device.startswith("cuda"):
+        import torch  # heavy: only when classifying
+
+        torch.cuda.empty_cache()
 
 
 def _fill(batch: list[Row], ok: list[Row], top, classifier: Classifier) -> int:

@@ -95,7 +95,7 @@ def test_configured_vit_patch_embedding_conv_equals_linear(classifier, photo):
     assert as_conv.dtype == torch.float64
     # float32 on CPU agrees to TOL; half precision keeps about 3 significant digits.
     atol = TOL if model_says.dtype == torch.float32 else 2e-2 * as_conv.abs().max().item()
-    assert torch.allclose(model_says.double(), as_conv, atol=atol)
+    assert torch.allclose(model_says.double().cpu(), as_conv, atol=atol)
 
 
 def test_position_similarity(classifier):

@@ -148,3 +148,16 @@ def test_batch_sizes_and_one_by_one_agree_on_the_gpu(gpu, folder):
         assert a.error == b.error
         if a.top:
             np.testing.assert_allclose([p for _, p in a.top], [p for _, p in b.top], atol=vision.HALF_PRECISION_ATOL)
+
+
+def test_classify_folder_gives_the_batches_gpu_memory_back(gpu, samples, tmp_path):
+    """On a shared lab GPU an idle kernel must not keep the batches' cache (docs/laboratorio.md): a batch
+    of 256 images keeps hundreds of MiB in PyTorch's cache unless it is given back."""
+    for i in range(256):
+        shutil.copy(samples / "gato.jpg", tmp_path / f"gato_{i:03d}.jpg")
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    before = torch.cuda.memory_reserved()
+    vision.classify_folder(tmp_path, batch_size=256, classifier=gpu, progress=False)
+    torch.cuda.synchronize()
+    assert torch.cuda.memory_reserved() <= before + 32 * 2**20
