@@ -215,8 +215,8 @@ def check_microphone() -> Check:
 
 # Measured per student (docs/laboratorio.md, section 4: AMD EPYC CPU server and an H100 80GB, torch 2.13 / 2.11).
 SYSTEM_RESERVE_MIB = 4 * 1024  # the system, JupyterHub and the proxy
-STUDENT_MIB = {"cpu": 1114, "cpu-two": 2126, "cuda": 1703}  # JupyterLab server + its heaviest kernel(s), RAM
-CUDA_KERNEL_GPU_MIB = 1444  # CUDA context + ViT-B fp16 with a batch of 64 + Whisper base
+STUDENT_MIB = {"cpu": 1114, "cpu-two": 2126, "cuda": 1709}  # JupyterLab server + its heaviest kernel(s), RAM
+CUDA_KERNEL_GPU_MIB = 1166  # the heaviest kernel between tasks: CUDA context + Whisper base after transcribing
 OLLAMA_GPU_MIB = 12 * 1024  # llama3.2-vision with its context: an estimate, not measured here
 
 

@@ -132,9 +132,9 @@ def test_class_capacity_against_this_server(monkeypatch, students, status):
 
 def test_class_on_the_gpu_leaves_room_for_ollama(monkeypatch):
     monkeypatch.setattr(doctor, "_total_ram_mib", lambda: 256 * 1024)
-    monkeypatch.setattr(doctor, "_gpu_memory_mib", lambda: 81559)  # an H100 80GB: 47 kernels beside Ollama
+    monkeypatch.setattr(doctor, "_gpu_memory_mib", lambda: 81559)  # an H100 80GB: 59 kernels beside Ollama
     _, gpu = doctor.check_class(60, "cuda")
-    assert gpu.status == doctor.ERROR and "caben 47" in gpu.detail and "COURSE_DEVICE=cpu" in gpu.fix
+    assert gpu.status == doctor.ERROR and "caben 59" in gpu.detail and "COURSE_DEVICE=cpu" in gpu.fix
     monkeypatch.setattr(doctor, "_gpu_memory_mib", lambda: None)
     _, gpu = doctor.check_class(10, "cuda")
     assert gpu.status == doctor.ERROR and "no se ve ninguna GPU" in gpu.detail
