@@ -131,6 +131,11 @@ def jupyter_env(tmp_path_factory) -> dict:
     for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
         env[name] = str(home / name.lower())
     env["JUPYTER_PLATFORM_DIRS"] = "1"
+    # No «Would you like to get notified about official Jupyter news?» toast over the screenshots.
+    labconfig = Path(env["JUPYTER_CONFIG_DIR"]) / "labconfig"
+    labconfig.mkdir(parents=True)
+    disabled = {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}
+    (labconfig / "page_config.json").write_text(json.dumps(disabled), encoding="utf-8")
     return env
 
 
