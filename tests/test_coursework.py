@@ -283,6 +283,10 @@ def test_student_notebooks_are_exactly_what_nbgrader_generates(course):
         committed = NOTEBOOKS / f"{assignment}.ipynb"
         if not committed.exists() or committed.read_bytes() != generated.read_bytes():
             stale.append(committed.name)
+    glossary = course / "release" / "00_entorno" / "glosario.md"  # released with 00, next to the notebooks
+    assert glossary.exists(), "nbgrader no publicó el glosario con 00_entorno"
+    if not (NOTEBOOKS / glossary.name).exists() or (NOTEBOOKS / glossary.name).read_bytes() != glossary.read_bytes():
+        stale.append(glossary.name)
     assert not stale, (
         f"notebooks/ no coincide con lo que genera nbgrader desde instructor/source/ en {stale}: "
         "edita el cuaderno del profesor y ejecuta `make cuadernos`, no el del estudiante"
