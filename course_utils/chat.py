@@ -24,7 +24,7 @@ from course_utils.errors import CourseError, ImageError
 from course_utils.images import open_image
 from course_utils.prompt_box import PromptBox
 from course_utils.recorder import Recorder
-from course_utils.safe_html import MarkdownBlocks, executable_parts, render_markdown
+from course_utils.safe_html import STYLESHEET, MarkdownBlocks, executable_parts, render_markdown
 
 __all__ = ["ChatWidget", "Conversation", "Message", "SYSTEM", "executable_parts", "render_markdown"]
 
@@ -38,7 +38,7 @@ class _ChatStyle(anywidget.AnyWidget):
     into the page; it shows nothing. Its messages to Python are handled by `ChatWidget`."""
 
     _esm = HERE / "chat_actions.js"
-    _css = HERE / "chat.css"
+    _css = "\n".join(path.read_text(encoding="utf-8") for path in (HERE / "chat.css", STYLESHEET))
 
 
 class _LiveAnswer:
