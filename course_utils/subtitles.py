@@ -13,15 +13,22 @@ FORMATS = ("srt", "vtt", "json", "txt")
 
 
 def as_whisper_result(transcript) -> dict:
-    """A course Transcript as the dict openai-whisper's `transcribe` returns (what its writers read)."""
+    """A course Transcript as the dict openai-whisper's `transcribe` returns (what its writers read).
+
+    Segments without text are left out (a cue needs text). Whisper's writers read the words of every
+    segment or of none: when some segment has timed words, one that has none (its alignment failed)
+    counts as a single word that lasts the whole segment.
+    """
+    spoken = [seg for seg in transcript.segments if seg.text.strip()]
+    with_words = any(seg.words for seg in spoken)
     segments = []
-    with_words = bool(transcript.segments) and all(seg.words for seg in transcript.segments)
-    for i, seg in enumerate(transcript.segments):
+    for i, seg in enumerate(spoken):
         raw = {"id": i, "start": seg.start, "end": seg.end, "text": " " + seg.text}
-        if with_words:  # whisper's writers read the words of every segment, or of none
-            raw["words"] = [
-                {"word": w.text, "start": w.start, "end": w.end, "probability": w.probability} for w in seg.words
+        if with_words:
+            words = [(w.text, w.start, w.end, w.probability) for w in seg.words] or [
+                (" " + seg.text, seg.start, seg.end, float("nan"))
             ]
+            raw["words"] = [dict(zip(("word", "start", "end", "probability"), w)) for w in words]
         segments.append(raw)
     return {"text": transcript.text, "segments": segments, "language": transcript.language}
 
@@ -41,7 +48,7 @@ def subtitles(transcript, fmt: str = "srt", max_line_width: int | None = None) -
     writer = get_writer(fmt, ".")
     # Cues of at most two lines of max_line_width characters (the usual rule for subtitles).
     options = {"max_line_width": max_line_width, "max_line_count": 2 if max_line_width else None}
-    if max_line_width and not all(seg.words for seg in transcript.segments):
+    if max_line_width and not any(seg.words for seg in transcript.segments):
         raise OptionError(
             "Para cortar los subtítulos en líneas hacen falta los tiempos de cada palabra.",
             "Transcribe con word_timestamps=True.",

@@ -84,6 +84,15 @@ def test_long_lines_are_cut_when_words_are_timed():
         subtitles.subtitles(transcript(with_words=False), "srt", max_line_width=10)
 
 
+def test_a_segment_without_words_or_text_still_makes_valid_cues():
+    result = transcript()
+    result.segments[1].words = []  # its alignment failed: the cue spans the segment
+    result.segments.append(speech.Segment(3671.5, 3671.5, ""))  # no text: no cue
+    cues = parse_srt(subtitles.subtitles(result, "srt", max_line_width=10))
+    assert cues == [(0.1, 1.6, "Hola, me\nllamo Ana."), (3.25, 3671.5, "¿Qué es un LLM?")]
+    assert parse_vtt(subtitles.subtitles(result, "vtt"))[-1][2] == "¿Qué es un LLM?"
+
+
 def test_json_keeps_everything_readable_and_valid():
     text = subtitles.subtitles(transcript(), "json")
     assert "¿Qué" in text and "NaN" not in text  # UTF-8, and no NaN (not JSON)
