@@ -78,6 +78,6 @@ class PromptBox(anywidget.AnyWidget):
 
 def _too_big(size: int, limit: int) -> ImageError:
     return ImageError(
-        f"ocupa {size / 2**20:.1f} MB y el chat acepta imágenes de hasta {limit / 2**20:.0f} MB.",
+        f"ocupa {size / 2**20:.1f} MB".replace(".", ",") + f" y el chat acepta imágenes de hasta {limit // 2**20} MB.",
         "Guárdala más pequeña (por ejemplo en JPEG, 2000 píxeles de lado bastan) y vuelve a adjuntarla.",
     )

@@ -204,6 +204,25 @@ def test_dropped_file_that_is_not_an_image_is_explained_in_spanish(page):
     assert not page.locator(".course-chat-attachment").is_visible()
 
 
+def test_an_image_too_large_for_the_kernel_connection_is_refused_and_the_chat_keeps_working(page, ollama_double):
+    """Over 8 MB the browser sends only the name and size: a 10 MiB message would close the kernel's websocket."""
+    errors = page.locator(".course-error").count()
+    transfer = page.evaluate_handle(
+        "(size) => { const t = new DataTransfer();"
+        " t.items.add(new File([new Uint8Array(size)], 'enorme.jpg', { type: 'image/jpeg' })); return t; }",
+        12 * 2**20,
+    )
+    for event in ("dragenter", "dragover", "drop"):
+        page.dispatch_event(".course-chat-pane", event, {"dataTransfer": transfer})
+    error = page.locator(".course-error").nth(errors)
+    error.wait_for(timeout=SLOW)
+    assert "«enorme.jpg»: ocupa 12,0 MB" in error.inner_text() and "8 MB" in error.inner_text()
+    area = page.locator(".course-prompt-area")
+    area.fill("¿Sigues ahí?")
+    area.press("Enter")
+    page.locator(".course-assistant", has_text="¿Sigues ahí?").wait_for(timeout=SLOW)
+
+
 def test_recording_shows_level_and_clock_and_stops_at_the_limit(page, artifacts):
     page.locator(".course-prompt-area").fill("")
     language = page.get_by_label("Idioma hablado")

@@ -77,7 +77,7 @@ def test_a_file_too_large_for_the_kernel_connection_is_refused_with_the_limit(ch
     size = MAX_IMAGE_BYTES + 1
     chat.prompt._handle_custom_msg({"type": "image-too-big", "name": "foto.tiff", "size": size, "count": 1}, [])
     last = chat.pane.children[-1].value
-    assert "«foto.tiff»" in last and "8 MB" in last and chat._image is None
+    assert "«foto.tiff»: ocupa 8,0 MB" in last and "hasta 8 MB" in last and chat._image is None
 
 
 def test_several_dropped_files_attach_the_first_image_and_say_so(chat, samples):
