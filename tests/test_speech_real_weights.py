@@ -138,3 +138,27 @@ def test_segments_carry_whisper_confidence(backend, samples, ct2_dir, openai_che
     result = speech.transcribe(samples / "gato.wav", model=model, backend=backend)
     for seg in result.segments:  # clear speech: Whisper is sure there is a voice and of its words
         assert 0.0 <= seg.no_speech_prob < 0.5 and -1.0 < seg.avg_logprob <= 0.0 and seg.compression_ratio > 0
+
+
+NO_GUARDS = {"no_speech_threshold": None, "logprob_threshold": None, "compression_ratio_threshold": None}
+
+
+@pytest.mark.parametrize("amplitude", [0.002, 0.05], ids=["quiet-room", "white-noise"])
+def test_noise_guards_skip_what_base_invents(amplitude, openai_checkpoint):
+    """What notebook 01 §7 shows: without guards base writes words on noise, with the defaults nothing."""
+    noise = (amplitude * np.random.default_rng(0).standard_normal(5 * audio.SAMPLE_RATE)).astype(np.float32)
+    bare = speech.transcribe(noise, model=str(openai_checkpoint), condition_on_previous_text=False, **NO_GUARDS)
+    assert bare.text.strip() and all(s.no_speech_prob > 0.6 and s.avg_logprob < -1 for s in bare.segments)
+    assert speech.transcribe(noise, model=str(openai_checkpoint)).text == ""
+    assert speech.speech_regions(noise) == []
+
+
+def test_previous_text_as_context_loops_over_noise(samples, openai_checkpoint):
+    """condition_on_previous_text carries the last sentence into a window of noise, where it repeats."""
+    voice = audio.load_audio(samples / "hola.wav")
+    noise = (0.01 * np.random.default_rng(0).standard_normal(40 * audio.SAMPLE_RATE)).astype(np.float32)
+    clip = np.concatenate([voice, noise])
+    looped = speech.transcribe(clip, model=str(openai_checkpoint), condition_on_previous_text=True, **NO_GUARDS)
+    assert max(s.compression_ratio for s in looped.segments if s.start >= 30) > 2.4
+    default = speech.transcribe(clip, model=str(openai_checkpoint))
+    assert default.segments and all(s.end <= audio.duration(voice) + 0.5 for s in default.segments)  # noise skipped
