@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import random
 import select
 import socket
 import threading
@@ -154,7 +155,20 @@ class OllamaDouble:
         text = f"{PREFIX} Recibí {len(messages)} mensaje(s). Último: «{last.get('content', '')}»."
         if images:
             text += " Imágenes: " + "; ".join(images) + "."
-        return text
+        return text + simulated_draw(body.get("options") or {})
+
+
+SAMPLE_WORDS = ("Michi", "Neil", "Cosmo", "Luna", "Bigotes", "Félix", "Pelusa", "Zorro")
+
+
+def simulated_draw(options: dict) -> str:
+    """What sampling would change, imitated: at T > 0 a draw of three words, repeated by the same seed
+    and different without one (-1 or none, as in Ollama); nothing at T = 0 (greedy) or without options."""
+    temperature, seed = options.get("temperature"), options.get("seed")
+    if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or temperature <= 0:
+        return ""
+    rng = random.Random(seed) if isinstance(seed, int) and seed != -1 else random.Random()
+    return f" Sorteo simulado (T={temperature}, semilla={seed}): {' '.join(rng.choices(SAMPLE_WORDS, k=3))}."
 
 
 def describe_image(data: str) -> str:

@@ -59,6 +59,22 @@ def test_double_chat_streams_and_records_images(ollama_double):
     assert Image.open(io.BytesIO(base64.b64decode(sent["messages"][0]["images"][0]))).size == (32, 16)
 
 
+def test_double_imitates_sampling_only_at_a_positive_temperature(ollama_double):
+    client = ollama.Client(host=ollama_double.url)
+
+    def answer(**options) -> str:
+        reply = client.chat(
+            model="llama3.2-vision", messages=[{"role": "user", "content": "un nombre"}], options=options
+        )
+        return reply.message.content
+
+    assert "Sorteo simulado" not in answer(temperature=0, seed=1) and "Sorteo simulado" not in answer()
+    same = answer(temperature=1, seed=42)
+    assert "Sorteo simulado (T=1, semilla=42)" in same and answer(temperature=1, seed=42) == same
+    draws = {answer(temperature=1, seed=seed).split(":")[-1] for seed in (1, 2, 3)}
+    assert len(draws) > 1
+
+
 def test_double_unknown_model_error_body(ollama_double):
     client = ollama.Client(host=ollama_double.url)
     with pytest.raises(ollama.ResponseError) as err:
