@@ -3,7 +3,8 @@
 axe-core (bundled by the axe-playwright-python package, no network) audits the chat's element in the states
 a student sees: a conversation with an image and an error, a pending attachment, a recording with its level
 meter. No serious or critical violation may remain; every finding, minor ones included, is written to
-test-artifacts/axe_chat_<page>.txt. The keyboard alone must reach every control of the chat.
+test-artifacts/axe_chat_<page>.txt. The keyboard alone must reach every control of the chat, and the
+status line must be a live region (role=status), so that a screen reader says what the chat reports.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ def walk_with_tab(page, start) -> None:
 
 
 def unreached(page) -> list[str]:
+    """The CONTROLS the Tab walk did not land on (or that have no such accessible name)."""
     chat = page.locator(".course-chat")
     missing = []
     for role, name in CONTROLS:
@@ -125,6 +127,8 @@ def exercise_and_audit(page, ollama_double, findings: list[str]) -> tuple[list[d
 
     walk_with_tab(page, page.locator(".course-chat select").first)
     missing = unreached(page)
+    if not page.locator(".course-chat-status [role='status']").count():  # else a screen reader never hears it
+        missing.append("la línea de estado como región viva (role=status)")
 
     page.get_by_role("button", name=re.compile("Grabar")).click()
     page.get_by_role("meter", name="Nivel del micrófono").wait_for(timeout=SLOW)
@@ -144,7 +148,7 @@ def explain(blocking: list[dict], missing: list[str]) -> str:
         f"{v['id']} ({v['impact']}): {v['help']} → " + " | ".join(n["html"][:160] for n in v["nodes"][:4])
         for v in blocking
     ]
-    return "\n".join(lines + [f"El teclado (Tab) no llega a: {', '.join(missing)}"] * bool(missing))
+    return "\n".join(lines + [f"Falta: {', '.join(missing)}"] * bool(missing))
 
 
 def test_voila_chat_has_no_serious_accessibility_violation(browser, voila, ollama_double, artifacts):  # noqa: F811
