@@ -80,7 +80,7 @@ def voice_regions(clip) -> list[tuple[float, float]] | None:
 
     try:
         return speech.speech_regions(clip)
-    except ModuleNotFoundError:  # Whisper's own confidence still decides alone
+    except ImportError:  # faster-whisper or its onnxruntime missing: Whisper's own confidence decides alone
         return None
 
 

@@ -69,6 +69,14 @@ def test_a_backend_without_confidence_leaves_it_to_the_detector():
     assert is_heard(Segment(0.0, 2.0, "Hola"), [(0.0, 2.0)])
 
 
+def test_without_faster_whisper_the_detector_is_skipped(monkeypatch):
+    def missing(_clip):
+        raise ModuleNotFoundError("No module named 'faster_whisper'")
+
+    monkeypatch.setattr(speech, "speech_regions", missing)
+    assert dictation.voice_regions(np.zeros(SAMPLE_RATE, np.float32)) is None
+
+
 # --- the real detector, the stand-in Whisper, the chat ----------------------------------------------
 
 
