@@ -65,7 +65,10 @@ BUSY_BACKOFF_CAP = 8.0  # longest wait between two tries
 POLL = 0.05  # seconds between two looks at the cancel flag
 CLOSE_WAIT = 5.0  # longest wait for a stopped request to close its connection
 MAX_IMAGES_PER_MESSAGE = 1  # llama3.2-vision (mllama) accepts one image per message
-MAX_IMAGE_SIDE = 1120  # mllama sees at most 2×2 tiles of 560 px: bigger images only make requests heavier
+# mllama sees at most 4 tiles of 560 px, laid out 1×4, 2×2, 4×1…: a longer side than 4 tiles, or more pixels
+# than 4 tiles hold, only makes requests heavier (notebook 05 shows the layouts)
+MAX_IMAGE_SIDE = 4 * 560
+MAX_IMAGE_PIXELS = 4 * 560 * 560
 JPEG_QUALITY = 90
 ROLES = ("system", "user", "assistant")
 TOP_LEVEL_OPTIONS = ("keep_alive",)  # request fields; every other option goes in "options"
@@ -143,11 +146,14 @@ def check_server(model: str | None = None) -> ServerStatus:
     return status
 
 
-def prepare_image(source, max_side: int = MAX_IMAGE_SIDE) -> bytes:
-    """Any image input (path, bytes, PIL, numpy) as RGB JPEG bytes, no side longer than `max_side`."""
+def prepare_image(source, max_side: int = MAX_IMAGE_SIDE, max_pixels: int = MAX_IMAGE_PIXELS) -> bytes:
+    """Any image input (path, bytes, PIL, numpy) as RGB JPEG bytes, no side longer than `max_side` and
+    no more than `max_pixels` pixels (the aspect ratio kept)."""
     image = open_image(source)
-    if max(image.size) > max_side:
-        image.thumbnail((max_side, max_side))
+    width, height = image.size
+    scale = min(1.0, max_side / max(width, height), (max_pixels / (width * height)) ** 0.5)
+    if scale < 1.0:
+        image.thumbnail((max(1, int(width * scale)), max(1, int(height * scale))))
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
     return buffer.getvalue()

@@ -91,7 +91,22 @@ def test_every_image_kind_is_prepared_as_rgb_jpeg_within_the_maximum_side(kind, 
     request = llm.build_request("¿qué ves?", images=source)
     image = decode(request["messages"][-1]["images"][0])
     assert (image.format, image.mode) == ("JPEG", "RGB")
-    assert image.size == (llm.MAX_IMAGE_SIDE, llm.MAX_IMAGE_SIDE // 2)
+    width, height = image.size
+    assert width * height <= llm.MAX_IMAGE_PIXELS and width == 2 * height and width > 1120
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        ((2240, 560), (2240, 560)),  # a panorama fills a 1×4 layout at full resolution
+        ((600, 2400), (560, 2240)),  # a receipt: 4×1 tiles of 560
+        ((1120, 1120), (1120, 1120)),  # 2×2
+        ((8000, 1000), (2240, 280)),  # no side longer than 4 tiles
+    ],
+)
+def test_images_keep_what_four_tiles_can_hold(size, expected):
+    prepared = Image.open(io.BytesIO(llm.prepare_image(Image.new("RGB", size, "blue"))))
+    assert prepared.size == expected
 
 
 def test_too_many_images_fail_before_anything_is_sent(ollama_double, samples):
