@@ -115,13 +115,38 @@ def saved_conversations_cleaned():
 
 @pytest.fixture(scope="module")
 def chat_server(jupyter_env, tmp_path_factory):  # noqa: F811 - imported fixture
-    folder = tmp_path_factory.mktemp("chat_input")
+    server = start_voila(tmp_path_factory.mktemp("chat_input"), jupyter_env)
+    yield server
+    server.stop()
+
+
+def start_voila(folder: Path, env: dict) -> Server:
     voila = Path(sys.executable).parent / "voila"
     port = free_port()
     cmd = [str(voila), str(chat_notebook(folder)), "--Voila.ip=127.0.0.1", f"--port={port}", "--no-browser"]
-    server = Server(cmd, f"http://127.0.0.1:{port}", folder / "voila.log", jupyter_env)
-    yield server.wait_ready("/voila/static/voila.js")
-    server.stop()
+    return Server(cmd, f"http://127.0.0.1:{port}", folder / "voila.log", env).wait_ready("/voila/static/voila.js")
+
+
+def fan_browser(browser, folder: Path):  # noqa: F811 - imported fixture
+    """A second Chromium whose fake microphone plays a fan: no voice at all."""
+    return browser.browser_type.launch(
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=FLAGS
+        + [
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={fan_wav(folder / 'ventilador.wav')}",
+        ],
+    )
+
+
+def record(page, seconds: float) -> None:
+    page.get_by_role("button", name=re.compile("Grabar")).click()
+    stop = page.get_by_role("button", name=re.compile("Detener"))
+    stop.wait_for(timeout=SLOW)
+    page.wait_for_timeout(seconds * 1000)  # the fake microphone plays meanwhile (under LIMIT_SECONDS)
+    stop.click()
 
 
 def open_chat(browser, server):  # noqa: F811 - imported fixture
@@ -250,31 +275,51 @@ def test_recording_shows_level_and_clock_and_stops_at_the_limit(page, artifacts)
 
 
 def test_a_recording_without_voice_writes_nothing(browser, chat_server, tmp_path):  # noqa: F811
-    chromium = browser.browser_type.launch(
-        executable_path=str(CHROMIUM),
-        headless=True,
-        args=FLAGS
-        + [
-            "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={fan_wav(tmp_path / 'ventilador.wav')}",
-        ],
-    )
+    chromium = fan_browser(browser, tmp_path)
     try:
         context, page = open_chat(chromium, chat_server)
         area = page.locator(".course-prompt-area")
         area.fill("Mi pregunta escrita")
-        page.get_by_role("button", name=re.compile("Grabar")).click()
-        stop = page.get_by_role("button", name=re.compile("Detener"))
-        stop.wait_for(timeout=SLOW)
-        page.wait_for_timeout(2500)  # the fan plays into the microphone
-        stop.click()
+        record(page, 2.5)
         page.locator(".course-error", has_text="No se oyó ninguna voz").wait_for(timeout=SLOW)
         assert area.input_value() == "Mi pregunta escrita"
         assert "Transcripción lista" not in page.locator(".course-chat-status").inner_text()
         context.close()
     finally:
         chromium.close()
+
+
+@pytest.mark.slow
+def test_real_whisper_base_writes_the_spoken_question_and_nothing_for_a_fan(
+    browser,  # noqa: F811 - imported fixture
+    jupyter_env,  # noqa: F811 - imported fixture
+    tmp_path,
+    artifacts,
+):
+    """The whole path with the real base weights: Chromium's Opus recording, the detector, Whisper."""
+    from course_utils import speech
+
+    checkpoint = speech.whisper_checkpoint_from_ct2(speech.ct2_from_parts())
+    server = start_voila(tmp_path, dict(jupyter_env, COURSE_WHISPER_MODEL=str(checkpoint)))
+    chromium = fan_browser(browser, tmp_path)
+    try:
+        context, page = open_chat(browser, server)  # its microphone says «Describe la imagen que te envío…»
+        record(page, 3)
+        page.locator(".course-chat-status", has_text="Transcripción lista").wait_for(timeout=SLOW)
+        text = page.locator(".course-prompt-area").input_value()
+        (artifacts / "dictation_browser.txt").write_text(
+            f"Chromium (Opus) + Whisper base: {text!r}\n", encoding="utf-8"
+        )
+        assert "imagen" in text.lower() and "modelo de prueba" not in page.locator(".course-chat-status").inner_text()
+        context.close()
+        context, page = open_chat(chromium, server)
+        record(page, 3)
+        page.locator(".course-error", has_text="No se oyó ninguna voz").wait_for(timeout=SLOW)
+        assert page.locator(".course-prompt-area").input_value() == ""
+        context.close()
+    finally:
+        chromium.close()
+        server.stop()
 
 
 def test_jupyterlab_takes_pasted_and_dropped_images_and_shows_the_meter(browser, lab, ollama_double):  # noqa: F811
