@@ -372,15 +372,19 @@ def classify_files(
         raise OptionError(f"batch_size={batch_size} no vale.", "Usa un tamaño de lote de 1 o más.")
     classifier = classifier or load_classifier()
     _check_k(k, classifier)
-    files = [str(f) for f in files]
-    rows = Results(Row(f) for f in files)
+    rows = Results(Row(str(f)) for f in files)
     rows.standin = classifier.standin
-    size = batch_size or auto_batch_size(classifier)
+    _classify_rows(rows, batch_size or auto_batch_size(classifier), k, classifier, progress)
+    _release_gpu_cache(classifier)  # after _classify_rows: its batches are no longer referenced
+    return rows
+
+
+def _classify_rows(rows: Results, size: int, k: int, classifier: Classifier, progress: bool) -> None:
     batches = [rows[start : start + size] for start in range(0, len(rows), size)]
     prepare = batch_loader(classifier)
     depth = GPU_PREPARE_THREADS if isinstance(prepare, GpuJpegLoader) else 1
     with (
-        tqdm(total=len(files), desc="Clasificando", unit="img", disable=not progress) as bar,
+        tqdm(total=len(rows), desc="Clasificando", unit="img", disable=not progress) as bar,
         ThreadPoolExecutor(depth, thread_name_prefix="course-images") as pool,
     ):
         ahead = deque(pool.submit(prepare, batch) for batch in batches[:depth])
@@ -401,8 +405,6 @@ def classify_files(
             previous = current
         if previous:
             bar.update(_fill(*previous, classifier))
-    _release_gpu_cache(classifier)
-    return rows
 
 
 def _release_gpu_cache(classifier: Classifier) -> None:
