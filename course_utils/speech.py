@@ -8,13 +8,16 @@ Two backends read the same audio: "whisper" (openai-whisper, PyTorch) and "faste
 from __future__ import annotations
 
 import argparse
+import ctypes
 import dataclasses
 import difflib
 import http.client
+import importlib.util
 import inspect
 import sys
 import time
 import urllib.error
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -213,8 +216,38 @@ def _whisper_load_error(name: str, exc: Exception) -> ModelLoadError:
     )
 
 
+@contextmanager
+def _cuda_libraries_explained():
+    """CTranslate2 from PyPI is built for CUDA 12: next to a torch for CUDA 13 its first GPU computation
+    fails, in English, for want of libcublas.so.12. Said in Spanish, with the fix."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if "libcublas" not in str(exc) and "libcudnn" not in str(exc):
+            raise
+        raise ModelLoadError(
+            f"faster-whisper no encuentra en la GPU una biblioteca de CUDA 12 que necesita ({exc}).",
+            "Instálala en el entorno del curso con `pip install nvidia-cublas-cu12` y reinicia el núcleo, "
+            "o usa backend='whisper'.",
+        ) from exc
+
+
+def _preload_cublas12() -> None:
+    """Load nvidia-cublas-cu12's libcublas.so.12 where that package is installed, so that CTranslate2,
+    which asks for it by name, finds it without LD_LIBRARY_PATH."""
+    spec = importlib.util.find_spec("nvidia")
+    for base in spec.submodule_search_locations if spec else []:
+        library = Path(base) / "cublas" / "lib" / "libcublas.so.12"
+        if library.exists():
+            ctypes.CDLL(str(library), mode=ctypes.RTLD_GLOBAL)
+            return
+
+
 def _load_faster(name: str, device: str):
     from faster_whisper import WhisperModel  # heavy (CTranslate2): only for this backend
+
+    if device.startswith("cuda"):
+        _preload_cublas12()
 
     if name == "base" and not Path(name).exists():
         try:
@@ -290,8 +323,9 @@ def transcribe(
         segments = [_segment(s, total) for s in result["segments"]]
         found = result["language"]
     else:
-        parts, info = loaded.transcribe(audio, language=language, task=task, **options)
-        segments = [_segment(dataclasses.asdict(s), total) for s in parts]
+        with _cuda_libraries_explained():
+            parts, info = loaded.transcribe(audio, language=language, task=task, **options)
+            segments = [_segment(dataclasses.asdict(s), total) for s in parts]  # decoding happens here
         found = info.language
     text = " ".join(s.text for s in segments if s.text)
     return Transcript(text, segments, found, name, backend, total, time.perf_counter() - start, note)

@@ -300,6 +300,27 @@ def test_damaged_faster_whisper_folder_is_said_in_spanish(tmp_path):
     assert err.value.__cause__ is not None
 
 
+class _GpuWithoutCublas12:
+    """A faster-whisper model on a machine whose CUDA libraries are 13: CTranslate2 fails at its first
+    GPU computation, which happens while the segments are read."""
+
+    def transcribe(self, audio, **options):
+        def segments():
+            raise RuntimeError("Library libcublas.so.12 is not found or cannot be loaded")
+            yield
+
+        return segments(), None
+
+
+def test_faster_whisper_without_cuda12_libraries_is_said_in_spanish(monkeypatch):
+    monkeypatch.setattr(speech, "load_model", lambda name, backend: _GpuWithoutCublas12())
+    monkeypatch.setattr(speech, "_check_options", lambda options, backend: None)
+    with pytest.raises(ModelLoadError) as err:
+        speech.transcribe(np.zeros(16000, dtype=np.float32) + 0.01, backend="faster-whisper")
+    assert "biblioteca de CUDA 12" in err.value.message and "nvidia-cublas-cu12" in err.value.hint
+    assert isinstance(err.value.__cause__, RuntimeError)
+
+
 @pytest.mark.parametrize(
     "raised, words",
     [
