@@ -375,7 +375,7 @@ def plot_layouts(max_tiles: int = 4, chosen: tuple[int, int] | None = None):
     fig, axes = plt.subplots(1, len(layouts), figsize=(1.6 * len(layouts), 2.6))
     for ax, layout in zip(np.atleast_1d(axes), layouts):
         rows, cols = layout
-        colour = "#c0392b" if chosen is not None and tuple(chosen) == layout else "#7f8c8d"
+        colour = ALERT if chosen is not None and tuple(chosen) == layout else "#7f8c8d"
         for r in range(rows):
             for c in range(cols):
                 ax.add_patch(Rectangle((c, rows - 1 - r), 0.92, 0.92, color=colour, alpha=0.8))
@@ -461,7 +461,7 @@ def plot_layer_stacks(configs: dict):
         kinds = layer_kinds(config)
         for i, kind in enumerate(kinds):
             cross = kind == "atención cruzada"
-            ax.add_patch(Rectangle((i, 0), 0.9, 1, color="#c0392b" if cross else "#95a5a6"))
+            ax.add_patch(Rectangle((i, 0), 0.9, 1, color=ALERT if cross else "#95a5a6"))
             if cross or len(kinds) <= 12:
                 ax.text(i + 0.45, 0.5, str(i), ha="center", va="center", color="white", fontsize=8)
         ax.set(xlim=(-0.2, len(kinds)), ylim=(0, 1), yticks=[], xticks=[])
@@ -471,7 +471,7 @@ def plot_layer_stacks(configs: dict):
     fig.legend(
         handles=[
             Patch(color="#95a5a6", label="autoatención (texto)"),
-            Patch(color="#c0392b", label="atención cruzada (imagen)"),
+            Patch(color=ALERT, label="atención cruzada (imagen)"),
         ],
         loc="lower center",
         ncol=2,
