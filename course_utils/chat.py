@@ -18,7 +18,7 @@ import ipywidgets as widgets
 
 from course_utils import chat_bubbles as bubbles
 from course_utils import chat_store, config, llm
-from course_utils.conversation import SYSTEM, Conversation, Message
+from course_utils.conversation import SYSTEM, Conversation, Message, data_uri
 from course_utils.dictation import dictate
 from course_utils.errors import CourseError, ImageError
 from course_utils.images import open_image
@@ -138,7 +138,7 @@ class _ChatLayout(widgets.VBox):
         self.pane = widgets.VBox(layout=widgets.Layout(width="100%"))
         self.pane.add_class("course-chat-pane")
 
-        self.preview = widgets.Image(format="jpeg", layout=widgets.Layout(max_height="90px", width="auto"))
+        self.preview = widgets.HTML()  # an <img> with its text alternative (ipywidgets' Image can carry none)
         self.remove_button = widgets.Button(description="Quitar imagen", icon="times")
         self._attachment = widgets.HBox(
             [self.preview, self.remove_button], layout=widgets.Layout(display="none", align_items="center")
@@ -328,13 +328,16 @@ class ChatWidget(_ChatLayout):
         """Attach an image (path, bytes, PIL image or array) to the next message."""
         img = open_image(source)
         self._image = llm.prepare_image(img)
-        self.preview.value = llm.prepare_image(img, THUMB_SIDE)
+        uri = data_uri(llm.prepare_image(img, THUMB_SIDE), "image/jpeg")
+        self.preview.value = (
+            f'<img class="course-attachment-thumb" alt="Imagen adjunta ({img.width}×{img.height})" src="{uri}">'
+        )
         self._attachment.layout.display = "flex"
         self._set_status(f"Imagen adjunta ({img.width}×{img.height}). Escribe tu pregunta sobre ella.")
 
     def remove_image(self) -> None:
         self._image = None
-        self.preview.value = b""
+        self.preview.value = ""
         self._attachment.layout.display = "none"
 
     def _on_upload(self, change) -> None:

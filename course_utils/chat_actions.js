@@ -55,11 +55,27 @@ function render({ model, el }) {
     chat.addEventListener("keydown", onKey);
     window.speechSynthesis?.addEventListener?.("voiceschanged", voices);
     voices();
+    labelWidgets();
+    widgetsAdded = new MutationObserver(labelWidgets);
+    widgetsAdded.observe(chat, { childList: true, subtree: true });
   };
+  // What ipywidgets leave unnamed: noUiSlider's handle (role=slider) gets its slider's label, and the
+  // status line becomes a polite live region, so a screen reader says «Transcripción lista», etc.
+  const labelWidgets = () => {
+    chat.querySelectorAll(".widget-slider").forEach((slider) => {
+      const handle = slider.querySelector(".noUi-handle");
+      const label = slider.querySelector(".widget-label")?.textContent.trim();
+      if (handle && label && handle.getAttribute("aria-label") !== label) handle.setAttribute("aria-label", label);
+    });
+    const status = chat.querySelector(".course-chat-status .widget-html-content");
+    if (status && status.getAttribute("role") !== "status") status.setAttribute("role", "status");
+  };
+  let widgetsAdded = null;
   attach(50);
 
   return () => {
     clearTimeout(timer);
+    widgetsAdded?.disconnect();
     if (!chat) return;
     chat.removeEventListener("click", onClick);
     chat.removeEventListener("keydown", onKey);

@@ -260,7 +260,7 @@ def test_jupyterlab_opens_runs_and_chats(browser, lab, ollama_double, artifacts)
 
 
 KERNEL_IDLE = (
-    "() => { const w = window.jupyterapp.shell.currentWidget;"
+    "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
     " return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
     " && w.sessionContext.session.kernel.status === 'idle'; }"
 )
