@@ -12,32 +12,24 @@ from __future__ import annotations
 import base64
 import re
 
-import pytest
 from axe_playwright_python.sync_playwright import Axe
 
 from course_utils.samples import sample_path
 from tests.test_browser import (  # noqa: F401 - fixtures used by name
-    CHROMIUM,
+    BROWSER_MARKS,
     NOTEBOOK,
-    ROOT,
     SLOW,
     browser,
     jupyter_env,
     lab,
+    saved_conversations_cleaned,
     voila,
 )
 from tests.test_browser_input import drop
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="AVISO: NO HAY /usr/bin/chromium: SE SALTAN LAS PRUEBAS DE NAVEGADOR (`make browser`).",
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 BLOCKING = ("serious", "critical")
-SAVED = ROOT / "notebooks" / "conversaciones"  # where notebook 07's chat saves each turn
 KERNEL_IDLE = (
     "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
     " return !!(w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
@@ -57,17 +49,6 @@ CONTROLS = [
     ("button", "Exportar"),
 ]
 PHOTO = sample_path("gato.jpg")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def saved_conversations_cleaned():
-    """Notebook 07's chat saves every turn next to the notebook: leave the checkout as it was."""
-    before = set(SAVED.iterdir()) if SAVED.is_dir() else set()
-    yield
-    for path in set(SAVED.iterdir()) - before if SAVED.is_dir() else ():
-        path.unlink(missing_ok=True)
-    if SAVED.is_dir() and not any(SAVED.iterdir()):
-        SAVED.rmdir()
 
 
 def audit(page, state: str, findings: list[str]) -> list[dict]:

@@ -75,7 +75,7 @@ SPEECH_STAND_IN = """(() => {
   };
 })();"""
 
-pytestmark = [
+BROWSER_MARKS = [  # every browser test file uses these
     pytest.mark.browser,
     pytest.mark.skipif(
         not CHROMIUM.exists(),
@@ -85,6 +85,7 @@ pytestmark = [
         ),
     ),
 ]
+pytestmark = BROWSER_MARKS
 
 
 def free_port() -> int:

@@ -27,25 +27,20 @@ from playwright.sync_api import expect
 from course_utils.samples import sample_path
 from tests.room_noise import SAMPLE_RATE, fan
 from tests.test_browser import (  # noqa: F401 - fixtures used by name
+    BROWSER_MARKS,
     CHROMIUM,
     FLAGS,
     NOTEBOOK,
-    ROOT,
     SLOW,
     Server,
     browser,
     free_port,
     jupyter_env,
     lab,
+    saved_conversations_cleaned,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="AVISO: NO HAY /usr/bin/chromium: SE SALTAN LAS PRUEBAS DE NAVEGADOR (`make browser`).",
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 LIMIT_SECONDS = 4
 PHOTO = sample_path("gato.jpg")
@@ -64,7 +59,6 @@ COPY_IMAGE = """async (b64) => {
 }"""
 
 
-SAVED = ROOT / "notebooks" / "conversaciones"  # where notebook 07's chat saves each turn (JupyterLab test)
 KERNEL_IDLE = (
     "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
     " return !!(w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
@@ -100,17 +94,6 @@ def png_b64(path: Path) -> str:
     buffer = io.BytesIO()
     Image.open(path).save(buffer, "PNG")
     return base64.b64encode(buffer.getvalue()).decode()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def saved_conversations_cleaned():
-    """Notebook 07's chat saves every turn next to the notebook: leave the checkout as it was."""
-    before = set(SAVED.iterdir()) if SAVED.is_dir() else set()
-    yield
-    for path in set(SAVED.iterdir()) - before if SAVED.is_dir() else ():
-        path.unlink(missing_ok=True)
-    if SAVED.is_dir() and not any(SAVED.iterdir()):
-        SAVED.rmdir()
 
 
 @pytest.fixture(scope="module")

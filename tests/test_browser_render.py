@@ -6,11 +6,10 @@ The servers and the browser come from tests/test_browser.py's fixtures.
 
 from __future__ import annotations
 
-import pytest
 from axe_playwright_python.sync_playwright import Axe
 
 from tests.test_browser import (  # noqa: F401 - fixtures used by name
-    CHROMIUM,
+    BROWSER_MARKS,
     KERNEL_IDLE,
     NOTEBOOK,
     SLOW,
@@ -23,13 +22,7 @@ from tests.test_browser import (  # noqa: F401 - fixtures used by name
     voila,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="AVISO: NO HAY /usr/bin/chromium: SE SALTAN LAS PRUEBAS DE NAVEGADOR (`make browser`).",
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 CODE = 'def media(xs):\n    """Cuesta $5 y $10."""\n    return sum(xs) / len(xs)  # <b>no</b> es HTML\n'
 ANSWER = (

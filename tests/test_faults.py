@@ -21,7 +21,6 @@ import struct
 import threading
 import time
 import zlib
-from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -51,6 +50,7 @@ from course_utils.errors import (
 )
 from course_utils.images import open_image
 from tests.ollama_double import BUSY_ERROR, ERROR_LINE, MALFORMED_LINE, NON_OBJECT_LINES, PREFIX
+from tests.test_chat import upload_item
 
 LIMIT = 10.0  # seconds: a generous bound for "ends instead of hanging"
 REPLY = "uno dos tres cuatro cinco seis siete ocho nueve diez"  # streamed one word per chunk
@@ -1041,16 +1041,6 @@ def test_chat_empty_answer_is_explained(env, chat, reply):
     assert [m.content for m in chat.widget.history] == ["hola", reply]  # kept as it came
     shown = re.sub(r"<[^>]*>", " ", chat.bubbles()[-1]).replace("Asistente", "").strip()
     assert shown and chat.widget.status.value != "Respuesta completa."
-
-
-def upload_item(data: bytes, name: str) -> dict:
-    return {
-        "name": name,
-        "type": "image/jpeg",
-        "size": len(data),
-        "content": memoryview(data),
-        "last_modified": datetime.now(UTC),
-    }
 
 
 def _upload(data_of, name):
