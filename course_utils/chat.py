@@ -17,10 +17,10 @@ import anywidget
 import ipywidgets as widgets
 
 from course_utils import chat_bubbles as bubbles
-from course_utils import chat_store, config, llm
+from course_utils import chat_store, config, llm, vision_models
 from course_utils.conversation import SYSTEM, Conversation, Message, data_uri
 from course_utils.dictation import dictate
-from course_utils.errors import CourseError, ImageError
+from course_utils.errors import CourseError, ImageError, NoVision
 from course_utils.images import open_image
 from course_utils.prompt_box import PromptBox
 from course_utils.recorder import Recorder
@@ -217,6 +217,7 @@ class ChatWidget(_ChatLayout):
         self.export_dir = Path(export_dir)
         self.store = chat_store.ChatStore(self.export_dir) if autosave else None
         self._image: bytes | None = None
+        self._server_version: str | None = None  # the Ollama version found by the last refresh_models()
         self._busy = False
         self._editing = False  # the last question is back in the text area: sending it replaces that turn
         self._stop = threading.Event()
@@ -313,16 +314,39 @@ class ChatWidget(_ChatLayout):
         """Fill the model picker with the models pulled on the Ollama server."""
         wanted = preferred or self.model_picker.value or config.llm_model()
         server = llm.check_server(wanted)
-        options = list(server.models) or [wanted]
+        self._server_version = server.version
+        names = list(server.models) or [wanted]
         tagged = llm.full_tag(wanted)
-        self.model_picker.options = options
-        self.model_picker.value = tagged if tagged in options else wanted if wanted in options else options[0]
+        self.model_picker.options = [(self._model_label(name, server.reachable), name) for name in names]
+        self.model_picker.value = tagged if tagged in names else wanted if wanted in names else names[0]
         if server.error is not None:
             self._show_error(server.error)
         else:
             self._set_status(
-                f"Conectado a {server.host} (Ollama {server.version}). {len(options)} modelo(s) disponibles."
+                f"Conectado a {server.host} (Ollama {server.version}). {len(names)} modelo(s) disponibles."
             )
+
+    def _model_label(self, name: str, reachable: bool) -> str:
+        """The model's name in the picker, marked when it cannot see images or this server cannot load it."""
+        if not reachable:
+            return name
+        profile = llm.model_profile(name)
+        if not vision_models.runs_on(profile, self._server_version):
+            return f"{name} (no funciona en este Ollama)"
+        return name if profile.vision else f"{name} (sin visión)"
+
+    def _refusal(self) -> CourseError | None:
+        """Why the chosen model cannot take this question, before anything is sent (what is typed stays)."""
+        model = self.model_picker.value
+        profile = llm.model_profile(model)
+        if not vision_models.runs_on(profile, self._server_version):
+            return llm.not_supported(model, profile, self._server_version)
+        if self._image is not None and not profile.vision:
+            return NoVision(
+                f"El modelo «{model}» no ve imágenes (solo texto).",
+                "Elige en «Modelo» uno sin la marca «sin visión», o quita la imagen para preguntar solo con texto.",
+            )
+        return None
 
     def attach_image(self, source) -> None:
         """Attach an image (path, bytes, PIL image or array) to the next message."""
@@ -361,6 +385,9 @@ class ChatWidget(_ChatLayout):
         text = (self.prompt.value if text is None else text).strip()
         if not text and self._image is None:
             self._set_status("Escribe una pregunta o adjunta una imagen antes de enviar.")
+            return False
+        if refusal := self._refusal():
+            self._show_error(refusal)
             return False
         question = Message("user", text or "Describe esta imagen.", [self._image] if self._image else [])
         if self._editing and self.conversation.last_turn():
@@ -550,7 +577,7 @@ class ChatWidget(_ChatLayout):
             return False
         self._clear_pane()
         self.conversation = conversation
-        if conversation.model in self.model_picker.options:
+        if conversation.model in [value for _label, value in self.model_picker.options]:
             self.model_picker.value = conversation.model
         self.temperature.value = conversation.temperature
         if self.store is not None:  # an autosave goes on in its file; an export is never overwritten

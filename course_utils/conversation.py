@@ -94,12 +94,19 @@ class Conversation:
         # Turns the model never answered, and replaced turns, are kept for the student but not sent.
         pairs = zip(self.history[::2], self.history[1::2])
         answered = [m for asked, answer in pairs if answer.content and not answer.replaced for m in (asked, answer)]
-        # Llama 3.2 Vision takes one image per conversation: send only the most recent one.
-        keep = question.images or next((m.images for m in reversed(answered) if m.images), [])
+        keep = self._images_kept(question, answered)
         return [
-            {"role": m.role, "content": m.content, **({"images": m.images} if m.images is keep else {})}
-            for m in answered
+            {"role": m.role, "content": m.content, **({"images": m.images} if id(m) in keep else {})} for m in answered
         ]
+
+    def _images_kept(self, question: Message, earlier: list[Message]) -> set[int]:
+        """The earlier messages whose images are sent again: as many of the most recent as the model takes
+        in one conversation (Llama 3.2 Vision: one, the question's if it has one), none for a text model."""
+        profile = llm.model_profile(self.model)
+        with_images = [m for m in earlier if m.images]
+        room = len(with_images) if profile.images_per_conversation is None else profile.images_per_conversation
+        room = 0 if not profile.vision else max(0, room - (1 if question.images else 0))
+        return {id(m) for m in with_images[len(with_images) - room :]} if room else set()
 
     def answer(
         self,

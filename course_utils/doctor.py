@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-from course_utils import config, hf_hub, whisper_weights
+from course_utils import config, hf_hub, vision_models, whisper_weights
 from course_utils.audio import ffmpeg_exe
 from course_utils.display import Html, table_html
 from course_utils.errors import ConfigError, ModelLoadError
@@ -181,17 +181,36 @@ def check_ollama() -> list[Check]:
     if not status.reachable:
         return [Check("Servidor Ollama", ERROR, status.error.message, status.error.hint)]
     server = Check("Servidor Ollama", OK, f"{status.host}, versión {status.version}")
-    if status.model_pulled:
-        model = Check("Modelo de lenguaje", OK, f"{status.model} está descargado")
-    else:
+    if not status.model_pulled:
         pulled = ", ".join(status.models) or "ninguno"
-        model = Check(
-            "Modelo de lenguaje",
-            ERROR,
-            f"{status.model} no está descargado (hay: {pulled})",
-            status.error.hint if status.error else "",
-        )
-    return [server, model]
+        hint = status.error.hint if status.error else ""
+        return [server, Check("Modelo de lenguaje", ERROR, f"{status.model} no está descargado (hay: {pulled})", hint)]
+    return [server, *_model_checks(status)]
+
+
+def _model_checks(status) -> list[Check]:
+    """The configured model on this server: pulled, able to see, loadable by this Ollama version, its licence."""
+    profile = status.profile
+    family = f"{profile.title}, arquitectura {profile.family}" if profile.family else "familia desconocida"
+    if profile.vision:
+        checks = [Check("Modelo de lenguaje", OK, f"{status.model} está descargado ({family}; ve imágenes)")]
+    else:
+        checks = [
+            Check(
+                "Modelo de lenguaje",
+                WARN,
+                f"{status.model} está descargado ({family}), pero no ve imágenes",
+                "Para el chat y el cuaderno 06 usa un modelo de visión: COURSE_LLM_MODEL="
+                f"{vision_models.SUGGESTED_MODEL} (tras `ollama pull {vision_models.SUGGESTED_MODEL}`).",
+            )
+        ]
+    if status.model_runs:
+        checks.append(Check("Versión de Ollama", OK, f"Ollama {status.version} carga {profile.family or status.model}"))
+    else:
+        checks.append(Check("Versión de Ollama", ERROR, status.error.message, status.error.hint))
+    if note := vision_models.licence_note(profile):
+        checks.append(Check("Licencia del modelo", INFO, note))
+    return checks
 
 
 def check_widgets() -> Check:

@@ -102,6 +102,24 @@ class TooManyImages(OllamaError):
     default_hint = "Adjunta una sola imagen por mensaje."
 
 
+class ModelNotSupported(OllamaError):
+    """The server has the model but cannot load it: its Ollama no longer (or not yet) runs that family."""
+
+    default_hint = "Usa otra versión de Ollama u otro modelo (cuaderno 00_entorno)."
+
+
+class NoVision(OllamaError):
+    """An image for a model that only reads text."""
+
+    default_hint = "Elige un modelo de visión (en el chat, los que no llevan «sin visión»)."
+
+
+class ServerOutOfMemory(OllamaError):
+    """The server has too little (GPU) memory to load the model."""
+
+    default_hint = "Usa un modelo más pequeño o libera memoria en el servidor (`ollama ps`, `ollama stop`)."
+
+
 def install_notebook_handler() -> None:
     """In IPython, show a CourseError as its short Spanish message instead of a traceback."""
     try:

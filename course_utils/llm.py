@@ -1,8 +1,10 @@
-"""Talking to Llama 3.2 Vision on an Ollama server through the official `ollama` client.
+"""Talking to a vision model (Llama 3.2 Vision, Qwen2.5-VL, Gemma 3…) on an Ollama server through the
+official `ollama` client.
 
 `build_request` makes the exact body of a `/api/chat` call, `stream` sends it and yields the answer as
-it arrives, `ask` returns it whole, `check_server` diagnoses the server. Every failure becomes a
-`CourseError` subclass with a short Spanish message saying what happened and what to do.
+it arrives, `ask` returns it whole, `check_server` diagnoses the server, `model_profile` says what the
+model does with images (read once from `/api/show`). Every failure becomes a `CourseError` subclass with
+a short Spanish message saying what happened and what to do.
 
 An answer can be stopped at any moment with a `threading.Event` (`cancel=`): the request runs on the
 official async client in a private event loop, and cancelling its task closes the HTTP connection.
@@ -21,25 +23,30 @@ import queue
 import random
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import httpx
 
-from course_utils import config
+from course_utils import config, vision_models
 from course_utils.errors import (
     Cancelled,
     ConfigError,
     CourseError,
     ModelNotPulled,
+    ModelNotSupported,
+    NoVision,
     OllamaError,
     ServerBusy,
+    ServerOutOfMemory,
     ServerTimeout,
     ServerUnreachable,
     StreamCut,
     TooManyImages,
 )
 from course_utils.images import open_image
+from course_utils.vision_models import ModelProfile
 
 
 def _import_ollama():
@@ -64,11 +71,11 @@ BUSY_BACKOFF = 1.0  # seconds before the first retry, doubled at each one, with 
 BUSY_BACKOFF_CAP = 8.0  # longest wait between two tries
 POLL = 0.05  # seconds between two looks at the cancel flag
 CLOSE_WAIT = 5.0  # longest wait for a stopped request to close its connection
-MAX_IMAGES_PER_MESSAGE = 1  # llama3.2-vision (mllama) accepts one image per message
-# mllama sees at most 4 tiles of 560 px, laid out 1×4, 2×2, 4×1…: a longer side than 4 tiles, or more pixels
-# than 4 tiles hold, only makes requests heavier (notebook 05 shows the layouts)
-MAX_IMAGE_SIDE = 4 * 560
-MAX_IMAGE_PIXELS = 4 * 560 * 560
+# What llama3.2-vision (mllama) takes: one image per message, 4 tiles of 560 px laid out 1×4, 2×2, 4×1…
+# (notebook 05). Other families have their own limits (vision_models.FAMILIES), read through model_profile().
+MAX_IMAGES_PER_MESSAGE = vision_models.FAMILIES["mllama"].images_per_message
+MAX_IMAGE_SIDE = vision_models.FAMILIES["mllama"].max_side
+MAX_IMAGE_PIXELS = vision_models.FAMILIES["mllama"].max_pixels
 JPEG_QUALITY = 90
 ROLES = ("system", "user", "assistant")
 TOP_LEVEL_OPTIONS = ("keep_alive",)  # request fields; every other option goes in "options"
@@ -92,14 +99,20 @@ class ServerStatus:
     version: str | None = None
     models: list[str] = field(default_factory=list)
     error: CourseError | None = None
+    profile: ModelProfile | None = None  # the configured model's, when it is pulled
 
     @property
     def model_pulled(self) -> bool:
         return _has_model(self.models, self.model)
 
     @property
+    def model_runs(self) -> bool:
+        """Does this server's version load the model's family? (llama3.2-vision: not on Ollama 0.30+)"""
+        return self.profile is None or vision_models.runs_on(self.profile, self.version)
+
+    @property
     def ok(self) -> bool:
-        return self.reachable and self.model_pulled
+        return self.reachable and self.model_pulled and self.model_runs
 
     def __str__(self) -> str:
         if not self.reachable:
@@ -109,6 +122,8 @@ class ServerStatus:
             f"   modelos descargados: {', '.join(self.models) or 'ninguno'}",
         ]
         lines.append(f"✅ «{self.model}» está descargado" if self.model_pulled else f"❌ {self.error}")
+        if self.model_pulled and not self.model_runs:
+            lines.append(f"❌ {self.error}")
         return "\n".join(lines)
 
 
@@ -143,7 +158,52 @@ def check_server(model: str | None = None) -> ServerStatus:
             f"El modelo «{status.model}» no está descargado en {host}.",
             f"Descárgalo con `ollama pull {status.model}` (en la máquina del servidor).",
         )
+        return status
+    status.profile = model_profile(status.model)
+    if not status.model_runs:
+        status.error = not_supported(status.model, status.profile, status.version)
     return status
+
+
+_profiles: dict[tuple[str, str], ModelProfile] = {}
+
+
+def model_profile(model: str | None = None, host: str | None = None) -> ModelProfile:
+    """What the model does with images: its family and capabilities, asked once per server (`/api/show`).
+
+    When the server cannot be asked, the cautious defaults (one image, vision assumed) are returned and not
+    remembered: the request itself will then say what is wrong.
+    """
+    model = model or config.llm_model()
+    try:
+        host = host or config.ollama_host()
+    except ConfigError:  # the request will explain it
+        return vision_models.default_profile(model)
+    key = (host, full_tag(model))
+    if key not in _profiles:
+        try:
+            with ollama.Client(host=host, timeout=CHECK_TIMEOUT) as c:
+                show = c.show(model).model_dump(by_alias=True)
+        except (httpx.HTTPError, ConnectionError, ollama.ResponseError, ValueError, TypeError, AttributeError):
+            return vision_models.default_profile(model)
+        _profiles[key] = vision_models.profile_from_show(model, show)
+    return _profiles[key]
+
+
+def load_model(model: str | None = None, host: str | None = None) -> float:
+    """Load the model into the server's memory (an empty `/api/generate`, as Ollama documents) and return the
+    seconds it took; a model the server cannot load fails here, with the fix, and not in front of a class."""
+    model = model or config.llm_model()
+    host = host or config.ollama_host()
+    start = time.monotonic()
+    try:
+        with ollama.Client(host=host, timeout=httpx.Timeout(900.0, connect=CONNECT_TIMEOUT)) as c:
+            c.generate(model=model, prompt="")
+    except ollama.ResponseError as exc:
+        raise _from_response(exc, model, host) from None
+    except (httpx.HTTPError, ConnectionError) as exc:
+        raise _translate(exc, model, host, "") from None
+    return time.monotonic() - start
 
 
 def prepare_image(source, max_side: int = MAX_IMAGE_SIDE, max_pixels: int = MAX_IMAGE_PIXELS) -> bytes:
@@ -163,8 +223,10 @@ def build_request(
     prompt: str, images=None, system: str | None = None, history=None, model: str | None = None, **options
 ) -> dict:
     """The exact JSON body that `stream`/`ask` send to `/api/chat` (images as base64)."""
+    model = model or config.llm_model()
+    profile = model_profile(model) if _has_images(images, history) else vision_models.default_profile(model)
     messages = [_message("system", system)] if system else []
-    messages += [_history_message(item, i) for i, item in enumerate(history or [], start=1)]
+    messages += [_history_message(item, i, profile) for i, item in enumerate(history or [], start=1)]
     if not isinstance(prompt, str):
         raise OllamaError(
             f"La pregunta debe ser una cadena de texto, no {_kind(prompt)}.",
@@ -173,8 +235,8 @@ def build_request(
         )
     if not prompt.strip() and not _as_list(images):
         raise OllamaError("El mensaje está vacío.", "Escribe una pregunta o una instrucción (o adjunta una imagen).")
-    messages.append(_message("user", prompt, images))
-    request = {"model": model or config.llm_model(), "messages": messages, "stream": True}
+    messages.append(_message("user", prompt, images, profile))
+    request = {"model": model, "messages": messages, "stream": True}
     model_options, top_level = _split_options(options)
     if model_options:
         request["options"] = model_options
@@ -243,21 +305,34 @@ def format_request(request: dict, keep: int = 40) -> str:
 # --- building the request ---------------------------------------------------------------------------
 
 
-def _message(role: str, content, images=None) -> dict:
+def _has_images(images, history) -> bool:
+    return bool(_as_list(images)) or any(isinstance(m, Mapping) and m.get("images") for m in history or [])
+
+
+def _message(role: str, content, images=None, profile: ModelProfile | None = None) -> dict:
     if not isinstance(content, str):
         raise OllamaError(
             f"El texto de un mensaje debe ser una cadena de texto, no {_kind(content)}.",
             "Pasa el texto entre comillas.",
         )
     images = _as_list(images)
-    if len(images) > MAX_IMAGES_PER_MESSAGE:
+    profile = profile or vision_models.default_profile("")
+    if images and not profile.vision:
+        raise NoVision(
+            f"El modelo «{profile.name}» no ve imágenes (solo texto), así que la imagen no se envía.",
+            "Elige un modelo de visión (en el chat, los que no llevan «sin visión») o quita la imagen.",
+        )
+    limit = profile.images_per_message
+    if limit is not None and len(images) > limit:
         raise TooManyImages(
-            f"Hay {len(images)} imágenes en un mismo mensaje y el modelo acepta {MAX_IMAGES_PER_MESSAGE}.",
-            "Adjunta una sola imagen por mensaje (puedes enviar otra en el mensaje siguiente).",
+            f"Hay {len(images)} imágenes en un mismo mensaje y el modelo acepta {limit}.",
+            f"Adjunta {'una sola imagen' if limit == 1 else f'hasta {limit} imágenes'} por mensaje "
+            "(puedes enviar otra en el mensaje siguiente).",
         )
     message = {"role": role, "content": content}
     if images:
-        message["images"] = [base64.b64encode(prepare_image(img)).decode("ascii") for img in images]
+        side, pixels = profile.rules.max_side, profile.rules.max_pixels
+        message["images"] = [base64.b64encode(prepare_image(img, side, pixels)).decode("ascii") for img in images]
     # The official client leaves out empty fields; so do we, so that what we show is what is sent.
     return {key: value for key, value in message.items() if value}
 
@@ -286,14 +361,14 @@ def _as_list(images) -> list:
     return [] if images is None else list(images) if isinstance(images, (list, tuple)) else [images]
 
 
-def _history_message(item, position: int) -> dict:
+def _history_message(item, position: int, profile: ModelProfile | None = None) -> dict:
     role = item.get("role") if isinstance(item, Mapping) else None
     if role not in ROLES:
         raise OllamaError(
             f"El mensaje {position} del historial no tiene un rol válido ({role!r}).",
             "Cada mensaje es un diccionario con role 'user', 'assistant' o 'system' y content.",
         )
-    return _message(role, item.get("content", ""), item.get("images"))
+    return _message(role, item.get("content", ""), item.get("images"), profile)
 
 
 def _split_options(options: dict) -> tuple[dict, dict]:
@@ -471,6 +546,8 @@ def _from_response(exc: ollama.ResponseError, model: str, host: str) -> OllamaEr
         )
     if "image" in error.lower() and ("single" in error.lower() or "only" in error.lower()):
         return TooManyImages(f"El servidor rechazó las imágenes: {error}.")
+    if known := _known_failure(exc.error, model, host):
+        return known
     if status == 503:
         return ServerBusy(f"El servidor de Ollama está ocupado: {host} respondió con el error 503 ({error}).")
     if status in (502, 504):  # a gateway's errors: the proxy in front of Ollama did not get an answer
@@ -494,6 +571,41 @@ def _from_response(exc: ollama.ResponseError, model: str, host: str) -> OllamaEr
     return OllamaError(
         f"{host} respondió con el error {status} ({error}).",
         "Comprueba que OLLAMA_HOST apunta a un servidor de Ollama (puerto 11434 por defecto).",
+    )
+
+
+def _known_failure(error: str, model: str, host: str) -> OllamaError | None:
+    """The errors of a current Ollama that have a known fix (docs/laboratorio.md, «Qué Ollama y qué modelo»)."""
+    text = str(error).lower()
+    if "unknown model architecture" in text or "no longer compatible with your version of ollama" in text:
+        return not_supported(model, model_profile(model, host), None, f"«{_summary(error, 90)}»")
+    if "does not support multimodal" in text or "image input is not supported" in text:
+        return NoVision(
+            f"El modelo «{model}» no ve imágenes (solo texto): el servidor rechazó la imagen.",
+            "Elige un modelo de visión (en el chat, los que no llevan «sin visión») o quita la imagen.",
+        )
+    if any(sign in text for sign in ("out-of-memory", "out of memory", "failed to allocate", "more system memory")):
+        return ServerOutOfMemory(
+            f"El servidor {host} no tiene memoria suficiente para cargar «{model}» ({_summary(error, 90)}).",
+            "Usa una variante más pequeña del modelo (por ejemplo con cuantización q4), cierra otros modelos "
+            "(`ollama ps`, `ollama stop <modelo>`) o avisa al profesor.",
+        )
+    return None
+
+
+def not_supported(model: str, profile: ModelProfile | None, version: str | None, said: str = "") -> ModelNotSupported:
+    """The error for a pulled model this Ollama cannot load; for llama3.2-vision on Ollama 0.30+, both ways out."""
+    on = f"Ollama {version}" if version else "Este servidor de Ollama"
+    because = f" (responde {said})" if said else ""
+    if profile is not None and profile.family in ("mllama", "") or "llama3.2-vision" in model:
+        return ModelNotSupported(
+            f"{on} no puede cargar «{model}» (Llama 3.2 Vision, arquitectura mllama){because}: "
+            "desde Ollama 0.30 ya no existe.",
+            vision_models.ways_out(model, version),
+        )
+    return ModelNotSupported(
+        f"{on} no puede cargar «{model}»{because}.",
+        f"Actualiza Ollama en el servidor o vuelve a descargar el modelo (`ollama pull {model}`).",
     )
 
 

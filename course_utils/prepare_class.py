@@ -10,8 +10,9 @@ Four steps, each with the real loading code of the course:
      and converted back for openai-whisper, where whisper_weights looks when COURSE_CACHE_DIR=<cache>;
   3. the ViT: `from_pretrained(name, cache_dir=<cache>/huggingface/hub)` (the HF_HOME of the kernels);
   4. the language model: `ollama pull` through the official client's pull API, with progress, on every
-     Ollama server given (behind nginx, each server pulls its own copy), and one short request that
-     loads it into memory.
+     Ollama server given (behind nginx, each server pulls its own copy), and the empty `/api/generate`
+     that loads it into memory, so that a model the server cannot load (llama3.2-vision on Ollama 0.30
+     and later) fails here, with its fix, and not in front of the class.
 Then the cache is left readable by everyone and writable only by its owner. The paths are those of
 deploy/jupyterhub/curso.py (COURSE_HUB_SHARED, /srv/curso by default; the kernels' COURSE_CACHE_DIR).
 """
@@ -22,7 +23,6 @@ import argparse
 import os
 import shutil
 import sys
-import time
 from pathlib import Path
 
 from course_utils import config, whisper_weights
@@ -129,6 +129,7 @@ def prepare_llm(model: str, host: str) -> None:
     """`ollama pull` on one server, with progress, and one short answer so the model is in memory."""
     import httpx
 
+    from course_utils import llm  # imported late: llm imports the ollama client
     from course_utils.llm import ollama  # imported there without tripping on a malformed OLLAMA_HOST
 
     client = ollama.Client(host=host, timeout=httpx.Timeout(900.0, connect=5.0))
@@ -157,15 +158,12 @@ def prepare_llm(model: str, host: str) -> None:
             f"No hay ningún servidor de Ollama en {host} ({exc}).",
             "Arráncalo (`ollama serve` o `sudo systemctl start ollama`) o corrige --ollama-host.",
         ) from None
-    start = time.monotonic()
     try:
-        client.chat(model=model, messages=[{"role": "user", "content": "hola"}], options={"num_predict": 1})
-    except (ollama.ResponseError, ConnectionError, httpx.TransportError) as exc:
-        raise OllamaError(
-            f"«{model}» está descargado en {host}, pero no se pudo cargar en memoria: {exc}",
-            "Mira el registro del servidor (`journalctl -u ollama`): suele ser falta de memoria de GPU.",
-        ) from None
-    print(f"   ✅ «{model}» descargado en {host} y cargado en memoria ({time.monotonic() - start:.1f} s)")
+        seconds = llm.load_model(model, host)
+    except OllamaError as exc:
+        exc.message = f"«{model}» está descargado en {host}, pero no se pudo cargar: {exc.message}"
+        raise
+    print(f"   ✅ «{model}» descargado en {host} y cargado en memoria ({seconds:.1f} s)")
 
 
 def share(cache: Path) -> None:

@@ -1,9 +1,14 @@
 """A loopback HTTP server that speaks Ollama's documented API, for tests.
 
-It implements /api/version, /api/tags, /api/show and /api/chat (streamed NDJSON or one JSON body,
-images as base64) with Ollama's error bodies, and records every request. Its answers say that they
-come from a stand-in. Tests set its fault and load modes through the attributes of `OllamaDouble`;
-`reset()` puts every one back to normal.
+It implements /api/version, /api/tags, /api/show, /api/generate (the empty request that loads a model)
+and /api/chat (streamed NDJSON or one JSON body, images as base64) with Ollama's error bodies, and
+records every request. Its answers say that they come from a stand-in. Tests set its fault and load modes
+through the attributes of `OllamaDouble`; `reset()` puts every one back to normal.
+
+It is versioned: `OllamaDouble(release=OLD)` is an Ollama 0.2x that runs llama3.2-vision (mllama), and
+`release=CURRENT` one of today's (0.30 and later) that refuses it and serves current vision models. Each
+release's catalogue (`/api/tags`, `/api/show`) and error bodies come from tests/fixtures/ollama/<release>/,
+taken from the real releases (that folder's README says where each file came from).
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
-VERSION = "0.12.0-doble"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "ollama"
+OLD, CURRENT = "old", "current"
 PREFIX = "[doble de pruebas de Ollama]"
 FILLER = "Texto de relleno del doble de pruebas, no de un modelo. "
 # Ollama's exact body when its queue is full (server/sched.go, ErrMaxQueue), with HTTP 503.
@@ -32,6 +39,51 @@ MALFORMED_LINE = '{"model": "llama3.2-vision", "message": {"role": "assis'
 NON_OBJECT_LINES = ("[1, 2]", '"x"', "3")
 HANG_LIMIT = 120.0  # seconds a hanging chat waits for its client before giving up
 BATCH_BYTES = 64 * 1024  # without a delay, lines are sent in chunks of about this size
+
+
+@dataclass(frozen=True)
+class Release:
+    """One Ollama release as the double plays it: its version, its catalogue and its error bodies."""
+
+    name: str
+    version: str  # with «-doble» appended, so that nobody mistakes it for a real server
+    pulled: tuple[str, ...]  # the models a fresh double has
+    tags: dict  # full tag -> its /api/tags entry
+    shows: dict  # full tag -> its /api/show answer
+    errors: dict  # case -> {"status": int, "error": str, "source": str}
+
+    def show(self, name: str) -> dict:
+        """The model's /api/show answer (show_<name before «:»>.json); a name outside the catalogue is a vision
+        model like the release's first one."""
+        base = name.split(":", 1)[0]
+        return self.shows.get(base) or self.shows.get(next(iter(self.tags)).split(":", 1)[0])
+
+    def family(self, name: str) -> str:
+        show = self.show(name)
+        return (show.get("model_info") or {}).get("general.architecture") or show["details"]["family"]
+
+    def error(self, case: str, model: str = "") -> tuple[int, str]:
+        """The release's exact status and body for a case of errors.json (`<model>`: the name as sent)."""
+        entry = self.errors[case]
+        return entry["status"], entry["error"].replace("<model>", model)
+
+
+def load_release(name: str) -> Release:
+    folder = FIXTURES / name
+    read = lambda file: json.loads((folder / file).read_text(encoding="utf-8"))  # noqa: E731
+    tags = {entry["model"]: entry for entry in read("tags.json")["models"]}
+    shows = {path.stem.removeprefix("show_"): read(path.name) for path in sorted(folder.glob("show_*.json"))}
+    version = read("version.json")["version"] + "-doble"
+    errors = {**load_errors(CURRENT), **read("errors.json")} if name != CURRENT else read("errors.json")
+    return Release(name, version, tuple(tags), tags, shows, errors)
+
+
+def load_errors(name: str) -> dict:
+    return json.loads((FIXTURES / name / "errors.json").read_text(encoding="utf-8"))
+
+
+def _tag(name: str) -> str:
+    return name if ":" in name else name + ":latest"
 
 
 @dataclass
@@ -45,7 +97,8 @@ class Recorded:
 class OllamaDouble:
     """State shared with the handler. Start with `start()`, stop with `stop()`."""
 
-    models: list[str] = field(default_factory=lambda: ["llama3.2-vision:latest"])
+    release: Release | str = OLD
+    models: list[str] | None = None  # the pulled models; None: those of the release's catalogue
     requests: list[Recorded] = field(default_factory=list)
     replies: list[str] = field(default_factory=list)  # queued answers, else an echo
     # Queued (status, error) answers for /api/chat, as Ollama's JSON body {"error": ...};
@@ -69,7 +122,6 @@ class OllamaDouble:
     # chats waiting for their turn, and HTTP 503 with BUSY_ERROR for any chat beyond that.
     max_queue: int | None = None
     rejected: int = 0  # chats answered 503 by the load mode
-    max_images: int = 1  # llama3.2-vision accepts one image per message
     # Statistics of the last line, replacing the computed ones (docs.ollama.com/api/usage); None: computed.
     final_stats: dict | None = None
     loaded: set[str] = field(default_factory=set)  # models "in memory": only their first chat pays the load
@@ -78,6 +130,16 @@ class OllamaDouble:
     _generating: threading.Lock = field(default_factory=threading.Lock)
     _active: int = 0  # chats admitted by the load mode: the one generated and those waiting
     _release: threading.Event = field(default_factory=threading.Event)  # set to end hanging chats
+
+    def __post_init__(self):
+        if isinstance(self.release, str):
+            self.release = load_release(self.release)
+        if self.models is None:
+            self.models = list(self.release.pulled)
+
+    @property
+    def version(self) -> str:
+        return self.release.version
 
     @property
     def url(self) -> str:
@@ -121,7 +183,7 @@ class OllamaDouble:
         self.rejected = 0
         self.final_stats = None
         self.loaded.clear()
-        self.models = ["llama3.2-vision:latest"]
+        self.models = list(self.release.pulled)
 
     def admit(self) -> bool:
         """Load mode: take a place (generating, or waiting in the queue), or say that the queue is full."""
@@ -140,8 +202,21 @@ class OllamaDouble:
         return [r.body for r in self.requests if r.path == "/api/chat"]
 
     def knows(self, name: str) -> bool:
-        name = name if ":" in name else name + ":latest"
-        return name in self.models
+        return _tag(name) in self.models
+
+    def refusal(self, name: str, messages: list[dict]) -> tuple[int, str] | None:
+        """What this release answers instead of generating: a family it cannot load, images it won't take."""
+        release = self.release
+        family = release.family(name)
+        if release.name == CURRENT and family == "mllama":
+            return release.error("unknown_architecture", name)
+        show = release.show(name)
+        images = [len(m.get("images") or []) for m in messages]
+        if any(images) and "vision" not in show.get("capabilities", ["vision"]):
+            return release.error("image_to_text_model", name)
+        if family == "mllama" and any(count > 1 for count in images):
+            return release.error("too_many_images_chat", name)
+        return None
 
     def answer(self, body: dict) -> str:
         if self.replies:
@@ -210,7 +285,8 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):  # keep test output quiet
         pass
 
-    def _json(self, status: int, payload: dict) -> None:
+    def _json(self, status: int, payload: dict | str) -> None:
+        payload = {"error": payload} if isinstance(payload, str) else payload
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -242,9 +318,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data)
         elif self.path == "/api/version":
-            self._json(200, {"version": VERSION})
+            self._json(200, {"version": self.state.version})
         elif self.path == "/api/tags":
-            self._json(200, {"models": [_model_entry(name) for name in self.state.models]})
+            self._json(200, {"models": [self._tags_entry(name) for name in self.state.models]})
         else:
             self._json(404, {"error": "404 page not found"})
 
@@ -257,24 +333,31 @@ class _Handler(BaseHTTPRequestHandler):
             return self._show(body)
         if self.path == "/api/chat":
             return self._chat(body)
+        if self.path == "/api/generate":
+            return self._generate(body)
         self._json(404, {"error": "404 page not found"})
+
+    def _tags_entry(self, name: str) -> dict:
+        entry = self.state.release.tags.get(name) or {**next(iter(self.state.release.tags.values()))}
+        return {**entry, "name": name, "model": name, "modified_at": _now()}
 
     def _show(self, body: dict) -> None:
         name = body.get("model") or body.get("name") or ""
         if not self.state.knows(name):
-            return self._json(404, {"error": f"model '{name}' not found"})
-        self._json(
-            200,
-            {
-                "modelfile": f"# {PREFIX}\nFROM {name}\n",
-                "parameters": "temperature 0.6\ntop_p 0.9",
-                "template": "{{ .Prompt }}",
-                "details": _details(),
-                "model_info": {"general.architecture": "mllama", "general.parameter_count": 9775701536},
-                "capabilities": ["completion", "vision"],
-                "modified_at": _now(),
-            },
-        )
+            return self._json(*self.state.release.error("model_not_found_show", name))
+        show = {k: v for k, v in self.state.release.show(name).items() if not k.startswith("_")}
+        self._json(200, {**show, "modelfile": f"# {PREFIX}\nFROM {name}\n", "modified_at": _now()})
+
+    def _generate(self, body: dict) -> None:
+        """Only the empty request that loads a model into memory (what prepare_class sends)."""
+        state, name = self.state, body.get("model", "")
+        if not state.knows(name):
+            return self._json(*state.release.error("model_not_found_chat", name))
+        if refused := state.refusal(name, []):
+            return self._json(*refused)
+        if body.get("prompt"):
+            return self._json(400, {"error": f"{PREFIX} this double only loads models: send an empty prompt"})
+        self._json(200, {"model": name, "created_at": _now(), "response": "", "done": True, "done_reason": "load"})
 
     def _chat(self, body: dict) -> None:
         state = self.state
@@ -282,7 +365,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not name:
             return self._json(400, {"error": "model is required"})
         if not state.knows(name):
-            return self._json(404, {"error": f'model "{name}" not found, try pulling it first'})
+            return self._json(*state.release.error("model_not_found_chat", name))
         if state.failures:
             status, error = state.failures.pop(0)
             return self._json(status, {"error": error})
@@ -290,9 +373,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._html(state.html_failures.pop(0))
         if state.hang:
             return self._hang()
-        for message in body.get("messages", []):
-            if len(message.get("images") or []) > state.max_images:
-                return self._json(500, {"error": "vision model only supports a single image per message"})
+        if refused := state.refusal(name, body.get("messages") or []):
+            return self._json(*refused)
         if state.max_queue is None:
             return self._reply(name, body)
         if not state.admit():
@@ -419,28 +501,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
-def _details() -> dict:
-    return {
-        "format": "gguf",
-        "family": "mllama",
-        "families": ["mllama"],
-        "parameter_size": "10.7B",
-        "quantization_level": "Q4_K_M",
-        "parent_model": "",
-    }
-
-
-def _model_entry(name: str) -> dict:
-    return {
-        "name": name,
-        "model": name,
-        "modified_at": _now(),
-        "size": 7901829417,
-        "digest": "0" * 64,
-        "details": _details(),
-    }
-
-
 def _final(name: str, text: str) -> dict:
     """Ollama's last line (or whole non-streamed answer), before its statistics (`_Handler._stats`)."""
     return {
@@ -455,8 +515,9 @@ def _final(name: str, text: str) -> dict:
 if __name__ == "__main__":  # handy for trying the notebooks by hand without a real server
     import sys
 
-    double = OllamaDouble().start(int(sys.argv[1]) if len(sys.argv) > 1 else 11434)
-    print(f"Doble de Ollama (no es un modelo real) en {double.url}. Ctrl+C para parar.")
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 11434
+    double = OllamaDouble(release=sys.argv[2] if len(sys.argv) > 2 else OLD).start(port)
+    print(f"Doble de Ollama {double.version} (no es un modelo real) en {double.url}. Ctrl+C para parar.")
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -68,7 +68,7 @@ def test_model_picker_is_filled_from_the_server(ollama_double, tmp_path):
     ollama_double.models = ["llava:7b", "llama3.2-vision:latest"]
     chat = ChatWidget(export_dir=tmp_path, temperature=0.2)
     assert chat.temperature.value == pytest.approx(0.2)
-    assert list(chat.model_picker.options) == ["llava:7b", "llama3.2-vision:latest"]
+    assert [value for _label, value in chat.model_picker.options] == ["llava:7b", "llama3.2-vision:latest"]
     assert chat.model_picker.value == "llama3.2-vision:latest"
     assert "2 modelo(s)" in chat.status.value and not chat.pane.children
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from course_utils import llm
+from course_utils import llm, vision_models
 from course_utils.errors import (
     Cancelled,
     ConfigError,
@@ -119,8 +119,9 @@ def test_too_many_images_fail_before_anything_is_sent(ollama_double, samples):
 
 
 def test_the_servers_image_limit_is_also_explained(ollama_double, samples, monkeypatch):
-    monkeypatch.setattr(llm, "MAX_IMAGES_PER_MESSAGE", 2)  # as if the helper allowed more than the model
-    with pytest.raises(TooManyImages, match="single image"):
+    # as if the kit believed the model took two images: the server's own refusal is explained
+    monkeypatch.setattr(llm, "model_profile", lambda model=None: vision_models.ModelProfile("x", "qwen25vl", ("vision",)))
+    with pytest.raises(TooManyImages, match="only supports one image"):
         llm.ask("compara", images=[samples / "gato.jpg", samples / "cafe.jpg"])
 
 

@@ -232,7 +232,8 @@ def test_fills_the_shared_caches_with_the_real_download_code(prepared):
     for double in prepared["doubles"]:  # behind nginx each server needs its own copy
         assert [r.body["model"] for r in double.requests if r.path == "/api/pull"] == [LLM]
         assert double.models == [f"{LLM}:latest"]
-        assert [c["model"] for c in double.chats()] == [LLM]  # the short request that loads it
+        loads = [r.body for r in double.requests if r.path == "/api/generate"]
+        assert [(b["model"], b["prompt"]) for b in loads] == [(LLM, "")] and double.chats() == []  # the empty load
 
     for path in [cache, *cache.rglob("*")]:
         mode = path.lstat().st_mode
