@@ -120,7 +120,8 @@ def test_too_many_images_fail_before_anything_is_sent(ollama_double, samples):
 
 def test_the_servers_image_limit_is_also_explained(ollama_double, samples, monkeypatch):
     # as if the kit believed the model took two images: the server's own refusal is explained
-    monkeypatch.setattr(llm, "model_profile", lambda model=None: vision_models.ModelProfile("x", "qwen25vl", ("vision",)))
+    two_per_message = vision_models.ModelProfile("x", "qwen25vl", ("vision",))
+    monkeypatch.setattr(llm, "model_profile", lambda model=None, host=None: two_per_message)
     with pytest.raises(TooManyImages, match="only supports one image"):
         llm.ask("compara", images=[samples / "gato.jpg", samples / "cafe.jpg"])
 
