@@ -156,3 +156,15 @@ def licence_note(profile: ModelProfile) -> str:
         "La política de uso de Llama 3.2 no concede derechos sobre sus modelos multimodales a personas ni "
         f"empresas con sede en la UE: consúltalo con tu institución ({LLAMA_POLICY_URL})."
     )
+
+
+def pinned_ollama(model: str) -> str | None:
+    """The Ollama version a server needs for this model, from its name alone (before anything is pulled):
+    llama3.2-vision needs the last release that loads mllama; None means today's release is fine."""
+    return MLLAMA_LAST_OLLAMA if model.split("/")[-1].startswith("llama3.2-vision") else None
+
+
+if __name__ == "__main__":  # deploy/install_ollama.sh: `python -m course_utils.vision_models MODEL`
+    import sys
+
+    print(pinned_ollama(sys.argv[1] if len(sys.argv) > 1 else "llama3.2-vision") or "")

@@ -32,6 +32,7 @@ LAYERS = {
     "patches": 3,
     "llama_vision": 3,
     "llm": 3,
+    "vision_models": 3,
     "conversation": 3,
     "answer_stats": 3,
     "chat_store": 3,
