@@ -259,6 +259,8 @@ def tower_shapes(tower, processed) -> Table:
     finally:
         for hook in hooks:
             hook.remove()
-    rows = [{"etapa": "pixel_values (el procesador): parches aplanados", "forma": tuple(processed["pixel_values"].shape)}]
+    rows = [
+        {"etapa": "pixel_values (el procesador): parches aplanados", "forma": tuple(processed["pixel_values"].shape)}
+    ]
     rows += [{"etapa": what, "forma": seen[i]} for i, (_m, what) in enumerate(stages)]
     return Table(rows, left=("etapa",))
