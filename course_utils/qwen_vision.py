@@ -43,7 +43,8 @@ TINY_TOWER = {
 }
 TINY_NOTE = (
     "este codificador de visión de Qwen2.5-VL es diminuto, con pesos aleatorios y construido aquí mismo (2 capas "
-    "de 32 dimensiones): sus formas son las del modelo publicado; sus números no significan nada."
+    "de 32 dimensiones): sus parches, su fusión 2×2 y su número de tokens son los del modelo publicado; sus números "
+    "no significan nada."
 )
 
 
@@ -209,7 +210,7 @@ def plot_comparison(image, qwen_processor=None, mllama_processor=None):
         title=(
             f"Llama 3.2 Vision: lienzo de {layout[0]}×{layout[1]} teselas de {tile} px\n"
             f"{counts['mllama_tiles']} × 1601 = {counts['mllama_tokens']} vectores para la atención cruzada\n"
-            "y 1 token <|image|> en el texto"
+            "y 1 token <|image|> en el texto (en negro, el relleno)"
         ),
         xlim=(-0.5, canvas.shape[1] - 0.5),
         ylim=(height - 0.5, -0.5),
