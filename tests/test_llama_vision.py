@@ -319,7 +319,11 @@ def test_token_counts_match_both_processors(qwen_processor, processor, width, he
     t, grid_h, grid_w = out["image_grid_thw"][0].tolist()
     assert counts["qwen_size"] == (grid_h * 14, grid_w * 14) and t == 1
     assert counts["qwen_tokens"] * 4 == grid_h * grid_w == out["pixel_values"].shape[0]
-    assert counts["mllama_tiles"] == processor(image, return_tensors="pt")["num_tiles"][0][0]
+    mllama = processor(image, return_tensors="pt")
+    assert counts["mllama_tiles"] == mllama["num_tiles"][0][0]
+    layout = lv.tile_layout(height, width)
+    assert layout[0] * layout[1] == counts["mllama_tiles"]
+    assert lv.aspect_ratio_id(layout) == mllama["aspect_ratio_ids"].item()
     assert counts["mllama_tokens"] == counts["mllama_tiles"] * 1601
     assert qv.QWEN_RULE["min_pixels"] <= grid_h * grid_w * 14 * 14 <= qv.QWEN_RULE["max_pixels"]
 
