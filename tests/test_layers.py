@@ -31,6 +31,7 @@ LAYERS = {
     "attention": 3,
     "patches": 3,
     "llama_vision": 3,
+    "qwen_vision": 3,
     "llm": 3,
     "vision_models": 3,
     "conversation": 3,

@@ -2,6 +2,7 @@
 
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from transformers import MllamaImageProcessorPil
 from transformers.models.mllama import modeling_mllama
 
 from course_utils import llama_vision as lv
+from course_utils import qwen_vision as qv
 from course_utils.errors import CourseError, ImageError, OptionError
 from course_utils.samples import sample_path
 
@@ -229,3 +231,244 @@ def test_plots_return_figures(tiny):
         lv.plot_cross_attention_mask(lv.PROMPT_TOKENS, lv.cross_attention_mask(ids, 128, num_tiles=2)),
     ):
         assert isinstance(figure, matplotlib.figure.Figure)
+
+
+def test_the_gates_of_the_tile_and_position_embeddings_as_in_transformers(tiny):
+    # The lesson says: the tile tables are multiplied by tanh(g) (off at g = 0); the gated positional embedding
+    # adds (1 − tanh(g)) · position + tanh(g) · position per layout (the position is on at g = 0).
+    vision = tiny.model.vision_model
+    ids = torch.tensor([[2]])
+    hidden = torch.randn(1, 4, 1601, vision.hidden_size)
+    fresh = type(vision.gated_positional_embedding)(tiny.config.vision_config)  # g = 0, as when training starts
+    with torch.no_grad():
+        assert torch.allclose(fresh(hidden, ids), hidden + fresh.embedding, atol=1e-6)
+        layer = vision.gated_positional_embedding
+        g = torch.tanh(layer.gate)
+        per_layout = layer.tile_embedding.weight[2].reshape(4, 1601, -1)
+        assert torch.allclose(layer(hidden, ids), hidden + (1 - g) * layer.embedding + g * per_layout, atol=1e-6)
+        tile_table = type(vision.pre_tile_positional_embedding)(tiny.config.vision_config, is_gated=True)
+        assert torch.equal(tile_table(hidden[:, :, :1600], ids), hidden[:, :, :1600])  # g = 0: nothing added
+
+
+# --- Qwen2.5-VL next to Mllama (course_utils.qwen_vision) -------------------------------------------------------
+
+# (width, height): the course's photos, sizes on both clamps, rounding ties (1,5 and 2,5 squares of 28 px), exactly
+# max_pixels and one square more, long and thin ones, and odd sizes.
+QWEN_SIZES = SIZES + [
+    (10, 10),
+    (56, 56),
+    (70, 42),
+    (98, 70),
+    (1120, 896),
+    (1120, 924),
+    (150, 1),
+    (29, 27),
+    (1920, 1080),
+    (600, 2400),
+    (8000, 8000),
+    (40, 5000),
+    (333, 777),
+    (1001, 13),
+]
+OTHER_RULES = [
+    ({"patch_size": 16, "merge_size": 2, "min_pixels": 32 * 32 * 4, "max_pixels": 32 * 32 * 1024}, 448, 6),
+    ({"patch_size": 14, "merge_size": 1, "min_pixels": 14 * 14 * 16, "max_pixels": 14 * 14 * 256}, 336, 9),
+    ({"patch_size": 14, "merge_size": 2, "min_pixels": 28 * 28 * 256, "max_pixels": 28 * 28 * 1280}, 560, 4),
+    ({"patch_size": 10, "merge_size": 3, "min_pixels": 30 * 30 * 9, "max_pixels": 30 * 30 * 200}, 224, 2),
+]
+SOURCE_05 = (
+    Path(__file__).resolve().parent.parent
+    / "instructor"
+    / "source"
+    / "05_llama_vision_por_dentro"
+    / "05_llama_vision_por_dentro.ipynb"
+)
+
+
+@pytest.fixture(scope="module")
+def qwen_processor():
+    return qv.image_processor()
+
+
+def test_the_qwen_rule_is_transformers_default_and_qwen25_vl_uses_that_processor():
+    from transformers import Qwen2VLImageProcessorPil
+    from transformers.models.auto.image_processing_auto import IMAGE_PROCESSOR_MAPPING_NAMES
+
+    default = Qwen2VLImageProcessorPil()
+    assert (default.patch_size, default.merge_size, default.temporal_patch_size) == (14, 2, qv.TEMPORAL_PATCH)
+    assert default.size["shortest_edge"] == qv.QWEN_RULE["min_pixels"] == 56 * 56
+    assert default.size["longest_edge"] == qv.QWEN_RULE["max_pixels"] == 28 * 28 * 1280
+    assert (qv.QWEN_RULE["patch_size"], qv.QWEN_RULE["merge_size"]) == (default.patch_size, default.merge_size)
+    assert IMAGE_PROCESSOR_MAPPING_NAMES["qwen2_5_vl"]["pil"] == "Qwen2VLImageProcessorPil"
+    vision = lv.PUBLISHED_CONFIG["vision_config"]
+    assert qv.MLLAMA_RULE == {
+        "tile": vision["image_size"],
+        "patch_size": vision["patch_size"],
+        "max_tiles": lv.PUBLISHED_PREPROCESSOR["max_image_tiles"],
+    }
+
+
+@pytest.mark.parametrize(("width", "height"), QWEN_SIZES)
+def test_token_counts_match_both_processors(qwen_processor, processor, width, height):
+    from PIL import Image
+
+    image = Image.fromarray(np.zeros((height, width, 3), dtype=np.uint8))  # PIL: no doubt about the channels
+    out = qwen_processor(image, return_tensors="pt")
+    counts = qv.token_counts(height, width)
+    assert qv.processor_counts(image, qwen_processor, processor) == counts
+    t, grid_h, grid_w = out["image_grid_thw"][0].tolist()
+    assert counts["qwen_size"] == (grid_h * 14, grid_w * 14) and t == 1
+    assert counts["qwen_tokens"] * 4 == grid_h * grid_w == out["pixel_values"].shape[0]
+    mllama = processor(image, return_tensors="pt")
+    assert counts["mllama_tiles"] == mllama["num_tiles"][0][0]
+    layout = lv.tile_layout(height, width)
+    assert layout[0] * layout[1] == counts["mllama_tiles"]
+    assert lv.aspect_ratio_id(layout) == mllama["aspect_ratio_ids"].item()
+    assert counts["mllama_tokens"] == counts["mllama_tiles"] * 1601
+    assert qv.QWEN_RULE["min_pixels"] <= grid_h * grid_w * 14 * 14 <= qv.QWEN_RULE["max_pixels"]
+
+
+@pytest.mark.parametrize(("rule", "tile", "max_tiles"), OTHER_RULES)
+def test_token_counts_with_other_constants_match_the_processors(rule, tile, max_tiles):
+    qwen_processor = qv.image_processor(**rule)
+    mllama_processor = lv.image_processor(size={"height": tile, "width": tile}, max_image_tiles=max_tiles)
+    for width, height in [(600, 400), (10, 10), (4000, 3000), (70, 42), (2240, 560), (1, 150)]:
+        image = np.zeros((height, width, 3), dtype=np.uint8)
+        counts = qv.token_counts(height, width, rule, {"tile": tile, "patch_size": 14, "max_tiles": max_tiles})
+        assert qv.processor_counts(image, qwen_processor, mllama_processor) == counts, (rule, width, height)
+
+
+def test_the_cafe_photo_and_the_comparison_table(qwen_processor):
+    assert qv.token_counts(400, 600) == {
+        "qwen_size": (392, 588),
+        "qwen_tokens": 294,
+        "mllama_tiles": 2,
+        "mllama_tokens": 3202,
+    }
+    table = qv.comparison_table([(600, 400), (4000, 3000), (10, 10), (2240, 560)])
+    assert [row["¿coincide con los procesadores?"] for row in table] == ["sí"] * 4
+    assert [row["Qwen: tokens en el texto"] for row in table] == [294, 1230, 4, 1207]
+    assert [row["Qwen: redimensionada a"] for row in table] == ["588×392", "1148×840", "56×56", "1988×476"]
+    assert "<table>" in table._repr_html_()
+
+
+def test_qwen_picture_is_the_resized_photo(qwen_processor):
+    from PIL import Image
+
+    out = qwen_processor(Image.open(sample_path("cafe.jpg")), return_tensors="pt")
+    picture = qv.qwen_picture(out["pixel_values"], out["image_grid_thw"][0], qwen_processor)
+    assert picture.shape == (392, 588, 3)
+    with Image.open(sample_path("cafe.jpg")) as image:
+        resized = np.asarray(image.convert("RGB").resize((588, 392), Image.BICUBIC), dtype=np.float64) / 255
+    assert np.abs(picture - resized).max() < 1e-4  # the patches put back in place, normalization undone
+
+
+def test_the_tiny_tower_merges_four_patches_into_one_token(qwen_processor, capsys):
+    from PIL import Image
+
+    tower = qv.build_tiny_tower()
+    assert "Aviso:" in capsys.readouterr().out  # a stand-in says it is one
+    out = qwen_processor(Image.open(sample_path("cafe.jpg")), return_tensors="pt")
+    shapes = [row["forma"] for row in qv.tower_shapes(tower, out)]
+    assert shapes == [(1176, 3 * 2 * 14 * 14), (1176, 32), (1176, 32), (294, 32)]
+
+
+def test_qwen_bad_sizes_get_spanish_errors():
+    for height, width in [(0, 10), (10, -1), (1.5, 10), (True, 10)]:
+        with pytest.raises(CourseError, match="entero"):
+            qv.token_counts(height, width)
+    with pytest.raises(CourseError, match="alargada"):
+        qv.token_counts(1, 201)
+
+
+def test_plot_comparison_returns_a_figure():
+    import matplotlib.figure
+
+    for image in (sample_path("cafe.jpg"), np.zeros((1000, 300, 3), dtype=np.uint8)):
+        assert isinstance(qv.plot_comparison(image), matplotlib.figure.Figure)
+
+
+# --- exercise 4 of the lesson: its tests pass the solution and fail plausible wrong answers -----------------------
+
+
+def _lesson_cells() -> dict:
+    import nbformat
+
+    nb = nbformat.read(SOURCE_05, as_version=4)
+    by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in nb.cells}
+    return {
+        "imports": nb.cells[2].source,
+        "solution": by_id["05-ex4-visual-tokens"],
+        "tests": by_id["05-ex4-visual-tokens-tests"],
+    }
+
+
+def _grade_exercise_4(solution: str) -> None:
+    """Run the exercise's test cell (visible and hidden tests) on `solution`, as the autograder does."""
+    cells = _lesson_cells()
+    namespace: dict = {}
+    exec(cells["imports"], namespace)
+    exec(solution, namespace)
+    exec(cells["tests"], namespace)
+
+
+MUTANTS = {
+    "forgets the merge": ('"qwen_tokens": patches // qwen["merge_size"] ** 2', '"qwen_tokens": patches'),
+    "rounds to patches, not to tokens": (
+        'factor = qwen["patch_size"] * qwen["merge_size"]',
+        'factor = qwen["patch_size"]',
+    ),
+    "fixed 28 px": ('factor = qwen["patch_size"] * qwen["merge_size"]', "factor = 28"),
+    "no max_pixels clamp": ('if new_height * new_width > qwen["max_pixels"]:', "if False:"),
+    "no min_pixels clamp": ('elif new_height * new_width < qwen["min_pixels"]:', "elif False:"),
+    "rounds halves up": (
+        "round(height / factor) * factor, round(width / factor) * factor",
+        "math.floor(height / factor + 0.5) * factor, math.floor(width / factor + 0.5) * factor",
+    ),
+    "floor when shrinking forgotten": (
+        "math.floor(height / beta / factor) * factor",
+        "round(height / beta / factor) * factor",
+    ),
+    "forgets the CLS": (
+        '(mllama["tile"] // mllama["patch_size"]) ** 2 + 1',
+        '(mllama["tile"] // mllama["patch_size"]) ** 2',
+    ),
+    "counts every tile slot": (
+        '"mllama_tokens": rows * cols * per_tile',
+        '"mllama_tokens": mllama["max_tiles"] * per_tile',
+    ),
+}
+
+
+def test_exercise_4_passes_the_solution():
+    _grade_exercise_4(_lesson_cells()["solution"])
+
+
+@pytest.mark.parametrize("mutant", sorted(MUTANTS))
+def test_exercise_4_fails_a_plausible_wrong_answer(mutant):
+    old, new = MUTANTS[mutant]
+    solution = _lesson_cells()["solution"]
+    assert solution.count(old) == 1, mutant
+    with pytest.raises(AssertionError):
+        _grade_exercise_4(solution.replace(old, new))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "return qwen_vision.token_counts(height, width, qwen, mllama)",
+        "from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize as sr\n"
+        "    f = qwen['patch_size'] * qwen['merge_size']\n"
+        "    h, w = sr(height, width, f, qwen['min_pixels'], qwen['max_pixels'])\n"
+        "    return {'qwen_size': (h, w), 'qwen_tokens': h * w // (qwen['patch_size'] * qwen['merge_size']) ** 2,\n"
+        "            'mllama_tiles': 1, 'mllama_tokens': 1601}",
+        "p = qwen_vision.image_processor(**qwen)\n"
+        "    g = p(np.zeros((height, width, 3), dtype=np.uint8))['image_grid_thw'][0]\n"
+        "    return {'qwen_size': (int(g[1]) * 14, int(g[2]) * 14), 'qwen_tokens': int(g.prod()) // 4,\n"
+        "            'mllama_tiles': 1, 'mllama_tokens': 1601}",
+    ],
+    ids=["the reference", "transformers' smart_resize", "the processor"],
+)
+def test_exercise_4_refuses_the_library_doing_the_arithmetic(body):
+    with pytest.raises(AssertionError, match="Haz las cuentas tú"):
+        _grade_exercise_4(f"def visual_tokens_by_hand(height, width, qwen, mllama):\n    {body}\n")
