@@ -50,11 +50,11 @@ def old(monkeypatch):
     double.stop()
 
 
-def run_lesson(lesson: str, model: str, monkeypatch) -> tuple[str, list[str]]:
-    """Execute notebooks/<lesson>.ipynb with COURSE_LLM_MODEL=model; return its outputs' text and the names of
-    the exceptions its cells showed (a cell that raises without the raises-exception tag fails here)."""
+def run_lesson(lesson: str, model: str, monkeypatch, path: Path | None = None) -> tuple[str, list[str]]:
+    """Execute notebooks/<lesson>.ipynb (or `path`) with COURSE_LLM_MODEL=model; return its outputs' text and the
+    names of the exceptions its cells showed (a cell that raises without the raises-exception tag fails here)."""
     monkeypatch.setenv("COURSE_LLM_MODEL", model)  # the kernel inherits it
-    nb = nbformat.read(NOTEBOOKS / f"{lesson}.ipynb", as_version=4)
+    nb = nbformat.read(path or NOTEBOOKS / f"{lesson}.ipynb", as_version=4)
     client = NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}})
     client.execute()
     raised = [o.ename for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
@@ -102,8 +102,17 @@ def test_lesson07_works_with_a_current_model(current, monkeypatch):
     text, raised = run_lesson("07_chat_multimodal", QWEN, monkeypatch)
     assert set(raised) <= EXERCISES_NOT_WRITTEN, raised
     assert f"«{QWEN}» está descargado" in text and "familia: qwen25vl (Qwen2.5-VL)" in text
-    assert "imágenes por mensaje: sin límite" in text
+    assert "imágenes por mensaje: sin límite" in text and "imágenes de la conversación que recibe: todas" in text
     assert not both_ways_out(text) and "ModelNotSupported" not in text
+
+
+def test_lesson07_with_its_exercises_written_talks_to_a_current_model(current, monkeypatch):
+    """The teacher's version (solutions written): the live turns of exercise 1 reach the current model."""
+    source = SOURCES / "07_chat_multimodal" / "07_chat_multimodal.ipynb"
+    text, raised = run_lesson("07_chat_multimodal", QWEN, monkeypatch, path=source)
+    assert raised == []
+    assert f"{PREFIX} Recibí 2 mensaje(s)" in text and f"{PREFIX} Recibí 4 mensaje(s)" in text
+    assert [chat["model"] for chat in current.chats()] == [QWEN, QWEN]
 
 
 # --- llama3.2-vision on today's Ollama: both ways out, no crash ---------------------------------------------
