@@ -81,3 +81,13 @@ def test_a_checkpoint_for_openai_whisper_does_not_break_faster_whisper(offline, 
     audio, reference = hola
     assert speech.main([str(audio), "--backend", "faster-whisper"]) == 0, capsys.readouterr().err
     assert len(words(capsys.readouterr().out) & words(reference)) >= 8
+
+
+def test_dictation_follows_the_configured_backend(offline, hola, monkeypatch):
+    monkeypatch.setenv("COURSE_WHISPER_BACKEND", "faster-whisper")
+    loaded = []
+    real = speech._load_faster
+    monkeypatch.setattr(speech, "_load_faster", lambda name, device: loaded.append(name) or real(name, device))
+    audio, reference = hola
+    text, _ = dictation.dictate(audio)
+    assert loaded == ["base"] and len(words(text) & words(reference)) >= 8, text
