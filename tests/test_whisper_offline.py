@@ -51,9 +51,13 @@ def words(text: str) -> set[str]:
 
 def test_cli_transcribes_offline_after_prepare_class(offline, hola, tmp_path, monkeypatch, capsys):
     cache = tmp_path / "cache-del-curso"
-    assert prepare_class.main(["--cache-dir", str(cache), "--skip", "whisper", "--skip", "vit", "--skip", "llm"]) == 0
     monkeypatch.setenv("COURSE_CACHE_DIR", str(cache))
-    capsys.readouterr()
+    monkeypatch.setenv("OLLAMA_HOST", "http://[::1")  # offline, the language model's server is not asked
+    assert prepare_class.main(["--sin-red"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"Preparando sin conexión lo que se puede preparar sin red, en {cache}")
+    assert "[1/1] Whisper base sin conexión" in out and "COURSE_STANDINS=1" in out
+    assert (cache / "whisper-base-ct2" / "model.bin").is_file() and (cache / "whisper-openai").is_dir()
     audio, reference = hola
     assert speech.main([str(audio)]) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
