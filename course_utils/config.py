@@ -7,8 +7,8 @@ only the environment differs, never the code.
 |---|---|---|
 | COURSE_WHISPER_MODEL | base | openai-whisper's model: a name (tiny, base, small…) or a .pt checkpoint |
 | COURSE_FASTER_WHISPER_MODEL | base | faster-whisper's model: a name or a CTranslate2 folder (with model.bin) |
-| COURSE_WHISPER_BACKEND | whisper | the Whisper engine used when none is asked for (the chat's dictation, the CLI): |
-|   |   | whisper (openai-whisper) or faster-whisper |
+| COURSE_WHISPER_BACKEND | whisper | the engine of the chat's dictation and of `python -m course_utils.speech`: |
+|   |   | whisper (openai-whisper) or faster-whisper (the notebooks choose their own) |
 | COURSE_VIT_MODEL | google/vit-base-patch16-224 | a Hugging Face id or a local folder |
 | COURSE_LLM_MODEL | llama3.2-vision | an Ollama vision model |
 | OLLAMA_HOST | http://localhost:11434 | the Ollama server |
@@ -175,7 +175,7 @@ def settings() -> Settings:
 
 
 def whisper_backend() -> str:
-    """COURSE_WHISPER_BACKEND: the Whisper engine used when a call names none; a ConfigError if unknown."""
+    """COURSE_WHISPER_BACKEND: the Whisper engine of the chat's dictation and of the command line."""
     value = _env("COURSE_WHISPER_BACKEND")
     if value not in WHISPER_BACKENDS:
         raise ConfigError(

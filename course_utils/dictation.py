@@ -73,13 +73,14 @@ def dictate(audio, language: str = "es") -> tuple[str, str]:
 def listen(audio, language: str = "es", model: str | None = None, backend: str | None = None) -> Heard:
     """Apply the policy to a recording and say what each step found (`dictate` uses only its text).
 
-    `backend=None` and `model=None` are the configured ones, as in speech.transcribe."""
+    `backend=None` is COURSE_WHISPER_BACKEND's, and `model=None` that backend's configured model."""
     from course_utils import speech  # Whisper and torch load only when first needed
 
     clip = load_audio(audio, allow_silence=True)  # silence is an answer here, not an error
     regions = voice_regions(clip)
     if regions == []:
         return Heard(regions)
+    backend = backend or config.whisper_backend()
     transcript = speech.transcribe(clip, model=model, language=language, backend=backend)
     kept = [s for s in transcript.segments if is_heard(s, regions)]
     return Heard(regions, transcript.segments, kept, transcript)

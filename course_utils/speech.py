@@ -145,20 +145,13 @@ def _clock(seconds: float) -> str:
     return f"{int(seconds // 60):02d}:{seconds % 60:05.2f}"
 
 
-def load_model(model: str | None = None, backend: str | None = None):
+def load_model(model: str | None = None, backend: str = "whisper"):
     """The model, loaded once per kernel (later calls return the same object).
 
-    `backend=None` uses COURSE_WHISPER_BACKEND; `model=None` that backend's setting
-    (COURSE_WHISPER_MODEL or COURSE_FASTER_WHISPER_MODEL)."""
-    backend = _backend(backend)
-    return _load(backend, str(model or config.whisper_model(backend)), config.device())
-
-
-def _backend(backend: str | None) -> str:
-    if backend is None:
-        return config.whisper_backend()
+    `model=None` is the backend's setting: COURSE_WHISPER_MODEL for openai-whisper,
+    COURSE_FASTER_WHISPER_MODEL for faster-whisper."""
     _check_choice("backend", backend, BACKENDS)
-    return backend
+    return _load(backend, str(model or config.whisper_model(backend)), config.device())
 
 
 @lru_cache(maxsize=4)  # the course's one model cache (vision._load too): the last four models stay loaded
@@ -320,19 +313,19 @@ def transcribe(
     model: str | None = None,
     language: str | None = "es",
     task: str = "transcribe",
-    backend: str | None = None,
+    backend: str = "whisper",
     **options,
 ) -> Transcript:
     """Speech to text: the text, segments with start/end times and the language.
 
-    `audio` is anything `load_audio` accepts; `backend=None` uses COURSE_WHISPER_BACKEND (whisper by
-    default) and `model=None` that backend's model (COURSE_WHISPER_MODEL or COURSE_FASTER_WHISPER_MODEL);
+    `audio` is anything `load_audio` accepts; `model=None` uses the backend's setting
+    (COURSE_WHISPER_MODEL, or COURSE_FASTER_WHISPER_MODEL for backend="faster-whisper");
     `language=None` detects it; `task="translate"` translates into English. Extra `options` go to
     the backend's own transcribe (e.g. beam_size=5); an unknown one raises OptionError listing the
     valid ones (a bad task, backend or language too). Segment times never pass the end of the audio.
     """
     _check_choice("task", task, ("transcribe", "translate"))
-    backend = _backend(backend)
+    _check_choice("backend", backend, BACKENDS)
     _check_language(language)
     _check_options(options, backend)
     audio = load_audio(audio)
@@ -422,9 +415,9 @@ def _check_options(options: dict, backend: str) -> None:
             )
 
 
-def detect_language(audio, model: str | None = None, top: int = 5, backend: str | None = None) -> list[LanguageGuess]:
+def detect_language(audio, model: str | None = None, top: int = 5, backend: str = "whisper") -> list[LanguageGuess]:
     """The `top` most likely languages of the first 30 seconds, with probabilities (most likely first)."""
-    backend = _backend(backend)
+    _check_choice("backend", backend, BACKENDS)
     audio = load_audio(audio)
     name = str(model or config.whisper_model(backend))
     loaded = load_model(name, backend)
@@ -478,7 +471,8 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     for path in args.files:
         try:
-            result = transcribe(path, args.model, language, args.task, args.backend, **options)
+            backend = args.backend or config.whisper_backend()
+            result = transcribe(path, args.model, language, args.task, backend, **options)
             if args.format and result.text.strip():
                 written = write_subtitles(result, args.output_dir / f"{Path(path).stem}.{args.format}")
         except CourseError as exc:

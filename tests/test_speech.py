@@ -215,6 +215,8 @@ def test_cli_says_when_no_speech_was_heard(samples, monkeypatch, capsys):
     [
         ({"COURSE_WHISPER_MODEL": "enorme"}, "no es un modelo de Whisper"),
         ({"COURSE_DEVICE": "tpu"}, "COURSE_DEVICE=tpu no es válido"),
+        ({"COURSE_WHISPER_BACKEND": "vosk"}, "COURSE_WHISPER_BACKEND=vosk no es válido"),
+        ({"COURSE_WHISPER_BACKEND": "faster-whisper", "COURSE_FASTER_WHISPER_MODEL": "mio.pt"}, "es un archivo"),
     ],
 )
 def test_cli_bad_configuration_is_a_spanish_message(samples, monkeypatch, capsys, env, words):
