@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from course_utils import config
+from course_utils import config, standins
 from course_utils.audio import SAMPLE_RATE, duration, load_audio
 from course_utils.display import announce_standin
 from course_utils.errors import CourseError, ModelLoadError, OptionError
@@ -188,9 +188,25 @@ def _load_whisper(name: str, device: str):
             "Pide permiso de lectura, copia el archivo a tu carpeta o cambia COURSE_WHISPER_MODEL.",
         ) from exc
     except Exception as exc:  # torch.load's and whisper's errors are English and long: said here in Spanish
+        if _no_connection(exc) and config.standins():
+            return _whisper_standin(device)
         raise _whisper_load_error(str(found.path) if found and not found.official else name, exc) from exc
     if Path(name).is_file() or (found and not found.official):  # a file has no alignment heads: base's if base
         adopt_base_alignment_heads(model)
+    return model
+
+
+def _no_connection(exc: Exception) -> bool:
+    return isinstance(exc, (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError))
+
+
+def _whisper_standin(device: str):
+    """COURSE_STANDINS=1 and a model that cannot be downloaded: the course's stand-in, which says so."""
+    import whisper
+
+    path = standins.whisper_standin()
+    model = whisper.load_model(str(path), device=device)
+    model.course_standin = config.standin_note(str(path))  # transcribe and detect_language announce it
     return model
 
 
@@ -219,7 +235,7 @@ def _whisper_load_error(name: str, exc: Exception) -> ModelLoadError:
         return ModelLoadError(
             f"La descarga del modelo Whisper «{name}» llegó dañada.", "Vuelve a intentarlo: se descargará de nuevo."
         )
-    if isinstance(exc, (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError)):
+    if _no_connection(exc):
         return ModelLoadError(
             f"No pude descargar el modelo Whisper «{name}»: no hay conexión con su servidor.", offline
         )
@@ -332,7 +348,7 @@ def transcribe(
     total = duration(audio)
     name = str(model or config.whisper_model(backend))
     loaded = load_model(name, backend)
-    note = announce_standin(config.standin_note(name))
+    note = announce_standin(config.standin_note(name) or getattr(loaded, "course_standin", None))
     start = time.perf_counter()
     if backend == "whisper":
         opts = {"verbose": None, "fp16": config.fp16(), **(STANDIN_OPTIONS if note else {}), **options}
@@ -421,7 +437,7 @@ def detect_language(audio, model: str | None = None, top: int = 5, backend: str 
     audio = load_audio(audio)
     name = str(model or config.whisper_model(backend))
     loaded = load_model(name, backend)
-    announce_standin(config.standin_note(name))
+    announce_standin(config.standin_note(name) or getattr(loaded, "course_standin", None))
     if backend == "whisper":
         import whisper  # heavy (torch)
 

@@ -82,3 +82,29 @@ def test_the_whisper_lesson_loads_base_offline_with_the_default_settings(monkeyp
     text = run_to_first_model_cell("01_whisper_transcripcion.ipynb")
     assert "Modelo de Whisper configurado: base" in text and "Bandas Mel que espera este modelo: 80" in text
     assert "Error" not in text and "Aviso" not in text
+
+
+def test_with_the_setting_a_whisper_that_cannot_be_downloaded_is_replaced(monkeypatch, tmp_path, samples, capsys):
+    import urllib.error
+
+    import whisper
+
+    from course_utils import speech
+
+    def no_connection(*args, **kwargs):
+        raise urllib.error.URLError(OSError(-3, "Temporary failure in name resolution"))
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "usuario"))
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "curso"))
+    monkeypatch.setenv("COURSE_WHISPER_MODEL", "small")  # not here, and base is no help for small
+    monkeypatch.setattr(whisper, "_download", no_connection)
+    speech._load.cache_clear()
+    with pytest.raises(ModelLoadError) as err:
+        speech.transcribe(samples / "hola.wav")
+    assert "COURSE_STANDINS=1" in err.value.hint and config.PREPARE_OFFLINE in err.value.hint
+    monkeypatch.setenv("COURSE_STANDINS", "1")
+    speech._load.cache_clear()
+    result = speech.transcribe(samples / "hola.wav")
+    assert "Modelo de sustitución: Whisper diminuto" in result.standin
+    assert "Aviso: Modelo de sustitución: Whisper diminuto" in capsys.readouterr().out
+    speech._load.cache_clear()
