@@ -173,7 +173,8 @@ def check_vit_model() -> Check:
         title,
         WARN,
         f"{name}: se descargará de Hugging Face la primera vez (~350 MB)",
-        "Necesitas conexión a internet la primera vez; después queda en la caché.",
+        "Necesitas conexión a internet la primera vez; después queda en la caché. Sin conexión, "
+        "COURSE_STANDINS=1 sigue con un modelo de sustitución (pesos aleatorios).",
     )
 
 

@@ -45,7 +45,8 @@ def test_real_model_names_are_checked_without_downloading(monkeypatch, tmp_path)
     monkeypatch.setenv("COURSE_WHISPER_MODEL", "small")
     monkeypatch.setenv("COURSE_VIT_MODEL", "google/vit-base-patch16-224")
     assert "se descargará" in doctor.check_whisper_model().detail
-    assert "se descargará" in doctor.check_vit_model().detail
+    vit = doctor.check_vit_model()
+    assert "se descargará" in vit.detail and "COURSE_STANDINS=1" in vit.fix
     (tmp_path / "whisper").mkdir()
     (tmp_path / "whisper" / "small.pt").write_bytes(b"x")
     assert doctor.check_whisper_model().status == doctor.OK
