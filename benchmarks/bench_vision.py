@@ -31,7 +31,7 @@ from pathlib import Path
 from course_utils import config
 from course_utils.samples import sample_path
 
-ROOT = Path(__file__).resolve().parent.parent  # for the ImageNet labels of tests/assets
+ROOT = Path(__file__).resolve().parent.parent  # for the ImageNet labels of course_utils/data
 RANDOM_BASE = config.cache_dir() / "bench" / "vit-base-random"
 H100_BF16_TFLOPS = 800.0  # dense bf16 matrix products, as measured on this workplace's H100s (~790-798)
 
@@ -49,7 +49,7 @@ def build_random_vit_base(folder: Path) -> Path:
     processor_class = transformers.ViTImageProcessor
     if not is_torchvision_available():
         processor_class = getattr(transformers, "ViTImageProcessorPil", processor_class)
-    labels = json.loads((ROOT / "tests" / "assets" / "imagenet_labels.json").read_text(encoding="utf-8"))
+    labels = json.loads((ROOT / "course_utils" / "data" / "imagenet_labels.json").read_text(encoding="utf-8"))
     vit_config = ViTConfig(id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)})
     torch.manual_seed(0)
     ViTForImageClassification(vit_config).save_pretrained(folder)

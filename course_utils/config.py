@@ -2,6 +2,20 @@
 
 The same notebook runs the real models on the lab server and small stand-ins in CI:
 only the environment differs, never the code.
+
+| variable | default | meaning |
+|---|---|---|
+| COURSE_WHISPER_MODEL | base | openai-whisper's model: a name (tiny, base, small…) or a .pt checkpoint |
+| COURSE_FASTER_WHISPER_MODEL | base | faster-whisper's model: a name or a CTranslate2 folder (with model.bin) |
+| COURSE_WHISPER_BACKEND | whisper | the engine of the chat's dictation and of `python -m course_utils.speech`: |
+|   |   | whisper (openai-whisper) or faster-whisper (the notebooks choose their own) |
+| COURSE_VIT_MODEL | google/vit-base-patch16-224 | a Hugging Face id or a local folder |
+| COURSE_LLM_MODEL | llama3.2-vision | an Ollama vision model |
+| OLLAMA_HOST | http://localhost:11434 | the Ollama server |
+| COURSE_DEVICE | auto | cpu, cuda or cuda:N |
+| COURSE_CACHE_DIR | <user cache>/curso-multimodal | what the course prepares (prepare_class, base rebuilt offline) |
+| COURSE_STANDINS | 0 | 1: a model that is missing with no network is replaced by a random-weight stand-in |
+|   |   | («modelo de sustitución»), so a lesson runs to the end offline |
 """
 
 from __future__ import annotations
@@ -17,11 +31,17 @@ from course_utils.errors import ConfigError
 
 DEFAULTS = {
     "COURSE_WHISPER_MODEL": "base",
+    "COURSE_FASTER_WHISPER_MODEL": "base",
+    "COURSE_WHISPER_BACKEND": "whisper",
     "COURSE_VIT_MODEL": "google/vit-base-patch16-224",
     "COURSE_LLM_MODEL": "llama3.2-vision",
     "OLLAMA_HOST": "http://localhost:11434",
     "COURSE_DEVICE": "auto",
+    "COURSE_STANDINS": "0",
 }
+WHISPER_BACKENDS = ("whisper", "faster-whisper")  # openai-whisper (PyTorch) and faster-whisper (CTranslate2)
+# The one command that prepares, with no network, every model the course can prepare offline.
+PREPARE_OFFLINE = "python -m course_utils.prepare_class --sin-red"
 
 # A directory (or a checkpoint's directory) holding this file is a test stand-in, not a real model.
 STANDIN_MARKER = "STANDIN.txt"
@@ -34,6 +54,9 @@ class Settings:
     llm_model: str
     ollama_host: str
     device: str
+    faster_whisper_model: str = DEFAULTS["COURSE_FASTER_WHISPER_MODEL"]
+    whisper_backend: str = DEFAULTS["COURSE_WHISPER_BACKEND"]
+    standins: bool = False
 
     @property
     def fp16(self) -> bool:
@@ -139,11 +162,64 @@ def settings() -> Settings:
     A helper that needs one value reads it alone (`vit_model()`, `device()`…), so a typo in one
     variable (say OLLAMA_HOST) does not stop what does not use it (say the ViT classifier).
     """
-    return Settings(whisper_model(), vit_model(), llm_model(), ollama_host(), device())
+    return Settings(
+        whisper_model(),
+        vit_model(),
+        llm_model(),
+        ollama_host(),
+        device(),
+        whisper_model("faster-whisper"),
+        whisper_backend(),
+        standins(),
+    )
 
 
-def whisper_model() -> str:
-    return _env("COURSE_WHISPER_MODEL")
+def whisper_backend() -> str:
+    """COURSE_WHISPER_BACKEND: the Whisper engine of the chat's dictation and of the command line."""
+    value = _env("COURSE_WHISPER_BACKEND")
+    if value not in WHISPER_BACKENDS:
+        raise ConfigError(
+            f"COURSE_WHISPER_BACKEND={value} no es válido.",
+            "Usa 'whisper' (openai-whisper) o 'faster-whisper' (más rápido en CPU), o quítala para usar whisper.",
+        )
+    return value
+
+
+def whisper_model(backend: str = "whisper") -> str:
+    """The Whisper model of a backend: COURSE_WHISPER_MODEL for openai-whisper (a name or a .pt file),
+    COURSE_FASTER_WHISPER_MODEL for faster-whisper (a name or a CTranslate2 folder). A file where a
+    folder is needed, or the other way round, is a ConfigError."""
+    if backend == "faster-whisper":
+        value = _env("COURSE_FASTER_WHISPER_MODEL")
+        if value.endswith(".pt") or Path(value).expanduser().is_file():
+            raise ConfigError(
+                f"COURSE_FASTER_WHISPER_MODEL={value} es un archivo: faster-whisper necesita un nombre "
+                "(como base) o una carpeta CTranslate2 con model.bin.",
+                "Un checkpoint .pt es del motor openai-whisper: ponlo en COURSE_WHISPER_MODEL, "
+                "o quita COURSE_FASTER_WHISPER_MODEL para usar base.",
+            )
+        return value
+    value = _env("COURSE_WHISPER_MODEL")
+    if Path(value).expanduser().is_dir():
+        raise ConfigError(
+            f"COURSE_WHISPER_MODEL={value} es una carpeta: openai-whisper necesita un nombre (como base) "
+            "o un archivo .pt.",
+            "Una carpeta CTranslate2 es del motor faster-whisper: ponla en COURSE_FASTER_WHISPER_MODEL "
+            "(y COURSE_WHISPER_BACKEND=faster-whisper), o quita COURSE_WHISPER_MODEL para usar base.",
+        )
+    return value
+
+
+def standins() -> bool:
+    """COURSE_STANDINS=1: a model that is not here, with no network, is replaced by a «modelo de sustitución»."""
+    value = _env("COURSE_STANDINS").lower()
+    if value not in ("0", "1"):
+        raise ConfigError(
+            f"COURSE_STANDINS={value} no es válido.",
+            "Usa 1 (sin conexión, los modelos que falten se sustituyen por modelos diminutos con pesos "
+            "aleatorios) o 0 (por defecto).",
+        )
+    return value == "1"
 
 
 def vit_model() -> str:

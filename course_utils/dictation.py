@@ -8,6 +8,8 @@ so a recording gives text only if
      Whisper itself calls silence (no_speech_prob above NO_SPEECH_PROB with avg_logprob below
      MIN_LOGPROB: the rule and thresholds of Whisper's own transcribe).
 Otherwise `dictate` raises NoSpeechError, «No se oyó ninguna voz», and the text area gets nothing.
+Dictation uses the configured Whisper (COURSE_WHISPER_BACKEND and that backend's model); when it
+cannot load, the error says what the chat's user can do (type the question) and how to fix it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from course_utils import config
 from course_utils.audio import load_audio
 from course_utils.display import standin_notice
-from course_utils.errors import AudioError
+from course_utils.errors import AudioError, ConfigError, ModelLoadError
 
 NO_SPEECH_PROB = 0.6  # openai-whisper's no_speech_threshold
 MIN_LOGPROB = -1.0  # openai-whisper's logprob_threshold
@@ -54,21 +56,31 @@ def dictate(audio, language: str = "es") -> tuple[str, str]:
     """Whisper's text for a recording in `language`, and a warning if a stand-in model wrote it.
 
     Raises NoSpeechError when no voice was heard (see the module's docstring), AudioError when the
-    recording cannot be read."""
-    heard = listen(audio, language)
+    recording cannot be read, and the same ConfigError or ModelLoadError as speech (said for the chat)
+    when Whisper cannot load."""
+    try:
+        heard = listen(audio, language)
+    except (ConfigError, ModelLoadError) as exc:
+        raise type(exc)(
+            f"No se puede dictar: {exc.message}",
+            f"De momento, escribe la pregunta en el cuadro de texto. Para dictar: {exc.hint}",
+        ) from exc
     if not heard.kept:
         raise NoSpeechError()
     return heard.text, standin_warning(heard.transcript)
 
 
-def listen(audio, language: str = "es", model: str | None = None, backend: str = "whisper") -> Heard:
-    """Apply the policy to a recording and say what each step found (`dictate` uses only its text)."""
+def listen(audio, language: str = "es", model: str | None = None, backend: str | None = None) -> Heard:
+    """Apply the policy to a recording and say what each step found (`dictate` uses only its text).
+
+    `backend=None` is COURSE_WHISPER_BACKEND's, and `model=None` that backend's configured model."""
     from course_utils import speech  # Whisper and torch load only when first needed
 
     clip = load_audio(audio, allow_silence=True)  # silence is an answer here, not an error
     regions = voice_regions(clip)
     if regions == []:
         return Heard(regions)
+    backend = backend or config.whisper_backend()
     transcript = speech.transcribe(clip, model=model, language=language, backend=backend)
     kept = [s for s in transcript.segments if is_heard(s, regions)]
     return Heard(regions, transcript.segments, kept, transcript)
@@ -102,6 +114,6 @@ def whisper_calls_silence(segment) -> bool:
 
 def standin_warning(transcript) -> str:
     note = getattr(transcript, "standin", None)
-    if not note and (raw := config.standin_note(config.whisper_model())):
+    if not note and (raw := config.standin_note(config.whisper_model(config.whisper_backend()))):
         note = f"modelo de prueba: {raw}"
     return f" {standin_notice(note)}" if note else ""

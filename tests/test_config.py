@@ -15,6 +15,7 @@ def test_defaults_are_the_seed_projects_models(monkeypatch, gpus):
     assert cfg.llm_model == "llama3.2-vision"
     assert cfg.ollama_host == "http://localhost:11434"
     assert cfg.device == "cpu" and cfg.fp16 is False  # no GPU (the fixture says so, on every machine)
+    assert (cfg.faster_whisper_model, cfg.whisper_backend, cfg.standins) == ("base", "whisper", False)
 
 
 def test_environment_overrides(monkeypatch):
@@ -23,6 +24,38 @@ def test_environment_overrides(monkeypatch):
     monkeypatch.setenv("COURSE_VIT_MODEL", "  ")  # blank means default
     cfg = config.settings()
     assert (cfg.whisper_model, cfg.llm_model, cfg.vit_model) == ("small", "llava:7b", "google/vit-base-patch16-224")
+
+
+def test_each_whisper_backend_has_its_own_model(monkeypatch, tmp_path):
+    checkpoint, folder = tmp_path / "mio.pt", tmp_path / "mio-ct2"
+    checkpoint.write_bytes(b"x")
+    folder.mkdir()
+    monkeypatch.setenv("COURSE_WHISPER_MODEL", str(checkpoint))
+    monkeypatch.setenv("COURSE_FASTER_WHISPER_MODEL", str(folder))
+    monkeypatch.setenv("COURSE_WHISPER_BACKEND", "faster-whisper")
+    monkeypatch.setenv("COURSE_STANDINS", "1")
+    cfg = config.settings()
+    assert (cfg.whisper_model, cfg.faster_whisper_model) == (str(checkpoint), str(folder))
+    assert config.whisper_model("faster-whisper") == str(folder) and config.whisper_model() == str(checkpoint)
+    assert cfg.whisper_backend == "faster-whisper" and cfg.standins is True
+
+
+@pytest.mark.parametrize(
+    "variable, value, words, fix",
+    [
+        ("COURSE_FASTER_WHISPER_MODEL", "{tmp}/mio.pt", "es un archivo: faster-whisper", "COURSE_WHISPER_MODEL"),
+        ("COURSE_FASTER_WHISPER_MODEL", "/no/existe.pt", "es un archivo", "COURSE_WHISPER_MODEL"),
+        ("COURSE_WHISPER_MODEL", "{tmp}", "es una carpeta: openai-whisper necesita", "COURSE_FASTER_WHISPER_MODEL"),
+        ("COURSE_WHISPER_BACKEND", "vosk", "COURSE_WHISPER_BACKEND=vosk no es válido", "faster-whisper"),
+        ("COURSE_STANDINS", "quizá", "COURSE_STANDINS=quizá no es válido", "Usa 1"),
+    ],
+)
+def test_whisper_and_standin_settings_are_checked(monkeypatch, tmp_path, variable, value, words, fix):
+    (tmp_path / "mio.pt").write_bytes(b"x")
+    monkeypatch.setenv(variable, value.format(tmp=tmp_path))
+    with pytest.raises(ConfigError) as err:
+        config.settings()
+    assert words in err.value.message and fix in err.value.hint
 
 
 @pytest.mark.parametrize(

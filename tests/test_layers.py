@@ -25,6 +25,7 @@ LAYERS = {
     "language_detection": 3,
     "whisper_weights": 3,
     "whisper_compare": 3,
+    "standins": 3,
     "vision": 3,
     "hf_hub": 3,
     "hf_progress": 3,

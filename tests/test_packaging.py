@@ -87,6 +87,7 @@ def test_the_wheel_installs_and_runs_outside_the_source_tree(tmp_path, standins)
     assert Path(info["package"]).is_relative_to(site), info["package"]
     assert {"gato.jpg", "hola.wav", "CREDITS.md", "transcripciones.json"} <= set(info["samples"])
     assert info["image"] == [451, 300] and info["seconds"] > 1 and "CourseError" in info["missing"]
+    assert info["labels"] == 1000  # the ViT stand-in's labels travel in the wheel
 
     doctor = run("-m", "course_utils.doctor")
     assert doctor.returncode == 0 and "Diagnóstico del entorno" in doctor.stdout, doctor.stderr
@@ -107,7 +108,7 @@ def test_the_wheel_installs_and_runs_outside_the_source_tree(tmp_path, standins)
 WHEEL_SCRIPT = """
 import json
 import course_utils
-from course_utils import audio, images
+from course_utils import audio, images, standins
 from course_utils.samples import sample_path
 try:
     sample_path("perro.jpg")
@@ -116,7 +117,8 @@ except course_utils.CourseError as exc:
     missing = type(exc).__name__
 print(json.dumps({"package": course_utils.__file__, "samples": sorted(p.name for p in sample_path().iterdir()),
                   "image": list(images.open_image(sample_path("gato.jpg")).size),
-                  "seconds": audio.duration(audio.load_audio(sample_path("hola.wav"))), "missing": missing}))
+                  "seconds": audio.duration(audio.load_audio(sample_path("hola.wav"))), "missing": missing,
+                  "labels": len(standins.imagenet_labels())}))
 """
 
 

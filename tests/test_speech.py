@@ -108,11 +108,13 @@ def test_detect_language_ranks_probabilities(samples):
         ({"task": "resumir"}, OptionError, "task="),
         ({"backend": "vosk"}, OptionError, "backend="),
         ({"model": "enorme"}, ModelLoadError, "no es un modelo de Whisper"),
-        ({"backend": "faster-whisper"}, ModelLoadError, "CTranslate2"),  # the stand-in is a .pt
+        ({"backend": "faster-whisper", "model": "stand-in"}, ModelLoadError, "CTranslate2"),  # a .pt
     ],
 )
-def test_bad_arguments_give_spanish_errors(kwargs, error, words, samples):
+def test_bad_arguments_give_spanish_errors(kwargs, error, words, samples, standins):
     kwargs = {"audio": samples / "gato.wav", **kwargs}
+    if kwargs.get("model") == "stand-in":
+        kwargs["model"] = str(standins["whisper"])
     with pytest.raises(error) as err:
         speech.transcribe(**kwargs)
     assert type(err.value) is error and words in err.value.message
@@ -213,6 +215,8 @@ def test_cli_says_when_no_speech_was_heard(samples, monkeypatch, capsys):
     [
         ({"COURSE_WHISPER_MODEL": "enorme"}, "no es un modelo de Whisper"),
         ({"COURSE_DEVICE": "tpu"}, "COURSE_DEVICE=tpu no es válido"),
+        ({"COURSE_WHISPER_BACKEND": "vosk"}, "COURSE_WHISPER_BACKEND=vosk no es válido"),
+        ({"COURSE_WHISPER_BACKEND": "faster-whisper", "COURSE_FASTER_WHISPER_MODEL": "mio.pt"}, "es un archivo"),
     ],
 )
 def test_cli_bad_configuration_is_a_spanish_message(samples, monkeypatch, capsys, env, words):
