@@ -1,7 +1,12 @@
 """A loopback HTTP server that speaks Ollama's documented API, for tests.
 
 It implements /api/version, /api/tags, /api/show and /api/chat (streamed NDJSON or one JSON body,
-images as base64) with Ollama's error bodies, and records every request. Its answers say that they
+images as base64) with Ollama's error bodies, and records every request. /api/ps and /api/generate
+(one JSON body) answer too, and so do the administration endpoints of Ollama's API (docs/api.md of
+Ollama 0.12: DELETE /api/delete, POST /api/pull, /api/push, /api/create, /api/copy, /api/embed,
+/api/embeddings, HEAD and POST /api/blobs/<digest>) with their success bodies, so that a test can prove
+that a proxy did NOT let them through: each one is recorded like any other request, and /api/delete
+really removes the model from /api/tags. Its answers say that they
 come from a stand-in. Tests set its fault and load modes through the attributes of `OllamaDouble`;
 `reset()` puts every one back to normal.
 """
@@ -199,6 +204,17 @@ def split_pieces(text: str, size: int | None) -> list[str]:
     return pieces
 
 
+# The administration endpoints answered with their documented success bodies (POST; /api/delete is DELETE).
+ADMIN_POST = {
+    "/api/pull": {"status": "success"},
+    "/api/push": {"status": "success"},
+    "/api/create": {"status": "success"},
+    "/api/copy": {},
+    "/api/embed": {"model": "", "embeddings": [[0.0, 0.0, 0.0]]},
+    "/api/embeddings": {"embedding": [0.0, 0.0, 0.0]},
+}
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
@@ -228,7 +244,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_HEAD(self):
         self.state.requests.append(Recorded("HEAD", self.path, None))
-        self.send_response(200)
+        self.send_response(404 if self.path.startswith("/api/blobs/") else 200)  # Ollama: blob not there
         self.send_header("Content-Length", "0")
         self.end_headers()
 
@@ -245,6 +261,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, {"version": VERSION})
         elif self.path == "/api/tags":
             self._json(200, {"models": [_model_entry(name) for name in self.state.models]})
+        elif self.path == "/api/ps":
+            self._json(200, {"models": [_model_entry(name) for name in sorted(self.state.loaded)]})
         else:
             self._json(404, {"error": "404 page not found"})
 
@@ -257,7 +275,32 @@ class _Handler(BaseHTTPRequestHandler):
             return self._show(body)
         if self.path == "/api/chat":
             return self._chat(body)
+        if self.path == "/api/generate":
+            return self._generate(body)
+        if self.path in ADMIN_POST or self.path.startswith("/api/blobs/"):
+            return self._json(200, ADMIN_POST.get(self.path, {}))
         self._json(404, {"error": "404 page not found"})
+
+    def do_DELETE(self):
+        body = self._body()
+        self.state.requests.append(Recorded("DELETE", self.path, body))
+        if self.path != "/api/delete":
+            return self._json(405, {"error": "405 method not allowed"})
+        name = (body or {}).get("model") or (body or {}).get("name") or ""
+        name = name if ":" in name else name + ":latest"
+        if name not in self.state.models:
+            return self._json(404, {"error": f"model '{name}' not found"})
+        self.state.models.remove(name)
+        self._json(200, {})
+
+    def _generate(self, body: dict) -> None:
+        """/api/generate, answered as one JSON body (the course only uses /api/chat)."""
+        name = body.get("model", "")
+        if not self.state.knows(name):
+            return self._json(404, {"error": f'model "{name}" not found, try pulling it first'})
+        text = f"{PREFIX} Respuesta a «{body.get('prompt', '')}»."
+        final = {k: v for k, v in _final(name, "").items() if k != "message"}
+        self._json(200, {**final, "response": text, **self._stats(name, {"messages": []}, 1)})
 
     def _show(self, body: dict) -> None:
         name = body.get("model") or body.get("name") or ""
