@@ -409,8 +409,8 @@ def test_nbgrader_release_fetch_submit_collect_and_feedback_through_the_exchange
     from tests.test_coursework import INSTRUCTOR, exercises
 
     exchange = hub.root / "exchange"  # stands in for /srv/nbgrader/exchange
-    exchange.mkdir(mode=0o777)
-    exchange.chmod(0o777)  # writable by all, as deploy/install_hub.sh leaves it
+    exchange.mkdir()
+    exchange.chmod(0o1777)  # writable by all with the sticky bit, as deploy/lab_permissions.sh leaves it
     created = hub.api.post("/users", json={"usernames": [TEACHER, *CLASS]})
     assert created.status_code == 201, created.text
     for user in [TEACHER, *CLASS]:
