@@ -48,9 +48,11 @@ browser:
 test: $(VENV)/.installed browser nginx
 	$(PY) -m pytest -m "not hub"
 
-# nginx from Debian, for the reverse proxy in front of several Ollama servers (tests/test_proxy.py).
+# nginx from Debian, for the reverse proxy in front of several Ollama servers (tests/test_proxy.py), and
+# nftables for the rules that close Ollama's own ports to the students (the same file).
 nginx:
 	bash scripts/install_debian_package.sh nginx nginx "La prueba del proxy inverso se saltará"
+	bash scripts/install_debian_package.sh nftables nft "La prueba de los puertos propios de Ollama se saltará"
 
 # JupyterHub (PyPI) and configurable-http-proxy (npm, into a local folder) for tests/test_hub.py.
 HUB_NODE := .cache/hub-node

@@ -46,7 +46,14 @@ install -d -m 755 "$SHARED/cache"
 say "Todos los servidores de los estudiantes juntos: curso-estudiantes.slice (MemoryMax=$STUDENTS_MEMORY_MAX)"
 sed "s|@MEMORY_MAX@|$STUDENTS_MEMORY_MAX|g" "$REPO/deploy/systemd/curso-estudiantes.slice" \
   > /etc/systemd/system/curso-estudiantes.slice
+
+say "Los puertos propios de Ollama (11435, 11436), solo para root y nginx: curso-ollama-firewall"
+command -v nft >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables >/dev/null; }
+install -D -m 644 "$REPO/deploy/nftables/curso-ollama.nft" /etc/curso-hub/curso-ollama.nft
+install -m 644 "$REPO/deploy/systemd/curso-ollama-firewall.service" /etc/systemd/system/
 systemctl daemon-reload
+systemctl enable curso-ollama-firewall >/dev/null
+systemctl restart curso-ollama-firewall
 
 if [ "$MODE" = tljh ]; then
   [ -x /opt/tljh/user/bin/pip ] || { echo "No encuentro The Littlest JupyterHub en /opt/tljh: instálalo antes." >&2; exit 1; }

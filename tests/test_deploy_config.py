@@ -79,5 +79,6 @@ def test_the_installer_uses_the_lock_the_slice_and_the_permissions_script():
     assert "pip install -q -e" not in script  # the course is copied: students never read the repository
     assert "ugo+rwx" not in script and 'bash "$REPO/deploy/lab_permissions.sh"' in script
     assert "curso-estudiantes.slice" in script
+    assert "deploy/nftables/curso-ollama.nft" in script and "systemctl enable curso-ollama-firewall" in script
     slice_unit = (DEPLOY / "systemd" / "curso-estudiantes.slice").read_text()
     assert "MemoryMax=@MEMORY_MAX@" in slice_unit and "[Slice]" in slice_unit

@@ -20,6 +20,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ from tests.ollama_double import BUSY_ERROR, OllamaDouble
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "deploy" / "nginx" / "ollama.conf"
+NFT = ROOT / "deploy" / "nftables" / "curso-ollama.nft"
 HOLD = "ESPERA"  # a streamed answer stops right after the piece with this word, until released
 MODEL = "llama3.2-vision"
 WAIT = 60  # seconds: only a bound for failures, never a measurement
@@ -258,3 +260,58 @@ def test_ollama_receives_the_cleaned_path_not_the_one_sent(proxy):
     url, doubles, _ = proxy
     assert raw_request(url, "POST", "/api/delete/../show") in (200, 400, 404)
     assert [r.path for d in doubles for r in d.requests] == ["/api/show"]
+
+
+# --- Ollama's own ports: the allow-list cannot be skipped from the same machine -------------------------
+
+ASK = (
+    "import sys, urllib.request\n"
+    "try:\n"
+    "    print(urllib.request.urlopen('http://127.0.0.1:11435/api/tags', timeout=10).status)\n"
+    "except OSError as exc:\n"
+    "    print(type(getattr(exc, 'reason', exc)).__name__)\n"
+)
+
+
+def test_ollamas_own_ports_refuse_everyone_but_root_and_nginx():
+    """In a network namespace of its own: the Ollama double on 11435, then deploy/nftables/curso-ollama.nft.
+    A student's process (here `nobody`) reaches the port before the rules and is refused after them;
+    root (the teacher with sudo) and nginx's workers (www-data) still reach it."""
+    import pwd
+
+    if os.geteuid() != 0 or not shutil.which("nft") or not shutil.which("unshare"):
+        pytest.skip("hace falta root, nft (apt-get install nftables) y unshare")
+    try:
+        pwd.getpwnam("www-data"), pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("faltan las cuentas www-data o nobody")
+    ask = " ".join(
+        f"printf '%s=' {user}; runuser -u {user} -- /usr/bin/python3 -c \"$ASK\";"
+        for user in ("root", "www-data", "nobody")
+    )
+    script = f"""
+ip link set lo up 2>/dev/null || true
+{sys.executable} -m tests.ollama_double 11435 >/dev/null 2>&1 &
+for i in $(seq 100); do /usr/bin/python3 -c "$PROBE" 2>/dev/null && break; sleep 0.1; done
+echo "antes: $({ask})"
+nft -f {NFT} || echo "nft falló"
+echo "después: $({ask})"
+kill $!
+"""
+    done = subprocess.run(
+        ["unshare", "-n", "bash", "-c", script],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "ASK": ASK,
+            "PROBE": "import socket; socket.create_connection(('127.0.0.1', 11435), 1)",
+            "PYTHONPATH": str(ROOT),
+        },
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
+    assert done.stdout.split() == [
+        *("antes:", "root=200", "www-data=200", "nobody=200"),  # without the rules: the hole
+        *("después:", "root=200", "www-data=200", "nobody=ConnectionRefusedError"),
+    ], done.stdout + done.stderr
