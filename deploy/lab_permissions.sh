@@ -40,8 +40,11 @@ course="$EXCHANGE/$COURSE_ID"
 if [ -e "$course" ] || [ -L "$course" ]; then
   if [ -L "$course" ] || [ ! -d "$course" ] || [ "$(stat -c %U "$course")" != "$TEACHER" ]; then
     aside="$EXCHANGE/.$COURSE_ID.retirada-$(date +%Y%m%d-%H%M%S)"
-    mv "$course" "$aside" && chown -h root:root "$aside" && chmod -h 700 "$aside" 2>/dev/null || true
-    echo "AVISO: $course no era de $TEACHER ($(stat -c %U "$aside")): apartada en $aside" >&2
+    squatter="$(stat -c %U "$course")"
+    mv "$course" "$aside"   # whoever made it keeps nothing in the course's name
+    chown -h root:root "$aside"
+    [ -L "$aside" ] || chmod 700 "$aside"
+    echo "AVISO: $course era de $squatter, no de $TEACHER: apartada en $aside (revísala)" >&2
   fi
 fi
 install -d -m 755 -o "$TEACHER" -g "$TEACHER_GROUP" "$course" "$course/outbound"

@@ -240,6 +240,23 @@ for name, action in [("listar", lambda: os.listdir({str(inbound)!r})),
     assert (lab.course_dir / "submitted" / BRUNO / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").is_file()
 
 
+def test_a_course_folder_a_student_made_first_is_moved_aside(lab):
+    """On a server installed before (exchange 0777), a student may already hold the course's name."""
+    exchange = lab.base / "otro-intercambio"
+    exchange.mkdir(mode=0o777)
+    exchange.chmod(0o777)
+    planted = lab.as_user(ANA, f"import os; os.makedirs({str(exchange / COURSE_ID / 'outbound')!r})")
+    assert planted.returncode == 0, planted.stderr
+    env = {**lab.env(), "COURSE_HUB_EXCHANGE": str(exchange)}
+    done = run("bash", str(SCRIPT), env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"era de {ANA}" in done.stderr
+    assert mode(exchange) == 0o1777 and owner(exchange / COURSE_ID) == TEACHER
+    assert list((exchange / COURSE_ID / "outbound").iterdir()) == []  # nothing of hers is left in it
+    aside = [p for p in exchange.iterdir() if p.name.startswith(f".{COURSE_ID}.retirada-")]
+    assert len(aside) == 1 and owner(aside[0]) == "root" and mode(aside[0]) == 0o700
+
+
 # --- the course directory and the student notebooks ----------------------------------------------------------
 
 
