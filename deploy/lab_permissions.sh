@@ -62,6 +62,13 @@ else
   echo "   Ya existe: no se toca su contenido (el trabajo del profesor)."
 fi
 chown "$TEACHER:$TEACHER_GROUP" "$COURSE_DIR" && chmod 700 "$COURSE_DIR"
+# The teacher's nbgrader (terminal and Formgrader tab) finds the course directory from anywhere.
+teacher_home="$(getent passwd "$TEACHER" | cut -d: -f6)"
+if [ -d "$teacher_home" ] && [ ! -e "$teacher_home/.jupyter/nbgrader_config.py" ]; then
+  runuser -u "$TEACHER" -- mkdir -p "$teacher_home/.jupyter"
+  printf '# deploy/lab_permissions.sh: the course directory of the lab server.\nload_subconfig(%s)\n' \
+    "'$COURSE_DIR/nbgrader_config.py'" | runuser -u "$TEACHER" -- tee "$teacher_home/.jupyter/nbgrader_config.py" >/dev/null
+fi
 
 say "Cuadernos del estudiante (sin soluciones): $SHARED/cuadernos"
 install -d -m 755 -o root -g root "$SHARED" "$SHARED/cuadernos"

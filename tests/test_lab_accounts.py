@@ -264,6 +264,8 @@ def test_students_cannot_read_the_course_directory_solutions_or_gradebook(lab, r
     source = lab.course_dir / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     assert source.is_file() and (lab.course_dir / "gradebook.db").is_file()
     assert owner(lab.course_dir) == TEACHER and mode(lab.course_dir) == 0o700
+    teacher_config = lab.home(TEACHER) / ".jupyter" / "nbgrader_config.py"
+    assert owner(teacher_config) == TEACHER and str(lab.course_dir / "nbgrader_config.py") in teacher_config.read_text()
     for target in (lab.course_dir, source, lab.course_dir / "gradebook.db"):
         done = lab.as_user(
             ANA,
