@@ -12,6 +12,10 @@ The memory limits are shown with the kernel mechanism that systemd uses for Memo
 cgroup for all the students, one inside it per student), created here by hand: this machine's PID 1 is
 not systemd, so SystemdSpawner and the slice themselves are not run (docs/laboratorio.md says so).
 
+Last, a real JupyterHub (tests/test_hub.py's, with the course's configuration) with JupyterHub's
+LocalProcessSpawner: each student's server and kernels run as her own account; one student's kernel
+cannot list a classmate's home, and the hub's pre-spawn hook closes a new account's home.
+
 Marked `hub`: `make test-hub` runs it (it needs root); the default suite leaves it out.
 """
 
@@ -469,3 +473,85 @@ def test_all_students_together_cannot_pass_the_class_memory_cap(lab, cgroups):
     finally:
         first.kill()
         first.wait()
+
+
+# --- a real JupyterHub whose servers run as the students' own accounts ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hub_as_accounts(lab, tmp_path_factory):
+    """tests/test_hub.py's hub with the course's configuration, but with JupyterHub's LocalProcessSpawner:
+    each server (and its kernels) runs as the student's Unix account, in her own home."""
+    from tests.test_hub import Hub, _missing
+
+    if reason := _missing():
+        pytest.skip(reason)
+
+    class AccountsHub(Hub):
+        def config(self) -> Path:
+            path = super().config()
+            path.write_text(
+                path.read_text()
+                + f"""
+c.JupyterHub.spawner_class = "localprocess"
+c.Spawner.cmd = [{USER_PYTHON!r}, "-m", "jupyterhub.singleuser"]
+c.Spawner.environment.update({{"PYTHONPATH": {f"{SITE}:{ROOT}"!r}, "PATH": "/usr/bin:/bin"}})
+"""
+            )
+            return path
+
+    hub = AccountsHub(tmp_path_factory.mktemp("hub-cuentas"))
+    try:
+        hub.start()
+        yield hub
+    finally:
+        hub.stop()
+
+
+def test_in_a_real_hub_each_server_is_its_students_and_cannot_read_a_classmate(lab, hub_as_accounts):
+    from tests.test_hub import Kernel, _text, _user_api
+
+    hub = hub_as_accounts
+    newcomer = f"nv{TAG}"
+    _useradd(newcomer, lab.homes / newcomer, "-g", GROUP)  # a new account, 0755 as Debian leaves it
+    try:
+        users = [ANA, BRUNO, newcomer]
+        assert hub.api.post("/users", json={"usernames": users}).status_code == 201
+        for user in users:
+            assert hub.api.post(f"/users/{user}/server").status_code in (201, 202)
+        for user in users:
+            hub.wait_ready(user)
+        # The hub's pre-spawn hook (deploy/jupyterhub/curso.py) closed the new account's home.
+        assert mode(lab.home(newcomer)) == 0o700
+
+        secret = lab.home(BRUNO) / "conversaciones"
+        outputs = {}
+        for user, code in [
+            (BRUNO, "import os; print(os.getuid(), os.getcwd())"),
+            (
+                ANA,
+                "import os\nprint(os.getuid(), os.getcwd())\n"
+                f"for path in [{str(lab.home(BRUNO))!r}, {str(secret)!r}, {str(lab.course_dir)!r}]:\n"
+                "    try:\n        os.listdir(path); print('leído', path)\n"
+                "    except OSError as exc:\n        print(type(exc).__name__)\n",
+            ),
+        ]:
+            server, token = _user_api(hub, user)
+            started = server.post("/api/kernels", json={"name": "python3"})
+            assert started.status_code == 201, started.text
+            kernel = Kernel(hub, user, token, started.json()["id"])
+            try:
+                outputs[user] = _text(kernel.execute(code)).split()
+            finally:
+                kernel.close()
+                server.close()
+        assert outputs[BRUNO] == [str(pwd.getpwnam(BRUNO).pw_uid), str(lab.home(BRUNO))]
+        assert outputs[ANA] == [
+            str(pwd.getpwnam(ANA).pw_uid),
+            str(lab.home(ANA)),
+            *["PermissionError"] * 3,
+        ], outputs[ANA]
+    finally:
+        hub.stop_servers()
+        run("pkill", "-KILL", "-u", newcomer)
+        run("userdel", "-r", newcomer)
