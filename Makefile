@@ -16,7 +16,7 @@ help:
 	@echo "make demo   el chat como página web con Voilà en http://127.0.0.1:3000"
 	@echo "make bench  las mediciones de velocidad de benchmarks/"
 	@echo "make cuadernos  genera notebooks/ (versión del estudiante) desde instructor/source/ con nbgrader"
-	@echo "make test-hub     la prueba de integración con un JupyterHub real (3 usuarios)"
+	@echo "make test-hub     la prueba de integración con un JupyterHub real y cuentas Unix separadas (root)"
 	@echo "make install-hub  instala el JupyterHub del curso en el servidor (deploy/, como root)"
 	@echo "make test-gpu     las pruebas y los cuadernos en la GPU del servidor (PyTorch con CUDA)"
 
@@ -48,9 +48,11 @@ browser:
 test: $(VENV)/.installed browser nginx
 	$(PY) -m pytest -m "not hub"
 
-# nginx from Debian, for the reverse proxy in front of several Ollama servers (tests/test_proxy.py).
+# nginx from Debian, for the reverse proxy in front of several Ollama servers (tests/test_proxy.py), and
+# nftables for the rules that close Ollama's own ports to the students (the same file).
 nginx:
 	bash scripts/install_debian_package.sh nginx nginx "La prueba del proxy inverso se saltará"
+	bash scripts/install_debian_package.sh nftables nft "La prueba de los puertos propios de Ollama se saltará"
 
 # JupyterHub (PyPI) and configurable-http-proxy (npm, into a local folder) for tests/test_hub.py.
 HUB_NODE := .cache/hub-node
@@ -63,7 +65,7 @@ $(CHP):
 hub-deps: $(VENV)/.hub-installed $(CHP)
 
 test-hub: hub-deps
-	COURSE_HUB_REQUIRED=1 COURSE_CHP=$(CHP) $(PY) -m pytest -m hub tests/test_hub.py
+	COURSE_HUB_REQUIRED=1 COURSE_CHP=$(CHP) $(PY) -m pytest -m hub tests/test_hub.py tests/test_lab_accounts.py
 
 # On the lab server (CUDA build of torch): the unit suite and the notebooks on the GPU.
 test-gpu: $(VENV)/.installed

@@ -1,7 +1,7 @@
 """A whole class chatting with one Ollama at once: completed turns, lost messages, waits, retries and errors.
 
-    python benchmarks/bench_class.py                          # 8 students, 2 turns each, queues 16 and 2
-    python benchmarks/bench_class.py --students 30 --turns 3  # a bigger class (in simulation)
+    python benchmarks/bench_class.py                          # 60 students, 2 turns each, queues 120 and 15
+    python benchmarks/bench_class.py --students 8             # a small group
     python benchmarks/bench_class.py --queue 4 --no-widget    # one queue length, students without widgets
 
 Each simulated student is a thread with its own headless `ChatWidget` (or only a `Conversation` with
@@ -439,7 +439,7 @@ def cpu_name() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--students", type=int, default=8, help="simulated students (default 8)")
+    parser.add_argument("--students", type=int, default=60, help="simulated students (default 60, a full lab)")
     parser.add_argument("--turns", type=int, default=2, help="questions per student (default 2)")
     parser.add_argument(
         "--queue",

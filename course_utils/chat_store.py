@@ -117,14 +117,14 @@ def _modified(path: Path) -> float:
 
 def _create(folder: Path, stem: str, text: str) -> Path:
     """A new file `stem.json` (or `stem-2.json`…) that no export or other conversation uses."""
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)  # on a shared server, only its student can list it (also if it existed before)
     for n in itertools.count(1):
         name = stem if n == 1 else f"{stem}-{n}"
         if (folder / f"{name}.md").exists():  # an export's pair: leave the name to it
             continue
         try:
-            with open(folder / f"{name}.json", "x", encoding="utf-8") as file:  # "x": never overwrite
-                file.write(text)
+            _write_private(folder / f"{name}.json", text, os.O_EXCL)  # O_EXCL: never overwrite
         except FileExistsError:
             continue
         return folder / f"{name}.json"
@@ -132,5 +132,13 @@ def _create(folder: Path, stem: str, text: str) -> Path:
 
 def _replace(path: Path, text: str) -> None:
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
+    _write_private(partial, text, os.O_TRUNC)
     os.replace(partial, path)
+
+
+def _write_private(path: Path, text: str, flag: int) -> None:
+    """Write `text` to `path`, readable and writable by its owner only (0600): photos and questions are private."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | flag, 0o600)
+    os.fchmod(fd, 0o600)  # a leftover .partial keeps its old mode otherwise
+    with open(fd, "w", encoding="utf-8") as file:
+        file.write(text)

@@ -1,9 +1,14 @@
 """A loopback HTTP server that speaks Ollama's documented API, for tests.
 
-It implements /api/version, /api/tags, /api/show, /api/generate (the empty request that loads a model)
-and /api/chat (streamed NDJSON or one JSON body, images as base64) with Ollama's error bodies, and
-records every request. Its answers say that they come from a stand-in. Tests set its fault and load modes
-through the attributes of `OllamaDouble`; `reset()` puts every one back to normal.
+It implements /api/version, /api/tags, /api/show, /api/generate (the empty request that loads a model,
+or one JSON body) and /api/chat (streamed NDJSON or one JSON body, images as base64) with Ollama's error
+bodies, and records every request. /api/ps answers too, and so do the administration endpoints of
+Ollama's API (docs/api.md: DELETE /api/delete, POST /api/pull, /api/push, /api/create, /api/copy,
+/api/embed, /api/embeddings, HEAD and POST /api/blobs/<digest>) with their success bodies, so that a test
+can prove that a proxy did NOT let them through: each one is recorded like any other request, and
+/api/delete really removes the model from /api/tags. Its answers say that they come from a stand-in.
+Tests set its fault and load modes through the attributes of `OllamaDouble`; `reset()` puts every one
+back to normal.
 
 It is versioned: `OllamaDouble(release=OLD)` is an Ollama 0.2x that runs llama3.2-vision (mllama), and
 `release=CURRENT` one of today's (0.30 and later) that refuses it and serves current vision models. Each
@@ -274,6 +279,17 @@ def split_pieces(text: str, size: int | None) -> list[str]:
     return pieces
 
 
+# The administration endpoints answered with their documented success bodies (POST; /api/delete is DELETE).
+ADMIN_POST = {
+    "/api/pull": {"status": "success"},
+    "/api/push": {"status": "success"},
+    "/api/create": {"status": "success"},
+    "/api/copy": {},
+    "/api/embed": {"model": "", "embeddings": [[0.0, 0.0, 0.0]]},
+    "/api/embeddings": {"embedding": [0.0, 0.0, 0.0]},
+}
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
@@ -304,7 +320,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_HEAD(self):
         self.state.requests.append(Recorded("HEAD", self.path, None))
-        self.send_response(200)
+        self.send_response(404 if self.path.startswith("/api/blobs/") else 200)  # Ollama: blob not there
         self.send_header("Content-Length", "0")
         self.end_headers()
 
@@ -321,6 +337,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, {"version": self.state.version})
         elif self.path == "/api/tags":
             self._json(200, {"models": [self._tags_entry(name) for name in self.state.models]})
+        elif self.path == "/api/ps":
+            self._json(200, {"models": [self._tags_entry(name) for name in sorted(self.state.loaded)]})
         else:
             self._json(404, {"error": "404 page not found"})
 
@@ -335,7 +353,21 @@ class _Handler(BaseHTTPRequestHandler):
             return self._chat(body)
         if self.path == "/api/generate":
             return self._generate(body)
+        if self.path in ADMIN_POST or self.path.startswith("/api/blobs/"):
+            return self._json(200, ADMIN_POST.get(self.path, {}))
         self._json(404, {"error": "404 page not found"})
+
+    def do_DELETE(self):
+        body = self._body()
+        self.state.requests.append(Recorded("DELETE", self.path, body))
+        if self.path != "/api/delete":
+            return self._json(405, {"error": "405 method not allowed"})
+        name = (body or {}).get("model") or (body or {}).get("name") or ""
+        name = name if ":" in name else name + ":latest"
+        if name not in self.state.models:
+            return self._json(*self.state.release.error("model_not_found_show", name))
+        self.state.models.remove(name)
+        self._json(200, {})
 
     def _tags_entry(self, name: str) -> dict:
         entry = self.state.release.tags.get(name) or {**next(iter(self.state.release.tags.values()))}
@@ -349,15 +381,20 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, {**show, "modelfile": f"# {PREFIX}\nFROM {name}\n", "modified_at": _now()})
 
     def _generate(self, body: dict) -> None:
-        """Only the empty request that loads a model into memory (what prepare_class sends)."""
+        """The empty request that loads a model into memory (what prepare_class sends), or one JSON answer."""
         state, name = self.state, body.get("model", "")
         if not state.knows(name):
             return self._json(*state.release.error("model_not_found_chat", name))
         if refused := state.refusal(name, []):
             return self._json(*refused)
-        if body.get("prompt"):
-            return self._json(400, {"error": f"{PREFIX} this double only loads models: send an empty prompt"})
-        self._json(200, {"model": name, "created_at": _now(), "response": "", "done": True, "done_reason": "load"})
+        if not body.get("prompt"):  # Ollama's documented way to load a model into memory
+            state.loaded.add(name)
+            return self._json(
+                200, {"model": name, "created_at": _now(), "response": "", "done": True, "done_reason": "load"}
+            )
+        text = f"{PREFIX} Respuesta a «{body.get('prompt', '')}»."
+        final = {k: v for k, v in _final(name, "").items() if k != "message"}
+        self._json(200, {**final, "response": text, **self._stats(name, {"messages": []}, 1)})
 
     def _chat(self, body: dict) -> None:
         state = self.state

@@ -119,7 +119,7 @@ c.JupyterHub.load_roles.append({{"name": "pruebas", "services": ["pruebas"],
         return path
 
     def start(self) -> None:
-        self.homes.mkdir()
+        self.homes.mkdir(exist_ok=True)
         env = dict(os.environ)
         env.update(
             {
@@ -152,8 +152,29 @@ c.JupyterHub.load_roles.append({{"name": "pruebas", "services": ["pruebas"],
     def tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
+    def restart(self) -> None:
+        """Stop the hub alone (as `systemctl restart` or a second install_hub.sh does) and start it again."""
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(120)
+        self.start()
+
+    def stop_servers(self) -> None:
+        """The hub leaves the servers running when it stops (cleanup_servers=False): stop them first."""
+        try:
+            users = self.api.get("/users").json()
+        except httpx.HTTPError:
+            return
+        running = [u["name"] for u in users if u.get("servers")]
+        for name in running:
+            self.api.delete(f"/users/{name}/server")
+        deadline = time.monotonic() + START_TIMEOUT
+        while running and time.monotonic() < deadline:
+            running = [n for n in running if self.api.get(f"/users/{n}").json()["servers"]]
+            time.sleep(1)
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
+            self.stop_servers()
             self.process.send_signal(signal.SIGTERM)  # the hub stops the user servers and the proxy
             try:
                 self.process.wait(120)
@@ -388,8 +409,8 @@ def test_nbgrader_release_fetch_submit_collect_and_feedback_through_the_exchange
     from tests.test_coursework import INSTRUCTOR, exercises
 
     exchange = hub.root / "exchange"  # stands in for /srv/nbgrader/exchange
-    exchange.mkdir(mode=0o777)
-    exchange.chmod(0o777)  # writable by all, as deploy/install_hub.sh leaves it
+    exchange.mkdir()
+    exchange.chmod(0o1777)  # writable by all with the sticky bit, as deploy/lab_permissions.sh leaves it
     created = hub.api.post("/users", json={"usernames": [TEACHER, *CLASS]})
     assert created.status_code == 201, created.text
     for user in [TEACHER, *CLASS]:
@@ -498,3 +519,32 @@ def test_nbgrader_release_fetch_submit_collect_and_feedback_through_the_exchange
         html = pages[0].read_text(encoding="utf-8")
         # The open answers wait for the teacher: the page shows the autograded points so far.
         assert f"{ASSIGNMENT} (Puntos: {float(expected[user])} / " in html, (user, expected[user])
+
+
+# --- a restart of the hub ---------------------------------------------------------------------------------------
+
+
+def test_restarting_the_hub_leaves_the_students_servers_running(hub):
+    """What a second run of install_hub.sh does (`systemctl restart curso-hub`): the servers stay, with
+    their kernels, and the new hub finds them (deploy/jupyterhub/curso.py: cleanup_servers=False)."""
+    user = "dora"
+    created = hub.api.post("/users", json={"usernames": [user]})
+    assert created.status_code == 201, created.text
+    assert hub.api.post(f"/users/{user}/server").status_code in (201, 202)
+    hub.wait_ready(user)
+    server, token = _user_api(hub, user)
+    kernel = server.post("/api/kernels", json={"name": "python3"})
+    assert kernel.status_code == 201, kernel.text
+    before = server.get("/api/status").json()["started"]
+    server.close()
+
+    hub.restart()
+
+    hub.wait_ready(user)
+    server, _ = _user_api(hub, user)
+    try:
+        assert server.get("/api/status").json()["started"] == before, "el servidor se paró y volvió a arrancar"
+        kernels = server.get("/api/kernels").json()
+        assert [k["id"] for k in kernels] == [kernel.json()["id"]], "el núcleo del estudiante se perdió"
+    finally:
+        server.close()

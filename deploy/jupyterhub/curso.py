@@ -12,6 +12,8 @@
 # Each setting can be changed without editing this file, through the hub's own environment
 # (for example `systemctl edit jupyterhub` → Environment=COURSE_HUB_DEVICE=cuda).
 import os
+import pwd
+import stat
 
 c = get_config()  # noqa: F821 (JupyterHub provides it)
 
@@ -69,3 +71,43 @@ c.Spawner.args.extend(
 # With SystemdSpawner (TLJH, and our own hub) the cache is read-only for the students' processes,
 # whatever its file permissions say. The "-" lets a server start if the folder does not exist yet.
 c.SystemdSpawner.readonly_paths = ["-" + CACHE]
+
+# --- Limits that hold (docs/laboratorio.md, «Límites»): enforced by systemd, not by the student's code.
+# The GPU: with COURSE_DEVICE=cpu the servers get a /dev without the GPU's devices (PrivateDevices=yes),
+# so emptying CUDA_VISIBLE_DEVICES is not the only thing between a student and the GPU: the device files
+# are not there. With cuda the spawner shows them (the GPU is shared: section 4 of the guide).
+c.SystemdSpawner.isolate_devices = DEVICE == "cpu"
+# No sudo, setuid or new privileges inside a student's server (NoNewPrivileges=yes).
+c.SystemdSpawner.disable_user_sudo = True
+# Every student's server inside one slice whose MemoryMax= caps all of them together
+# (deploy/systemd/curso-estudiantes.slice, installed by install_hub.sh): a class that runs out of memory
+# kills a student's kernel, never Ollama, the hub or the system.
+c.SystemdSpawner.slice = _setting("COURSE_HUB_SLICE", "curso-estudiantes.slice")
+# A fork bomb stops at this many processes and threads per student (PyTorch uses a few dozen).
+c.SystemdSpawner.unit_extra_properties.update({"TasksMax": _setting("COURSE_HUB_TASKS_MAX", "512")})
+# At most this many servers at once; the next student gets «try again» (HTTP 429) instead of a server
+# that would push the others out of memory.
+c.JupyterHub.active_server_limit = int(_setting("COURSE_HUB_ACTIVE_SERVER_LIMIT", "70"))
+# Restarting the hub (a second install_hub.sh, an upgrade) leaves the students' servers running: with
+# SystemdSpawner each is a unit of its own, and the new hub finds them again. TLJH does the same.
+c.JupyterHub.cleanup_servers = False
+
+
+def private_home(spawner) -> None:
+    """Before each server starts: the student's home, mode 700 (Debian's `useradd -m` leaves 0755, and
+    the chat's autosaves, photos included, live there). TLJH does the same (`chmod o-rwx`) when it
+    creates an account; deploy/lab_permissions.sh does it for the accounts that already exist."""
+    for name in (spawner.user.name, "jupyter-" + spawner.user.name):  # our hub's accounts, TLJH's
+        try:
+            account = pwd.getpwnam(name)
+            info = os.stat(account.pw_dir)
+            break
+        except (KeyError, OSError):
+            continue
+    else:
+        return  # no such account yet (TLJH creates it when the server starts), or no home
+    if info.st_uid == account.pw_uid and account.pw_dir != "/" and stat.S_IMODE(info.st_mode) & 0o077:
+        os.chmod(account.pw_dir, stat.S_IMODE(info.st_mode) & 0o700)
+
+
+c.Spawner.pre_spawn_hook = private_home

@@ -31,7 +31,12 @@ c.JupyterHub.authenticator_class = "pam"
 c.PAMAuthenticator.allowed_groups = {_setting("COURSE_HUB_GROUP", "curso")}
 c.Authenticator.admin_users = {u for u in _setting("COURSE_HUB_ADMINS", "").split(",") if u}
 c.JupyterHub.spawner_class = "systemd"
-c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]
+# The students' environment (the course, PyTorch, JupyterLab, nbgrader) is not the hub's: install_hub.sh
+# makes /opt/curso-hub/hub (JupyterHub, pinned by deploy/requirements-hub.lock) and /opt/curso-hub/user.
+USER_ENV = _setting("COURSE_HUB_USER_ENV", sys.prefix)
+c.Spawner.cmd = [os.path.join(USER_ENV, "bin", "python"), "-m", "jupyterhub.singleuser"]
+if USER_ENV != sys.prefix:
+    c.Spawner.environment.update({"PATH": f"{USER_ENV}/bin:/usr/local/bin:/usr/bin:/bin"})
 c.Spawner.mem_limit = _setting("COURSE_HUB_MEM_LIMIT", "3G")
 c.Spawner.cpu_limit = float(_setting("COURSE_HUB_CPU_LIMIT", "2"))
 c.SystemdSpawner.isolate_tmp = True
