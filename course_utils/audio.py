@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from course_utils import files
 from course_utils.errors import AudioError
 
 SAMPLE_RATE = 16_000  # what Whisper expects
@@ -96,6 +97,11 @@ def _existing_file(path: Path) -> Path:
         raise AudioError(f"No existe el archivo «{path}».", "Revisa la ruta y el nombre del archivo.")
     if path.is_dir():
         raise AudioError(f"«{path}» es una carpeta, no un archivo de audio.", "Elige un archivo de audio.")
+    if not files.is_regular(path):  # a FIFO would block ffmpeg (and us) forever, a device never ends
+        raise AudioError(
+            f"«{path}» no es un archivo normal (es una tubería, un dispositivo o algo parecido).",
+            "Elige un archivo de audio guardado en disco.",
+        )
     try:
         with path.open("rb"):
             pass
@@ -130,11 +136,11 @@ def _decode_file(path: Path, name: str) -> np.ndarray:
         str(path),
         "-vn",
         "-f",
-        "s16le",
+        "f32le",
         "-ac",
         "1",
         "-acodec",
-        "pcm_s16le",
+        "pcm_f32le",
         "-ar",
         str(SAMPLE_RATE),
         "-",
@@ -147,7 +153,13 @@ def _decode_file(path: Path, name: str) -> np.ndarray:
         ) from None
     if run.returncode != 0:
         raise _ffmpeg_error(name, run.stderr.decode("utf-8", "replace"))
-    return np.frombuffer(run.stdout, np.int16).astype(np.float32) / 32768.0
+    audio = np.frombuffer(run.stdout, np.float32)
+    if not np.all(np.isfinite(audio)):  # a float WAV can hold NaN or infinity: refused, as in an array
+        raise AudioError(
+            f"{name[0].upper() + name[1:]} contiene valores no válidos (NaN o infinito).",
+            "Revisa cómo se generó el archivo (un cálculo que dividió entre cero, por ejemplo).",
+        )
+    return np.clip(audio, -1.0, 1.0)  # a float file may overshoot full scale, as an int16 one cannot
 
 
 def _ffmpeg_error(name: str, log: str) -> AudioError:

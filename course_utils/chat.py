@@ -219,6 +219,9 @@ class ChatWidget(_ChatLayout):
         self._image: bytes | None = None
         self._busy = False
         self._editing = False  # the last question is back in the text area: sending it replaces that turn
+        self._saved_in: Path | None = None  # where the conversation as shown is saved; None: nowhere yet
+        self._unsaved = False  # the conversation changed since it was last saved (autosave or export)
+        self._armed: object = None  # Borrar or Abrir pressed once on an unsaved conversation: a second press goes on
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._shown: dict[int, tuple[Message, widgets.HTML, str]] = {}  # id(message) → message, bubble, body
@@ -422,6 +425,7 @@ class ChatWidget(_ChatLayout):
         return question
 
     def _ask(self, question: Message) -> None:
+        self._unsaved, self._armed = True, None
         self._set_busy(True)
         self._stop.clear()
         self._render_last_turn(active=False)  # the previous turn is no longer the last one
@@ -521,10 +525,11 @@ class ChatWidget(_ChatLayout):
             return
         try:
             self._sync()
-            self.store.save(self.conversation)
+            self._saved_in = self.store.save(self.conversation)
         except CourseError as exc:
             self._show_error(exc)
             return
+        self._unsaved = False
         self.refresh_saved()
 
     def refresh_saved(self) -> None:
@@ -543,11 +548,14 @@ class ChatWidget(_ChatLayout):
         if self._busy:
             self._set_status("Pulsa Parar antes de abrir otra conversación.")
             return False
+        if self._keeps_unsaved(("open", str(path)), "vuelve a pulsar Abrir para abrir la otra y descartar esta"):
+            return False
         try:
             conversation, autosaved = chat_store.load(path)
         except CourseError as exc:
             self._show_error(exc)
             return False
+        self._unsaved, self._saved_in = False, Path(path)
         self._clear_pane()
         self.conversation = conversation
         if conversation.model in self.model_picker.options:
@@ -579,11 +587,35 @@ class ChatWidget(_ChatLayout):
         if self._busy:
             self._set_status("Pulsa Parar antes de borrar la conversación.")
             return
+        if self._keeps_unsaved("clear", "vuelve a pulsar Borrar para descartarla"):
+            return
+        discarded = self._unsaved and bool(self.history)
         self.conversation.clear()
         if self.store is not None:
             self.store.start_new()
         self._clear_pane()
-        self._set_status("Conversación borrada (la anterior sigue guardada: puedes recuperarla).")
+        if discarded:
+            self._set_status("Conversación borrada sin guardar.")
+        elif self._saved_in is not None and self.store is not None and self._saved_in.parent == self.store.folder:
+            self._set_status("Conversación borrada (la anterior sigue guardada: puedes recuperarla).")
+        elif self._saved_in is not None:
+            self._set_status(f"Conversación borrada (la anterior está guardada en {self._saved_in.name}).")
+        else:
+            self._set_status("Conversación borrada.")
+        self._unsaved, self._saved_in = False, None
+
+    def _keeps_unsaved(self, action, second_press: str) -> bool:
+        """True (and the status says why) when `action` would discard a conversation that is saved nowhere,
+        unless it is the second press of the same action in a row."""
+        if not (self._unsaved and self.history) or self._armed == action:
+            self._armed = None
+            return False
+        self._armed = action
+        self._set_status(
+            "La conversación actual no está guardada (el guardado automático falló o está desactivado): "
+            f"pulsa Exportar para guardarla en otra carpeta, o {second_press}."
+        )
+        return True
 
     def to_json(self) -> dict:
         self._sync()
@@ -598,6 +630,8 @@ class ChatWidget(_ChatLayout):
         An earlier export is never overwritten."""
         self._sync()
         paths = self.conversation.export(self.export_dir if folder is None else folder)
+        if not self._busy:  # while an answer streams, the export holds only part of it
+            self._unsaved, self._saved_in = False, paths[0]
         self.downloads.value = bubbles.download_links(paths)
         self._set_status(f"Conversación guardada en {paths[0]} y {paths[1].name}.")
         self.refresh_saved()

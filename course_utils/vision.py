@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import numbers
 import os
 import sys
 import threading
@@ -304,6 +305,11 @@ def _rank(images: list, k: int, classifier: Classifier) -> list[Ranking]:
 
 def _check_k(k: int, classifier: Classifier) -> None:
     n_labels = len(classifier.labels)
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise OptionError(
+            f"«k» es cuántas clases mostrar: debe ser un número entero, y vale {k!r}.",
+            f"Por ejemplo k=7 (sin comillas ni decimales), entre 1 y {n_labels}.",
+        )
     if not 1 <= k <= n_labels:
         raise OptionError(
             f"No puedo dar las {k} clases más probables: el modelo tiene {n_labels}.",

@@ -10,6 +10,7 @@ again afterwards. Server faults come from the loopback Ollama double (tests/olla
 
 from __future__ import annotations
 
+import base64
 import builtins
 import html
 import io
@@ -17,10 +18,13 @@ import json
 import os
 import re
 import shutil
+import socket
 import struct
+import subprocess
 import threading
 import time
 import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -1155,3 +1159,490 @@ def test_chat_autosave_that_fails_loses_nothing_and_a_bad_restore_keeps_the_conv
     assert not widget.restore(env.tmp / "no-existe.json")
     assert len(widget.history) == 4 and len(chat.bubbles()) == 6  # four messages and both errors, all still there
     assert "No existe la conversación" in chat.bubbles()[-1] and "Segunda" in chat.bubbles()[2]
+
+
+# --- issue 22: a second battery (data loss, hangs, raw text, arguments, saved files) ----------------------
+
+
+class RawServer:
+    """A loopback TCP server whose every connection goes to `serve(conn)`: the faults an HTTP server never
+    makes on purpose (headers one byte at a time, a redirect loop, garbage, another protocol)."""
+
+    def __init__(self, serve):
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen()
+        self._closed = threading.Event()
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._serve = serve
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn) -> None:
+        with conn:
+            try:
+                conn.recv(65536)  # the request: its content does not matter here
+                self._serve(conn, self._closed)
+                conn.shutdown(socket.SHUT_WR)  # then read what is left, so that closing sends no reset
+                conn.settimeout(1.0)
+                while conn.recv(65536):
+                    pass
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self._closed.set()
+        self._sock.close()
+
+
+@pytest.fixture
+def raw_server():
+    servers = []
+
+    def start(serve) -> str:
+        servers.append(RawServer(serve))
+        return servers[-1].url
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def _trickle_headers(conn, closed):
+    """A status line, then one byte of a header every 0.3 s, forever: every read gets a byte in time."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\nX-Lento: ")
+    while not closed.wait(0.3):
+        conn.sendall(b"a")
+
+
+def _redirect_loop(conn, closed):
+    conn.sendall(b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /api/chat\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+
+def _gzip_garbage(conn, closed):
+    body = b"\x1f\x8b esto no es gzip" * 4
+    conn.sendall(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nContent-Encoding: gzip\r\nConnection: close\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+
+
+def _not_http(conn, closed):
+    conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n")
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A folder on a 16 KiB file system filled to the last byte (a real «No space left on device»)."""
+    folder = tmp_path / "lleno"
+    folder.mkdir()
+    try:
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(folder)], check=True, capture_output=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("mounting a small file system needs root")
+    try:
+        filler = os.open(folder / "relleno", os.O_WRONLY | os.O_CREAT)
+        try:
+            while os.write(filler, b"x" * 512):
+                pass
+        except OSError:  # ENOSPC: full
+            pass
+        finally:
+            os.close(filler)
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def _fill_then_fail_autosave(chat, folder: Path) -> None:
+    """One saved turn, then the conversations folder becomes a file: the next turn is not saved."""
+    widget = chat.widget
+    assert widget.send("Primera") and widget.wait(LIMIT)
+    for path in folder.iterdir():
+        path.unlink()
+    folder.rmdir()
+    folder.write_text("ahora soy un archivo")
+    assert widget.send("Segunda") and widget.wait(LIMIT)
+    assert [type(e) for e in chat.errors] == [ExportError]
+
+
+# 1. Borrar must not throw away the only copy
+
+
+def test_clear_refuses_an_unsaved_conversation_until_asked_twice(env, chat):
+    widget = chat.widget
+    _fill_then_fail_autosave(chat, env.tmp / "conversaciones")
+    widget.clear()
+    assert len(widget.history) == 4 and "Segunda" in "".join(chat.bubbles())
+    assert "no está guardada" in widget.status.value and "Exportar" in widget.status.value
+    assert "sigue guardada" not in widget.status.value
+    widget.clear()  # the second press discards it, as the status said
+    assert widget.history == [] and "sin guardar" in widget.status.value
+
+
+def test_clear_after_exporting_the_unsaved_conversation_says_where_it_is(env, chat):
+    widget = chat.widget
+    _fill_then_fail_autosave(chat, env.tmp / "conversaciones")
+    md_path, _ = widget.export(env.tmp / "otra")
+    widget.clear()
+    assert widget.history == [] and md_path.name in widget.status.value
+
+
+# 2. Abrir must not replace an unsaved conversation without a word
+
+
+def test_restore_refuses_to_replace_an_unsaved_conversation_until_asked_twice(env, chat):
+    widget = chat.widget
+    other = env.tmp / "otra.json"
+    other.write_text(json.dumps({"messages": [{"role": "user", "content": "Vieja"}]}), encoding="utf-8")
+    _fill_then_fail_autosave(chat, env.tmp / "conversaciones")
+    assert not widget.restore(other)
+    assert [m.content for m in widget.history][::2] == ["Primera", "Segunda"]
+    assert "no está guardada" in widget.status.value
+    assert widget.restore(other) and [m.content for m in widget.history] == ["Vieja"]
+
+
+# 3. Disk full: no truncated or empty files left behind, and the reason in Spanish
+
+
+def test_autosave_on_a_full_disk_leaves_no_empty_files(env, full_disk):
+    chat = Chat(env.tmp)
+    chat.widget.export_dir = full_disk
+    chat.widget.store = chat.widget.store.__class__(full_disk)
+    for question in ("Primera", "Segunda", "Tercera"):
+        assert chat.widget.send(question) and chat.widget.wait(LIMIT)
+    assert sorted(p.name for p in full_disk.iterdir()) == ["relleno"]
+    assert len(chat.errors) == 3
+    for error in chat.errors:
+        check_error(error, ExportError, "no queda espacio")
+        assert "No space" not in str(error)
+
+
+def test_export_on_a_full_disk_leaves_no_truncated_markdown(env, chat, full_disk):
+    assert chat.widget.send("Una pregunta") and chat.widget.wait(LIMIT)
+    with pytest.raises(ExportError) as info:
+        chat.widget.export(full_disk)
+    check_error(info.value, ExportError, "no queda espacio")
+    assert "No space" not in str(info.value)
+    assert sorted(p.name for p in full_disk.iterdir()) == ["relleno"]
+
+
+# 4. Exportar while an answer streams keeps the question being answered
+
+
+def test_export_while_streaming_keeps_the_question_and_what_arrived(env, chat):
+    env.double.replies.append(REPLY)
+    env.double.chunk_delay = 0.2
+    widget = chat.widget
+    assert widget.send("¿Cuántos números?")
+    deadline = time.monotonic() + LIMIT
+    while "dos" not in "".join(chat.bubbles()[-1:]) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    md_path, json_path = widget.export(env.tmp / "exportes")
+    widget.stop()
+    assert widget.wait(LIMIT)
+    messages = json.loads(json_path.read_text(encoding="utf-8"))["messages"]
+    assert messages[0]["content"] == "¿Cuántos números?"
+    assert messages[1]["content"].startswith("uno dos") and messages[1]["interrupted"]
+    assert "¿Cuántos números?" in md_path.read_text(encoding="utf-8")
+
+
+# 5. A whole-call deadline when the caller gives `timeout`
+
+
+def test_ask_timeout_bounds_the_whole_call(env, raw_server):
+    env.mp.setenv("OLLAMA_HOST", raw_server(_trickle_headers))
+    raises(ServerTimeout, "no terminó de responder en 1 s", lambda: llm.ask("hola", timeout=1))
+
+
+# 6. FIFOs, /dev/zero and other files that are not regular files
+
+
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+def test_load_audio_refuses_a_fifo_instead_of_blocking(env):
+    fifo = _fifo(env.tmp / "tuberia.wav")
+    raises(AudioError, "no es un archivo normal", lambda: load_audio(fifo))
+
+
+def test_open_image_refuses_a_fifo_instead_of_blocking(env):
+    fifo = _fifo(env.tmp / "tuberia.jpg")
+    raises(ImageError, "no es un archivo normal", lambda: open_image(fifo))
+
+
+@pytest.mark.parametrize("special", ["fifo", "dev-zero"])
+def test_chat_starts_with_a_special_file_among_the_conversations(env, special):
+    folder = env.tmp / "conversaciones"
+    folder.mkdir()
+    if special == "fifo":
+        _fifo(folder / "chat-tuberia.json")
+    else:
+        (folder / "chat-cero.json").symlink_to("/dev/zero")
+    chat = finishes(lambda: Chat(env.tmp))
+    assert chat.widget.saved_picker.options == (("(conversaciones guardadas)", ""),)
+    assert not finishes(lambda: chat.widget.restore(next(folder.iterdir())))
+    check_error(chat.errors[-1], ExportError, "no es un archivo normal")
+
+
+def test_restore_from_dev_zero_is_refused(env, chat):
+    assert not finishes(lambda: chat.widget.restore("/dev/zero"))
+    check_error(chat.errors[-1], ExportError, "no es un archivo normal")
+
+
+def test_restore_of_a_huge_file_is_refused(env, chat):
+    huge = env.tmp / "enorme.json"
+    with open(huge, "wb") as file:
+        file.truncate(2_000_000_000)  # sparse: takes no disk
+    assert not finishes(lambda: chat.widget.restore(huge))
+    check_error(chat.errors[-1], ExportError, "demasiado grande")
+
+
+# 7. Highlighting has a time budget
+
+
+def _short_lines(size: int) -> str:
+    return "\n".join(("a" if i % 2 else "}") for i in range(size // 2))
+
+
+def test_highlighting_out_of_time_shows_plain_escaped_code(monkeypatch):
+    from course_utils import safe_html
+
+    monkeypatch.setattr(safe_html, "HIGHLIGHT_SECONDS", 0.0)
+    safe_html._highlighted.cache_clear()
+    html_text = safe_html.render_markdown("```python\nx = '<b>'\n```")
+    assert "x = &#39;&lt;b&gt;&#39;" in html_text or "x = '&lt;b&gt;'" in html_text
+    assert 'class="s' not in html_text  # no token spans: plain text
+    safe_html._highlighted.cache_clear()
+
+
+@pytest.mark.slow
+def test_every_lexer_renders_short_lines_in_bounded_time():
+    """Pygments' lexers over thousands of very short lines (the pattern that made 82 of them slow)."""
+    from pygments.lexers import get_all_lexers
+
+    from course_utils import safe_html
+
+    code = _short_lines(50_000)
+    names = sorted({aliases[0] for _, aliases, _, _ in get_all_lexers(plugins=False) if aliases})
+    assert len(names) > 500
+    for name in names:
+        safe_html._highlighted.cache_clear()
+        rendered = finishes(lambda name=name: safe_html.render_markdown(f"```{name}\n{code}\n```"))
+        text = html.unescape(re.sub(r"<[^>]*>", "", rendered))
+        assert text.count("}") == code.count("}"), name  # the whole code, highlighted or plain
+
+
+# 8. check_server says what went wrong in Spanish
+
+
+class _FakeOllama(BaseHTTPRequestHandler):
+    tags: bytes | None = b'{"models": []}'  # None: never answer
+
+    def do_GET(self):
+        if self.path == "/api/version":
+            body = b'{"version": "0.6.0"}'
+        elif self.tags is None:
+            time.sleep(llm.CHECK_TIMEOUT + 2)
+            return
+        else:
+            body = self.tags
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize(
+    "tags, cls, phrase",
+    [
+        pytest.param(b"no es json", OllamaError, "la lista de modelos", id="check-tags-not-json"),
+        pytest.param(b'{"models": 5}', OllamaError, "la lista de modelos", id="check-tags-wrong-fields"),
+        pytest.param(None, ServerTimeout, "la lista de modelos", id="check-tags-timeout"),
+    ],
+)
+def test_check_server_explains_a_bad_model_list_in_spanish(env, tags, cls, phrase):
+    handler = type("Handler", (_FakeOllama,), {"tags": tags})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env.mp.setenv("OLLAMA_HOST", f"http://127.0.0.1:{server.server_address[1]}")
+        status = finishes(llm.check_server)
+    finally:
+        server.shutdown()
+        server.server_close()
+    check_error(status.error, cls, phrase)
+    shown = str(status.error)
+    assert not any(word in shown for word in (*PARSER_JARGON, "timed out", "validation", "ListResponse"))
+
+
+# 9. A saved file is checked whole before the current conversation is touched
+
+
+def _saved_conversation(message: dict) -> bytes:
+    return json.dumps({"messages": [message, {"role": "assistant", "content": "ok"}]}).encode()
+
+
+@pytest.mark.parametrize(
+    "data, phrase",
+    [
+        pytest.param(
+            _saved_conversation({"role": "user", "content": 5}), "no es una conversación", id="content-number"
+        ),
+        pytest.param(
+            _saved_conversation({"role": "user", "content": "hola", "images": ["aGVsbG8="]}),
+            "no es una imagen",
+            id="image-not-an-image",
+        ),
+        pytest.param(
+            _saved_conversation({"role": "user", "content": "hola", "images": ["no base64!"]}),
+            "no es una conversación",
+            id="image-not-base64",
+        ),
+        pytest.param(
+            _saved_conversation(
+                {"role": "user", "content": "hola", "images": [base64.b64encode(png_header(20_000, 20_000)).decode()]}
+            ),
+            "demasiado grande",
+            id="image-400-megapixels",
+        ),
+        pytest.param(_saved_conversation({"role": "robot", "content": "hola"}), "no es una conversación", id="role"),
+    ],
+)
+def test_bad_saved_conversation_leaves_the_current_one_working(env, chat, data, phrase):
+    widget = chat.widget
+    assert widget.send("Mi pregunta") and widget.wait(LIMIT)
+    before = chat.bubbles()
+    assert not widget.restore(write(env, "mala.json", data))
+    check_error(chat.errors[-1], ExportError, phrase)
+    assert chat.bubbles()[:2] == before[:2] and [m.content for m in widget.history][0] == "Mi pregunta"
+    assert widget.send("Otra") and widget.wait(LIMIT)
+    assert widget.history[-1].content.startswith(PREFIX) and len(chat.errors) == 1
+
+
+# 10. Arguments are checked, in Spanish
+
+
+def _tiny_image() -> np.ndarray:
+    return np.zeros((8, 8, 3), np.uint8)
+
+
+ARGUMENT_FAULTS = [
+    pytest.param(
+        lambda e: llm.prepare_image(_tiny_image(), max_pixels=-1), "max_pixels", id="prepare-image-max-pixels"
+    ),
+    pytest.param(lambda e: llm.prepare_image(_tiny_image(), max_side=0), "max_side", id="prepare-image-max-side-0"),
+    pytest.param(lambda e: llm.ask("hola", cancel=True), "cancel", id="ask-cancel-true"),
+    pytest.param(lambda e: llm.ask("hola", timeout=-1), "timeout", id="ask-timeout-negative"),
+    pytest.param(lambda e: llm.ask("hola", temperature=float("nan")), "temperature", id="ask-temperature-nan"),
+    pytest.param(lambda e: speech.transcribe(tone(), beam_size=0), "beam_size", id="transcribe-beam-size-0"),
+    pytest.param(lambda e: speech.transcribe(tone(), temperature=-1.0), "temperature", id="transcribe-temperature"),
+    pytest.param(lambda e: speech.speech_regions(tone(), threshold="alto"), "threshold", id="vad-threshold-text"),
+    pytest.param(lambda e: vision.top_k(_tiny_image(), k="7"), "k", id="top-k-text"),
+    pytest.param(lambda e: vision.top_k(_tiny_image(), k=2.5), "k", id="top-k-float"),
+]
+
+
+@pytest.mark.parametrize("call, phrase", ARGUMENT_FAULTS)
+def test_bad_argument_is_explained(env, call, phrase):
+    error = raises(OptionError, phrase, lambda: call(env))
+    assert f"«{phrase}»" in error.message or f"{phrase}=" in error.message
+    assert env.double.chats() == []  # nothing was sent
+
+
+def test_export_dir_with_a_nul_byte_is_explained_everywhere(env):
+    chat = Chat(env.tmp)
+    widget = chat.widget
+    widget.export_dir = Path("conver\0saciones")
+    widget.store = widget.store.__class__(widget.export_dir)
+    assert widget.send("hola") and widget.wait(LIMIT)  # autosave in the answer's thread
+    widget._export_clicked()
+    assert [type(e) for e in chat.errors] == [ExportError, ExportError]
+    for error in chat.errors:
+        check_error(error, ExportError, "carácter nulo")
+    assert widget.history[-1].content.startswith(PREFIX)
+
+
+def test_export_to_a_number_is_explained(env, chat):
+    raises(ExportError, "carpeta", lambda: chat.widget.export(12345))
+
+
+# 11. Client-side mistakes are not blamed on the server
+
+
+@pytest.mark.parametrize(
+    "serve, cls, phrase",
+    [
+        pytest.param(_redirect_loop, OllamaError, "redirige", id="redirect-loop"),
+        pytest.param(_gzip_garbage, OllamaError, "comprimida", id="gzip-garbage"),
+        pytest.param(_not_http, ServerUnreachable, "no es un servidor web", id="not-http"),
+    ],
+)
+def test_server_that_is_not_ollama_is_named(env, raw_server, serve, cls, phrase):
+    env.mp.setenv("OLLAMA_HOST", raw_server(serve))
+    error = raises(cls, phrase, lambda: llm.ask("hola"))
+    assert "se cortó a mitad" not in error.message
+
+
+# 12. Silently wrong results
+
+
+def _float_wav(samples: np.ndarray) -> bytes:
+    data = np.asarray(samples, "<f4").tobytes()
+    fmt = struct.pack("<HHIIHH", 3, 1, SAMPLE_RATE, SAMPLE_RATE * 4, 4, 32)
+    chunks = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(chunks)) + chunks
+
+
+def test_float_wav_with_nan_is_refused(env):
+    samples = tone().astype(np.float32)
+    samples[100:200] = np.nan
+    raises(AudioError, "NaN", lambda: load_audio(_float_wav(samples)))
+    assert np.allclose(load_audio(_float_wav(tone())), tone(), atol=1e-3)  # a clean one still reads
+
+
+# 13. Temporary files are created exclusively
+
+
+def test_autosave_never_writes_through_a_planted_symlink(env, chat):
+    widget = chat.widget
+    assert widget.send("Primera") and widget.wait(LIMIT)
+    victim = write(env, "victima.txt", b"no me toques")
+    planted = widget.store.path.with_name(widget.store.path.name + ".partial")
+    planted.symlink_to(victim)
+    assert widget.send("Segunda") and widget.wait(LIMIT)
+    assert victim.read_bytes() == b"no me toques" and chat.errors == []
+    saved = json.loads(widget.store.path.read_text(encoding="utf-8"))["messages"]
+    assert [m["content"] for m in saved][::2] == ["Primera", "Segunda"]
+
+
+# 18. The doctor's symbols carry a word
+
+
+def test_doctor_symbols_carry_a_word():
+    from course_utils import doctor
+
+    report = doctor.Report(doctor.Check("prueba", status, "detalle") for status in doctor.ICONS)
+    words = {doctor.OK: "bien", doctor.WARN: "aviso", doctor.ERROR: "error", doctor.INFO: "info"}
+    text = str(report)
+    table = report._repr_html_()
+    for status, word in words.items():
+        assert re.search(rf"{doctor.ICONS[status].split()[0]}\s*{word}", text, re.IGNORECASE), word
+        assert word in table.lower()
