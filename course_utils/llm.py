@@ -644,7 +644,8 @@ def _out_of_time(timeout, host: str, partial: str) -> OllamaError:
     if partial:
         return _cut(f"se agotaron los {timeout:g} s de timeout antes del final", partial)
     return ServerTimeout(
-        f"El servidor de Ollama en {host} no terminó de responder en {timeout:g} s (timeout={timeout:g}).",
+        f"El servidor de Ollama en {host} no empezó a responder a tiempo "
+        f"(timeout={timeout:g} s para toda la respuesta).",
         "Da más tiempo con un timeout mayor, o no lo pases (Parar, o cancel, detienen la espera).",
     )
 

@@ -161,12 +161,12 @@ def _highlighted(language: str, escaped_code: str) -> str:
 
 
 def _tokens_in_time(lexer, code: str, seconds: float) -> list | None:
-    """The lexer's tokens of `code`, or None if it needs more than `seconds` (looked at every 64 tokens)."""
+    """The lexer's tokens of `code`, or None if it needs more than `seconds` (looked at after each token)."""
     deadline = time.monotonic() + seconds
     tokens = []
-    for count, token in enumerate(lexer.get_tokens(code)):
+    for token in lexer.get_tokens(code):
         tokens.append(token)
-        if count % 64 == 0 and time.monotonic() >= deadline:
+        if time.monotonic() >= deadline:
             return None
     return tokens
 

@@ -27,7 +27,9 @@ import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
+from urllib.parse import urlsplit
 
+import httpx
 import numpy as np
 import pytest
 
@@ -54,6 +56,7 @@ from course_utils.errors import (
 )
 from course_utils.images import open_image
 from tests.ollama_double import BUSY_ERROR, ERROR_LINE, MALFORMED_LINE, NON_OBJECT_LINES, PREFIX
+from tests.test_browser import jupyter_env, voila  # noqa: F401 - fixtures used by name
 from tests.test_chat import upload_item
 
 LIMIT = 10.0  # seconds: a generous bound for "ends instead of hanging"
@@ -1223,7 +1226,9 @@ def _trickle_headers(conn, closed):
 
 
 def _redirect_loop(conn, closed):
-    conn.sendall(b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /api/chat\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    conn.sendall(
+        b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /api/chat\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
 
 
 def _gzip_garbage(conn, closed):
@@ -1362,7 +1367,7 @@ def test_export_while_streaming_keeps_the_question_and_what_arrived(env, chat):
 
 def test_ask_timeout_bounds_the_whole_call(env, raw_server):
     env.mp.setenv("OLLAMA_HOST", raw_server(_trickle_headers))
-    raises(ServerTimeout, "no terminó de responder en 1 s", lambda: llm.ask("hola", timeout=1))
+    raises(ServerTimeout, "(timeout=1 s para toda la respuesta)", lambda: llm.ask("hola", timeout=1))
 
 
 # 6. FIFOs, /dev/zero and other files that are not regular files
@@ -1414,7 +1419,8 @@ def test_restore_of_a_huge_file_is_refused(env, chat):
 
 
 def _short_lines(size: int) -> str:
-    return "\n".join(("a" if i % 2 else "}") for i in range(size // 2))
+    """Thousands of one-letter lines: C#'s lexer took 2.6 s on 4 KB of them, and time growing with the square."""
+    return "a\n" * (size // 2)
 
 
 def test_highlighting_out_of_time_shows_plain_escaped_code(monkeypatch):
@@ -1435,14 +1441,14 @@ def test_every_lexer_renders_short_lines_in_bounded_time():
 
     from course_utils import safe_html
 
-    code = _short_lines(50_000)
+    code = _short_lines(20_000)
     names = sorted({aliases[0] for _, aliases, _, _ in get_all_lexers(plugins=False) if aliases})
     assert len(names) > 500
     for name in names:
         safe_html._highlighted.cache_clear()
         rendered = finishes(lambda name=name: safe_html.render_markdown(f"```{name}\n{code}\n```"))
         text = html.unescape(re.sub(r"<[^>]*>", "", rendered))
-        assert text.count("}") == code.count("}"), name  # the whole code, highlighted or plain
+        assert code.strip() in text, name  # the whole code, highlighted or plain
 
 
 # 8. check_server says what went wrong in Spanish
@@ -1646,3 +1652,17 @@ def test_doctor_symbols_carry_a_word():
     for status, word in words.items():
         assert re.search(rf"{doctor.ICONS[status].split()[0]}\s*{word}", text, re.IGNORECASE), word
         assert word in table.lower()
+
+
+# 14. The Voilà demo page loads nothing from outside the course's server
+
+
+def test_voila_page_loads_no_stylesheet_from_a_cdn(voila, ollama_double):  # noqa: F811
+    page = httpx.get(voila.url + "/", timeout=300).text
+    assert "rendered_cells" in page or "jp-Notebook" in page  # the notebook's page, not an error
+    outside = [
+        url
+        for url in re.findall(r'<(?:link|script)[^>]+(?:href|src)="([^"]+)"', page)
+        if urlsplit(url).hostname not in (None, "127.0.0.1", "localhost")
+    ]
+    assert outside == []
