@@ -225,6 +225,7 @@ class ChatWidget(_ChatLayout):
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._shown: dict[int, tuple[Message, widgets.HTML, str]] = {}  # id(message) → message, bubble, body
+        self._last_error: tuple[tuple[str, str], widgets.HTML] | None = None  # the last error shown, its bubble
         self._connect()
         self.refresh_models(model)
         self.refresh_saved()
@@ -260,8 +261,17 @@ class ChatWidget(_ChatLayout):
         return bubble
 
     def _show_error(self, exc: Exception) -> None:
-        self._bubble(bubbles.error_html(exc))
+        """Show `exc` in red at the end of the pane; the same error shown just before moves there instead of
+        appearing twice (the chat checks the server when it opens, and a send without one fails the same)."""
+        key = (type(exc).__name__, str(exc))
+        if self._last_error is not None and self._last_error[0] == key:
+            self._remove_bubble(self._last_error[1])
+        self._last_error = (key, self._bubble(bubbles.error_html(exc)))
         self._set_status("Algo falló: lee el mensaje en rojo. Tu texto y la conversación se conservan.")
+
+    def _remove_bubble(self, bubble: widgets.HTML) -> None:
+        self.pane.children = tuple(child for child in self.pane.children if child is not bubble)
+        bubble.close()
 
     def _show(self, message: Message, bubble: widgets.HTML | None = None, body: str | None = None) -> None:
         """Show `message` (in a new bubble, or in `bubble`) and remember where, to update it later."""
@@ -475,7 +485,10 @@ class ChatWidget(_ChatLayout):
         Enviar), so that nothing it does is overwritten by the end of this answer."""
         try:
             answer = self.history[-1]
-            self._show(answer, bubble, live.finish(answer))
+            if error is not None and not answer.content:  # nothing arrived: the red message says why, alone
+                self._remove_bubble(bubble)
+            else:
+                self._show(answer, bubble, live.finish(answer))
             self._render_last_turn(active=True)
             if error is not None:
                 self._restore_question(question)
@@ -577,6 +590,7 @@ class ChatWidget(_ChatLayout):
     def _clear_pane(self) -> None:
         self._editing = False
         self._shown = {}
+        self._last_error = None
         bubbles_, self.pane.children = self.pane.children, ()
         for bubble in bubbles_:
             bubble.close()

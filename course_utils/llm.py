@@ -575,7 +575,8 @@ def _unreachable(host: str, exc: Exception) -> ServerUnreachable:
     return ServerUnreachable(
         f"No hay ningún servidor de Ollama respondiendo en {host} ({type(exc).__name__}).",
         "Arráncalo con `ollama serve`, o si está en el servidor del laboratorio, "
-        "define OLLAMA_HOST con su dirección (por ejemplo http://servidor:11434).",
+        "define OLLAMA_HOST con su dirección (por ejemplo http://servidor:11434). "
+        "El cuaderno 00_entorno (o `python -m course_utils.doctor` en una terminal) lo comprueba.",
     )
 
 
@@ -642,7 +643,7 @@ def _deadline(timeout) -> float | None:
 
 def _out_of_time(timeout, host: str, partial: str) -> OllamaError:
     if partial:
-        return _cut(f"se agotaron los {timeout:g} s de timeout antes del final", partial)
+        return _cut(f"se agotó el tiempo (timeout={timeout:g} s) antes del final", partial)
     return ServerTimeout(
         f"El servidor de Ollama en {host} no empezó a responder a tiempo "
         f"(timeout={timeout:g} s para toda la respuesta).",

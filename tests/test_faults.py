@@ -984,7 +984,10 @@ def test_chat_fault_loses_nothing_and_recovers(env, chat, setup, action, cls, ph
         assert answer.content and REPLY.startswith(answer.content) and answer.content != REPLY
     assert answer.stopped == (ending == "stopped") and bool(answer.interrupted) == (ending == "interrupted")
     note = "respuesta detenida" if ending == "stopped" else "respuesta interrumpida"
-    assert note in chat.bubbles()[1]
+    if ending == "interrupted" and not answer.content:  # nothing arrived: the red message alone says why
+        assert len(chat.bubbles()) == 2 and "course-error" in chat.bubbles()[1]
+    else:
+        assert note in chat.bubbles()[1]
     if answer.content:
         assert html.escape(answer.content.split()[0]) in chat.bubbles()[1]
     assert question in chat.bubbles()[0] and ('src="data:image/jpeg' in chat.bubbles()[0]) == with_image
@@ -1666,3 +1669,20 @@ def test_voila_page_loads_no_stylesheet_from_a_cdn(voila, ollama_double):  # noq
         if urlsplit(url).hostname not in (None, "127.0.0.1", "localhost")
     ]
     assert outside == []
+
+
+# 15. Without a server: one red message, pointing to notebook 00 and the doctor, and no empty answer
+
+
+def test_chat_without_a_server_shows_one_error_and_no_empty_answer(env):
+    env.mp.setenv("OLLAMA_HOST", env.closed)
+    chat = Chat(env.tmp)  # the check of the server when the chat opens already says it
+    assert chat.widget.send("hola") and chat.widget.wait(LIMIT)
+    shown = [bubble for bubble in chat.bubbles() if "course-error" in bubble]
+    assert len(shown) == 1 and len(chat.errors) == 1
+    assert "00_entorno" in shown[0] and "course_utils.doctor" in shown[0]
+    assert not any("respuesta interrumpida" in bubble for bubble in chat.bubbles())
+    assert "hola" in chat.bubbles()[0]
+    # nothing lost: the turn stays in the conversation and the question is offered again
+    assert [m.content for m in chat.widget.history] == ["hola", ""] and chat.widget.history[1].interrupted
+    assert chat.widget.prompt.value == "hola"
