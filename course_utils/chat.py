@@ -157,7 +157,11 @@ class _ChatLayout(widgets.VBox):
         entry.add_class("course-chat-input")
 
         self.upload = widgets.FileUpload(
-            accept="image/*", multiple=False, description="Adjuntar imagen", layout=widgets.Layout(width="auto")
+            accept="image/*",
+            multiple=False,
+            description="Adjuntar imagen",
+            tooltip="Adjuntar una imagen (jpg, png, webp…) a la próxima pregunta",
+            layout=widgets.Layout(width="auto"),
         )
         self.recorder = Recorder()
         self.clear_button = widgets.Button(

@@ -1686,3 +1686,38 @@ def test_chat_without_a_server_shows_one_error_and_no_empty_answer(env):
     # nothing lost: the turn stays in the conversation and the question is offered again
     assert [m.content for m in chat.widget.history] == ["hola", ""] and chat.widget.history[1].interrupted
     assert chat.widget.prompt.value == "hola"
+
+
+# 16. Notebook 04's widget: the sample list after a reset, the upload's tooltip, one stand-in notice,
+# Spanish names beside ImageNet's labels
+
+
+def test_classifier_demo_reads_well_after_a_choice_and_a_reset(env, monkeypatch):
+    from course_utils import vision_widget
+
+    shown = []
+    monkeypatch.setattr(vision_widget, "display", lambda *objects: shown.extend(objects))
+    demo = vision_widget.ClassifierDemo(env.samples)
+    placeholder = demo.sample.label
+    assert placeholder and demo.sample.index == 0
+    demo.choose("gato.jpg")
+    notices = [o for o in shown if "Aviso:" in (getattr(o, "_repr_html_", lambda: "")() or "")]
+    figures = [o for o in shown if hasattr(o, "savefig")]
+    assert len(figures) == 1 and len(notices) + sum(bool(f._suptitle) for f in figures) == 1
+    demo.reset()
+    assert demo.sample.index == 0 and demo.sample.label == placeholder  # not a blank list
+    assert isinstance(demo.upload.tooltip, str) and demo.upload.tooltip  # None reads «null» in the page
+    assert isinstance(chat_upload_tooltip(env), str)
+
+
+def chat_upload_tooltip(env) -> str | None:
+    return Chat(env.tmp).widget.upload.tooltip
+
+
+def test_imagenet_labels_show_a_spanish_name_where_there_is_one():
+    ranking = vision.Ranking(
+        [("tabby, tabby cat", 0.6), ("Egyptian cat", 0.3), ("hen-of-the-woods, hen of the woods", 0.1)]
+    )
+    assert "gato atigrado" in ranking.table() and "gato egipcio" in ranking._repr_html_()
+    assert "hen-of-the-woods" in ranking.table()  # without a Spanish name, the original alone
+    assert vision.spanish_name("tabby, tabby cat") == "gato atigrado" and vision.spanish_name("nada") is None
