@@ -1721,3 +1721,41 @@ def test_imagenet_labels_show_a_spanish_name_where_there_is_one():
     assert "gato atigrado" in ranking.table() and "gato egipcio" in ranking._repr_html_()
     assert "hen-of-the-woods" in ranking.table()  # without a Spanish name, the original alone
     assert vision.spanish_name("tabby, tabby cat") == "gato atigrado" and vision.spanish_name("nada") is None
+
+
+# 17. Figures a student can read at the size JupyterLab shows them
+
+
+LAB_WIDTH_INCHES = 10.0  # a notebook cell is about 1000 px wide; Matplotlib's inline figures are 100 px per inch
+
+
+def _unreadable(fig) -> list[str]:
+    """What a student could not read: a figure wider than the cell (JupyterLab shrinks it, and its text with
+    it) with text below 8 points once shrunk, and titles drawn over one another."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)  # a closed figure has no canvas of its own: draw it as inline figures are
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    shrink = min(1.0, LAB_WIDTH_INCHES / fig.get_figwidth())
+    problems = []
+    texts = [t for t in fig.findobj(lambda a: hasattr(a, "get_fontsize") and hasattr(a, "get_text")) if t.get_text()]
+    problems += [
+        f"«{t.get_text()}» at {t.get_fontsize() * shrink:.1f} pt" for t in texts if t.get_fontsize() * shrink < 8
+    ]
+    titles = [ax.title for ax in fig.axes if ax.get_title()] + ([fig._suptitle] if fig._suptitle else [])
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in titles]
+    for i, (a, box_a) in enumerate(boxes):
+        problems += [f"«{a}» over «{b}»" for b, box_b in boxes[i + 1 :] if box_a.overlaps(box_b)]
+    return problems
+
+
+def test_multi_head_attention_figure_is_readable():
+    import torch
+
+    from course_utils import attention
+
+    tokens = ["El", " g", "ato", " du", "erme", " sobre", " la", " mesa", "."]
+    weights = torch.softmax(torch.randn(4, len(tokens), len(tokens)), dim=-1)
+    fig = attention.plot_attention(weights, tokens, "Atención multicabeza (pesos aleatorios)")
+    assert _unreadable(fig) == []
