@@ -264,7 +264,7 @@ def plot_scaling(rows: list[dict]):
     import matplotlib.pyplot as plt
 
     d = [r["d"] for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4), layout="constrained")
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4), layout="constrained")
     panels = [
         ("var", "Varianza de las puntuaciones", "Varianza", "log"),
         ("max", "Peso máximo de la softmax (media)", "Peso de la clave más votada", "linear"),

@@ -1759,3 +1759,48 @@ def test_multi_head_attention_figure_is_readable():
     weights = torch.softmax(torch.randn(4, len(tokens), len(tokens)), dim=-1)
     fig = attention.plot_attention(weights, tokens, "Atención multicabeza (pesos aleatorios)")
     assert _unreadable(fig) == []
+
+
+def _layer_stacks():
+    from course_utils import llama_vision
+
+    published = SimpleNamespace(cross_attention_layers=[3, 8, 13, 18, 23, 28, 33, 38], num_hidden_layers=40)
+    tiny = SimpleNamespace(cross_attention_layers=[3, 8], num_hidden_layers=10)
+    return llama_vision.plot_layer_stacks({"11B publicado": published, "diminuto (aleatorio)": tiny})
+
+
+def _layouts():
+    from course_utils import llama_vision
+
+    return llama_vision.plot_layouts()
+
+
+def _scaling():
+    from course_utils import attention
+
+    return attention.plot_scaling(attention.scaling_experiment(dims=(4, 16, 64)))
+
+
+def _patch_sequence(samples):
+    from course_utils import patches
+
+    return patches.plot_patch_sequence(open_image(samples / "gato.jpg").resize((224, 224)))
+
+
+def _prediction(samples):
+    ranking = vision.Ranking([("tabby, tabby cat", 0.5), ("tiger cat", 0.3), ("Egyptian cat", 0.2)])
+    return vision.show_prediction(samples / "gato.jpg", ranking)
+
+
+@pytest.mark.parametrize(
+    "draw",
+    [
+        pytest.param(lambda s: _layer_stacks(), id="05-layer-stacks"),
+        pytest.param(lambda s: _layouts(), id="05-tile-layouts"),
+        pytest.param(lambda s: _scaling(), id="02-scaling"),
+        pytest.param(_patch_sequence, id="03-patch-sequence"),
+        pytest.param(_prediction, id="04-prediction"),
+    ],
+)
+def test_lesson_figure_is_readable(samples, draw):
+    assert _unreadable(draw(samples)) == []
