@@ -273,7 +273,7 @@ def _draw_segments(ax, segments, bands: int) -> None:
         ax.add_patch(
             Rectangle((segment.start, bands * 1.01), width, bands * 0.08, color=("tab:cyan", "tab:green")[i % 2])
         )
-        ax.text(segment.start + width / 2, bands * 1.05, str(i), ha="center", va="center", fontsize=7)
+        ax.text(segment.start + width / 2, bands * 1.05, str(i), ha="center", va="center", fontsize=10)
         ax.vlines([segment.start, segment.end], 0, bands, colors="white", linewidth=0.7)
 
 
@@ -283,4 +283,4 @@ def _draw_windows(ax, windows, bands: int) -> None:
         height = bands * (1.15 + 0.09 * (i % 2))
         arrow = {"arrowstyle": "|-|", "color": "tab:blue"}
         ax.annotate("", xy=(start, height), xytext=(start + WINDOW_SECONDS, height), arrowprops=arrow)
-        ax.text(start + 0.3, height + bands * 0.01, f"ventana {i + 1}: {start:.1f} s", color="tab:blue", fontsize=8)
+        ax.text(start + 0.3, height + bands * 0.01, f"ventana {i + 1}: {start:.1f} s", color="tab:blue", fontsize=10)

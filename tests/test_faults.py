@@ -1804,3 +1804,16 @@ def _prediction(samples):
 )
 def test_lesson_figure_is_readable(samples, draw):
     assert _unreadable(draw(samples)) == []
+
+
+def test_whisper_windows_and_segments_figure_is_readable():
+    """Notebook 01 draws it 12 inches wide: its small labels must survive JupyterLab's shrinking."""
+    import matplotlib.pyplot as plt
+
+    from course_utils import audio
+
+    fig, ax = plt.subplots(figsize=(12, 4.5), constrained_layout=True)
+    segments = [SimpleNamespace(start=0.0, end=30.0), SimpleNamespace(start=30.0, end=38.0)]
+    audio.plot_log_mel(tone(38.0).astype(np.float32), windows=[0.0, 30.0], segments=segments, ax=ax)
+    plt.close(fig)
+    assert _unreadable(fig) == []
