@@ -17,10 +17,12 @@ import io
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import struct
 import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -33,7 +35,7 @@ import httpx
 import numpy as np
 import pytest
 
-from course_utils import config, llm, speech, vision
+from course_utils import chat_store, config, llm, speech, vision
 from course_utils.audio import SAMPLE_RATE, load_audio
 from course_utils.chat import ChatWidget
 from course_utils.dictation import NoSpeechError
@@ -56,7 +58,7 @@ from course_utils.errors import (
 )
 from course_utils.images import open_image
 from tests.ollama_double import BUSY_ERROR, ERROR_LINE, MALFORMED_LINE, NON_OBJECT_LINES, PREFIX
-from tests.test_browser import jupyter_env, voila  # noqa: F401 - fixtures used by name
+from tests.test_browser import browser, jupyter_env, voila  # noqa: F401 - fixtures used by name
 from tests.test_chat import upload_item
 
 LIMIT = 10.0  # seconds: a generous bound for "ends instead of hanging"
@@ -1391,29 +1393,55 @@ def test_open_image_refuses_a_fifo_instead_of_blocking(env):
     raises(ImageError, "no es un archivo normal", lambda: open_image(fifo))
 
 
-@pytest.mark.parametrize("special", ["fifo", "dev-zero"])
-def test_chat_starts_with_a_special_file_among_the_conversations(env, special):
+def test_chat_starts_with_a_fifo_among_the_conversations(env):
     folder = env.tmp / "conversaciones"
     folder.mkdir()
-    if special == "fifo":
-        _fifo(folder / "chat-tuberia.json")
-    else:
-        (folder / "chat-cero.json").symlink_to("/dev/zero")
+    fifo = _fifo(folder / "chat-tuberia.json")
     chat = finishes(lambda: Chat(env.tmp))
     assert chat.widget.saved_picker.options == (("(conversaciones guardadas)", ""),)
-    assert not finishes(lambda: chat.widget.restore(next(folder.iterdir())))
+    assert not finishes(lambda: chat.widget.restore(fifo))
     check_error(chat.errors[-1], ExportError, "no es un archivo normal")
 
 
-def test_restore_from_dev_zero_is_refused(env, chat):
-    assert not finishes(lambda: chat.widget.restore("/dev/zero"))
-    check_error(chat.errors[-1], ExportError, "no es un archivo normal")
+_LOW_MEMORY = 2_000_000_000  # bytes of data a child process may take: reading /dev/zero without limit ends there
+
+
+def _in_a_small_child(code: str) -> subprocess.CompletedProcess:
+    """Run `code` in a Python child whose memory is capped, so that a read without limit fails there
+    instead of filling this machine's memory."""
+    import resource
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_DATA, (_LOW_MEMORY, _LOW_MEMORY))
+
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, preexec_fn=cap, cwd=Path.cwd()
+    )
+
+
+def test_dev_zero_among_the_conversations_is_left_out_and_refused(env):
+    folder = env.tmp / "conversaciones"
+    folder.mkdir()
+    (folder / "chat-cero.json").symlink_to("/dev/zero")
+    code = f"""
+from course_utils import chat_store
+from course_utils.errors import ExportError
+print("listed:", len(chat_store.saved({str(folder)!r})))
+for path in ({str(folder / "chat-cero.json")!r}, "/dev/zero"):
+    try:
+        chat_store.load(path)
+    except ExportError as exc:
+        print("refused:", exc.message)
+"""
+    child = _in_a_small_child(code)
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert "listed: 0" in child.stdout and child.stdout.count("no es un archivo normal") == 2
 
 
 def test_restore_of_a_huge_file_is_refused(env, chat):
     huge = env.tmp / "enorme.json"
     with open(huge, "wb") as file:
-        file.truncate(2_000_000_000)  # sparse: takes no disk
+        file.truncate(chat_store.MAX_SAVED_BYTES + 1)  # sparse: takes no disk
     assert not finishes(lambda: chat.widget.restore(huge))
     check_error(chat.errors[-1], ExportError, "demasiado grande")
 
@@ -1817,3 +1845,52 @@ def test_whisper_windows_and_segments_figure_is_readable():
     audio.plot_log_mel(tone(38.0).astype(np.float32), windows=[0.0, 30.0], segments=segments, ax=ax)
     plt.close(fig)
     assert _unreadable(fig) == []
+
+
+@pytest.fixture
+def lab_without_ollama(jupyter_env, tmp_path_factory, closed_port):  # noqa: F811
+    """JupyterLab whose kernels find no Ollama server (OLLAMA_HOST on a closed loopback port)."""
+    from tests.test_browser import ROOT, Server, free_port
+
+    port, token = free_port(), secrets.token_hex(16)
+    cmd = [
+        sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--ServerApp.port={port}",
+        "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT / 'notebooks'}",
+        "--LabApp.expose_app_in_browser=True", *(["--allow-root"] if os.geteuid() == 0 else []),
+    ]  # fmt: skip
+    env = {**jupyter_env, "OLLAMA_HOST": closed_port}
+    server = Server(cmd, f"http://127.0.0.1:{port}", tmp_path_factory.mktemp("lab") / "lab.log", env)
+    server.token = token
+    yield server.wait_ready(f"/api/status?token={token}")
+    server.stop()
+
+
+@pytest.mark.browser
+def test_jupyterlab_chat_without_a_server_shows_one_error(browser, lab_without_ollama, artifacts):  # noqa: F811
+    from tests.test_browser import KERNEL_IDLE, NOTEBOOK, SLOW
+
+    lab = lab_without_ollama
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    try:
+        page.goto(f"{lab.url}/lab/tree/{NOTEBOOK}?token={lab.token}", timeout=SLOW)
+        page.wait_for_function(KERNEL_IDLE, timeout=SLOW)
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        chat = page.locator(".course-chat").last
+        area = chat.locator(".course-prompt-area")
+        area.wait_for(timeout=SLOW)
+        chat.locator(".course-error").first.wait_for(timeout=SLOW)  # the check of the server when it opens
+        area.fill("¿Hay alguien?")
+        area.press("Enter")
+        chat.locator(".course-user", has_text="¿Hay alguien?").wait_for(timeout=SLOW)
+        page.wait_for_function(  # the question is offered again once the send has failed
+            "() => [...document.querySelectorAll('.course-chat .course-prompt-area')].pop().value === '¿Hay alguien?'",
+            timeout=SLOW,
+        )
+        chat.screenshot(path=str(artifacts / "chat_without_server_lab.png"))
+        errors = chat.locator(".course-error")
+        assert errors.count() == 1
+        assert "00_entorno" in errors.first.inner_text() and "course_utils.doctor" in errors.first.inner_text()
+        assert chat.locator(".course-assistant").count() == 0  # no empty «respuesta interrumpida» bubble
+    finally:
+        context.close()
