@@ -14,6 +14,8 @@ from torch import nn
 
 from course_utils.errors import CourseError
 
+FIGURE_WIDTH = 10.0  # inches: about the width of a JupyterLab cell (inline figures are 100 px per inch)
+
 
 def tokenize(text: str, multilingual: bool = True) -> tuple[list[int], list[str]]:
     """Split `text` with one of Whisper's tokenizers (they ship with openai-whisper, no download).
@@ -262,7 +264,7 @@ def plot_scaling(rows: list[dict]):
     import matplotlib.pyplot as plt
 
     d = [r["d"] for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4), layout="constrained")
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4), layout="constrained")
     panels = [
         ("var", "Varianza de las puntuaciones", "Varianza", "log"),
         ("max", "Peso máximo de la softmax (media)", "Peso de la clave más votada", "linear"),
@@ -327,20 +329,27 @@ def plot_attention(weights: torch.Tensor, tokens: list[str], title: str = "Pesos
             f"Hay {n} etiquetas para una matriz de {tuple(panels.shape[-2:])}.", "Pasa una etiqueta por token."
         )
     labels = [repr(t.replace(" ", "␣"))[1:-1] for t in tokens]
-    size = 1.5 + 0.4 * n
+    columns = min(len(panels), 2)  # several heads in rows of two: the figure fits a notebook cell's width
+    rows = -(-len(panels) // columns)
+    size = min(1.5 + 0.4 * n, (FIGURE_WIDTH - 1.2) / columns)
     fig, axes = plt.subplots(
-        1, len(panels), figsize=(size * len(panels) + 1, size + 0.5), squeeze=False, layout="constrained"
+        rows, columns, figsize=(size * columns + 1.2, size * rows + 0.8), squeeze=False, layout="constrained"
     )
     top = max(float(panels.max()), 1e-6)  # the full colour range even when no weight is near 1
-    for h, (ax, panel) in enumerate(zip(axes[0], panels)):
+    for h, (ax, panel) in enumerate(zip(axes.flat, panels)):
         image = ax.imshow(panel.numpy(), cmap="viridis", vmin=0, vmax=top)
         ax.set_xticks(range(n), labels, rotation=60, ha="right")
-        ax.set_yticks(range(n), labels if h == 0 else [])
-        ax.set(xlabel="Token al que se atiende (clave)", title=f"Cabeza {h + 1}" if len(panels) > 1 else title)
-    axes[0, 0].set_ylabel("Token que pregunta (consulta)")
+        ax.set_yticks(range(n), labels if h % columns == 0 else [])
+        ax.set(title=f"Cabeza {h + 1}" if len(panels) > 1 else title)
+        if h >= len(panels) - columns:  # the bottom row says what the columns are
+            ax.set_xlabel("Token al que se atiende (clave)")
+        if h % columns == 0:
+            ax.set_ylabel("Token que pregunta (consulta)")
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
     if len(panels) > 1:
-        fig.suptitle(title)
-    fig.colorbar(image, ax=axes[0].tolist(), label="Peso (cada fila suma 1)", shrink=0.9)
+        fig.suptitle(title, fontsize="large")
+    fig.colorbar(image, ax=axes.ravel().tolist(), label="Peso (cada fila suma 1)", shrink=0.9)
     plt.close(fig)
     return fig
 

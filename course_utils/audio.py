@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from course_utils import files
 from course_utils.errors import AudioError
 
 SAMPLE_RATE = 16_000  # what Whisper expects
@@ -96,6 +97,11 @@ def _existing_file(path: Path) -> Path:
         raise AudioError(f"No existe el archivo «{path}».", "Revisa la ruta y el nombre del archivo.")
     if path.is_dir():
         raise AudioError(f"«{path}» es una carpeta, no un archivo de audio.", "Elige un archivo de audio.")
+    if not files.is_regular(path):  # a FIFO would block ffmpeg (and us) forever, a device never ends
+        raise AudioError(
+            f"«{path}» no es un archivo normal (es una tubería, un dispositivo o algo parecido).",
+            "Elige un archivo de audio guardado en disco.",
+        )
     try:
         with path.open("rb"):
             pass
@@ -130,11 +136,11 @@ def _decode_file(path: Path, name: str) -> np.ndarray:
         str(path),
         "-vn",
         "-f",
-        "s16le",
+        "f32le",
         "-ac",
         "1",
         "-acodec",
-        "pcm_s16le",
+        "pcm_f32le",
         "-ar",
         str(SAMPLE_RATE),
         "-",
@@ -147,7 +153,13 @@ def _decode_file(path: Path, name: str) -> np.ndarray:
         ) from None
     if run.returncode != 0:
         raise _ffmpeg_error(name, run.stderr.decode("utf-8", "replace"))
-    return np.frombuffer(run.stdout, np.int16).astype(np.float32) / 32768.0
+    audio = np.frombuffer(run.stdout, np.float32)
+    if not np.all(np.isfinite(audio)):  # a float WAV can hold NaN or infinity: refused, as in an array
+        raise AudioError(
+            f"{name[0].upper() + name[1:]} contiene valores no válidos (NaN o infinito).",
+            "Revisa cómo se generó el archivo (un cálculo que dividió entre cero, por ejemplo).",
+        )
+    return np.clip(audio, -1.0, 1.0)  # a float file may overshoot full scale, as an int16 one cannot
 
 
 def _ffmpeg_error(name: str, log: str) -> AudioError:
@@ -261,7 +273,7 @@ def _draw_segments(ax, segments, bands: int) -> None:
         ax.add_patch(
             Rectangle((segment.start, bands * 1.01), width, bands * 0.08, color=("tab:cyan", "tab:green")[i % 2])
         )
-        ax.text(segment.start + width / 2, bands * 1.05, str(i), ha="center", va="center", fontsize=7)
+        ax.text(segment.start + width / 2, bands * 1.05, str(i), ha="center", va="center", fontsize=10)
         ax.vlines([segment.start, segment.end], 0, bands, colors="white", linewidth=0.7)
 
 
@@ -271,4 +283,4 @@ def _draw_windows(ax, windows, bands: int) -> None:
         height = bands * (1.15 + 0.09 * (i % 2))
         arrow = {"arrowstyle": "|-|", "color": "tab:blue"}
         ax.annotate("", xy=(start, height), xytext=(start + WINDOW_SECONDS, height), arrowprops=arrow)
-        ax.text(start + 0.3, height + bands * 0.01, f"ventana {i + 1}: {start:.1f} s", color="tab:blue", fontsize=8)
+        ax.text(start + 0.3, height + bands * 0.01, f"ventana {i + 1}: {start:.1f} s", color="tab:blue", fontsize=10)

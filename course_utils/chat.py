@@ -157,7 +157,11 @@ class _ChatLayout(widgets.VBox):
         entry.add_class("course-chat-input")
 
         self.upload = widgets.FileUpload(
-            accept="image/*", multiple=False, description="Adjuntar imagen", layout=widgets.Layout(width="auto")
+            accept="image/*",
+            multiple=False,
+            description="Adjuntar imagen",
+            tooltip="Adjuntar una imagen (jpg, png, webp…) a la próxima pregunta",
+            layout=widgets.Layout(width="auto"),
         )
         self.recorder = Recorder()
         self.clear_button = widgets.Button(
@@ -220,9 +224,13 @@ class ChatWidget(_ChatLayout):
         self._server_version: str | None = None  # the Ollama version found by the last refresh_models()
         self._busy = False
         self._editing = False  # the last question is back in the text area: sending it replaces that turn
+        self._saved_in: Path | None = None  # where the conversation as shown is saved; None: nowhere yet
+        self._unsaved = False  # the conversation changed since it was last saved (autosave or export)
+        self._armed: object = None  # Borrar or Abrir pressed once on an unsaved conversation: a second press goes on
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._shown: dict[int, tuple[Message, widgets.HTML, str]] = {}  # id(message) → message, bubble, body
+        self._last_error: tuple[tuple[str, str], widgets.HTML] | None = None  # the last error shown, its bubble
         self._connect()
         self.refresh_models(model)
         self.refresh_saved()
@@ -258,8 +266,17 @@ class ChatWidget(_ChatLayout):
         return bubble
 
     def _show_error(self, exc: Exception) -> None:
-        self._bubble(bubbles.error_html(exc))
+        """Show `exc` in red at the end of the pane; the same error shown just before moves there instead of
+        appearing twice (the chat checks the server when it opens, and a send without one fails the same)."""
+        key = (type(exc).__name__, str(exc))
+        if self._last_error is not None and self._last_error[0] == key:
+            self._remove_bubble(self._last_error[1])
+        self._last_error = (key, self._bubble(bubbles.error_html(exc)))
         self._set_status("Algo falló: lee el mensaje en rojo. Tu texto y la conversación se conservan.")
+
+    def _remove_bubble(self, bubble: widgets.HTML) -> None:
+        self.pane.children = tuple(child for child in self.pane.children if child is not bubble)
+        bubble.close()
 
     def _show(self, message: Message, bubble: widgets.HTML | None = None, body: str | None = None) -> None:
         """Show `message` (in a new bubble, or in `bubble`) and remember where, to update it later."""
@@ -449,6 +466,7 @@ class ChatWidget(_ChatLayout):
         return question
 
     def _ask(self, question: Message) -> None:
+        self._unsaved, self._armed = True, None
         self._set_busy(True)
         self._stop.clear()
         self._render_last_turn(active=False)  # the previous turn is no longer the last one
@@ -498,7 +516,10 @@ class ChatWidget(_ChatLayout):
         Enviar), so that nothing it does is overwritten by the end of this answer."""
         try:
             answer = self.history[-1]
-            self._show(answer, bubble, live.finish(answer))
+            if error is not None and not answer.content:  # nothing arrived: the red message says why, alone
+                self._remove_bubble(bubble)
+            else:
+                self._show(answer, bubble, live.finish(answer))
             self._render_last_turn(active=True)
             if error is not None:
                 self._restore_question(question)
@@ -548,10 +569,11 @@ class ChatWidget(_ChatLayout):
             return
         try:
             self._sync()
-            self.store.save(self.conversation)
+            self._saved_in = self.store.save(self.conversation)
         except CourseError as exc:
             self._show_error(exc)
             return
+        self._unsaved = False
         self.refresh_saved()
 
     def refresh_saved(self) -> None:
@@ -570,11 +592,14 @@ class ChatWidget(_ChatLayout):
         if self._busy:
             self._set_status("Pulsa Parar antes de abrir otra conversación.")
             return False
+        if self._keeps_unsaved(("open", str(path)), "vuelve a pulsar Abrir para abrir la otra y descartar esta"):
+            return False
         try:
             conversation, autosaved = chat_store.load(path)
         except CourseError as exc:
             self._show_error(exc)
             return False
+        self._unsaved, self._saved_in = False, Path(path)
         self._clear_pane()
         self.conversation = conversation
         if conversation.model in [value for _label, value in self.model_picker.options]:
@@ -596,6 +621,7 @@ class ChatWidget(_ChatLayout):
     def _clear_pane(self) -> None:
         self._editing = False
         self._shown = {}
+        self._last_error = None
         bubbles_, self.pane.children = self.pane.children, ()
         for bubble in bubbles_:
             bubble.close()
@@ -606,11 +632,35 @@ class ChatWidget(_ChatLayout):
         if self._busy:
             self._set_status("Pulsa Parar antes de borrar la conversación.")
             return
+        if self._keeps_unsaved("clear", "vuelve a pulsar Borrar para descartarla"):
+            return
+        discarded = self._unsaved and bool(self.history)
         self.conversation.clear()
         if self.store is not None:
             self.store.start_new()
         self._clear_pane()
-        self._set_status("Conversación borrada (la anterior sigue guardada: puedes recuperarla).")
+        if discarded:
+            self._set_status("Conversación borrada sin guardar.")
+        elif self._saved_in is not None and self.store is not None and self._saved_in.parent == self.store.folder:
+            self._set_status("Conversación borrada (la anterior sigue guardada: puedes recuperarla).")
+        elif self._saved_in is not None:
+            self._set_status(f"Conversación borrada (la anterior está guardada en {self._saved_in.name}).")
+        else:
+            self._set_status("Conversación borrada.")
+        self._unsaved, self._saved_in = False, None
+
+    def _keeps_unsaved(self, action, second_press: str) -> bool:
+        """True (and the status says why) when `action` would discard a conversation that is saved nowhere,
+        unless it is the second press of the same action in a row."""
+        if not (self._unsaved and self.history) or self._armed == action:
+            self._armed = None
+            return False
+        self._armed = action
+        self._set_status(
+            "La conversación actual no está guardada (el guardado automático falló o está desactivado): "
+            f"pulsa Exportar para guardarla en otra carpeta, o {second_press}."
+        )
+        return True
 
     def to_json(self) -> dict:
         self._sync()
@@ -625,6 +675,8 @@ class ChatWidget(_ChatLayout):
         An earlier export is never overwritten."""
         self._sync()
         paths = self.conversation.export(self.export_dir if folder is None else folder)
+        if not self._busy:  # while an answer streams, the export holds only part of it
+            self._unsaved, self._saved_in = False, paths[0]
         self.downloads.value = bubbles.download_links(paths)
         self._set_status(f"Conversación guardada en {paths[0]} y {paths[1].name}.")
         self.refresh_saved()

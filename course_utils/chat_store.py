@@ -3,23 +3,28 @@ restore.
 
 Each conversation gets its own JSON file in the folder (`conversaciones/` by default), named when it is
 first saved and never taken from another conversation or an export; later saves replace it whole
-(written aside, then renamed), so a crash mid-write leaves the previous version.
+(written aside in a file created exclusively, then renamed), so a crash or a full disk mid-write
+leaves the previous version and no truncated file.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import itertools
 import json
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from course_utils import files
 from course_utils.conversation import Conversation
-from course_utils.errors import ExportError
+from course_utils.errors import ExportError, ImageError
+from course_utils.images import open_image
 
 PREVIEW = 48  # characters of the first question shown in the picker
+MAX_SAVED_BYTES = 200_000_000  # a saved conversation carries its images; a bigger file is not one of ours
 
 
 class ChatStore:
@@ -38,9 +43,9 @@ class ChatStore:
                 self.path = _create(self.folder, f"chat-{datetime.now():%Y%m%d-%H%M%S}", text)
             else:
                 _replace(self.path, text)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the folder's name
             raise ExportError(
-                f"No se pudo guardar la conversación automáticamente en «{self.folder}» ({exc.strerror or exc}).",
+                f"No se pudo guardar la conversación automáticamente en «{self.folder}» ({files.reason(exc)}).",
                 "La conversación sigue aquí: usa Exportar con otra carpeta, o libera espacio.",
             ) from exc
         return self.path
@@ -64,7 +69,11 @@ def saved(folder: str | Path) -> list[Saved]:
     """The conversations saved in `folder` (autosaves and exports), newest first, each with a label for
     a picker such as «26/11 16:20 · ¿Qué animal es? (4 mensajes)»."""
     found = []
-    for path in sorted(Path(folder).glob("*.json"), key=_modified, reverse=True):
+    try:
+        candidates = [path for path in Path(folder).glob("*.json") if files.is_regular(path)]
+    except (OSError, ValueError):  # a folder that cannot be listed (or a NUL byte in its name) lists nothing
+        return []
+    for path in sorted(candidates, key=_modified, reverse=True):
         label = _label(path, _modified(path))
         if label is not None:  # None: not a conversation, the picker shows only what it can open
             found.append(Saved(path, label))
@@ -76,7 +85,7 @@ def _label(path: Path, modified: float) -> str | None:
     """The picker's label of a saved conversation, read again only when the file changes (they carry
     their images, and the picker is refreshed after every turn)."""
     try:
-        messages = json.loads(path.read_text(encoding="utf-8"))["messages"]
+        messages = json.loads(files.read_bytes(path, MAX_SAVED_BYTES).decode("utf-8"))["messages"]
         first = next((m.get("content", "") for m in messages if m.get("role") == "user"), "")
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
@@ -87,25 +96,70 @@ def _label(path: Path, modified: float) -> str | None:
 
 
 def load(path: str | Path) -> tuple[Conversation, bool]:
-    """The conversation saved in `path` (an autosave or an exported JSON), and whether it is an autosave."""
+    """The conversation saved in `path` (an autosave or an exported JSON), and whether it is an autosave.
+    The whole file is checked first (texts, roles, every image), so a bad file changes nothing."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data.get("messages"), list):
-            raise KeyError("messages")
+        data = json.loads(files.read_bytes(path, MAX_SAVED_BYTES).decode("utf-8"))
+        _check_messages(data)
         return Conversation.from_json(data), bool(data.get("autosave"))
     except FileNotFoundError as exc:
         raise ExportError(
             f"No existe la conversación guardada «{path}».",
             "Elige una de la lista «Recuperar» o comprueba el nombre del archivo.",
         ) from exc
-    except OSError as exc:
-        raise ExportError(f"No se pudo leer «{path}» ({exc.strerror or exc}).") from exc
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except files.NotRegular as exc:
         raise ExportError(
-            f"«{path.name}» no es una conversación guardada por el chat.",
+            f"«{path}» no es un archivo normal (es un dispositivo, una tubería o algo parecido).",
+            "Abre un .json de la carpeta conversaciones/.",
+        ) from exc
+    except files.TooBig as exc:
+        raise ExportError(
+            f"«{path.name}» es demasiado grande para ser una conversación guardada (más de "
+            f"{MAX_SAVED_BYTES // 1_000_000} MB).",
             "Abre un .json de la carpeta conversaciones/ (los guarda el chat después de cada respuesta).",
         ) from exc
+    except ImageError as exc:
+        raise ExportError(
+            f"«{path.name}» tiene una imagen que no se puede abrir: {exc.message}",
+            "Abre otra conversación; esta no se ha cargado y la actual sigue aquí.",
+        ) from exc
+    except OSError as exc:
+        raise ExportError(f"No se pudo leer «{path}» ({files.reason(exc)}).") from exc
+    except ValueError as exc:
+        if "null byte" in str(exc):
+            raise ExportError(f"No se pudo leer «{path}» ({files.reason(exc)}).") from exc
+        raise _not_a_conversation(path) from exc
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise _not_a_conversation(path) from exc
+
+
+class _NotAConversation(ValueError):
+    """A saved file whose content is not what the chat saves."""
+
+
+def _not_a_conversation(path: Path) -> ExportError:
+    return ExportError(
+        f"«{path.name}» no es una conversación guardada por el chat.",
+        "Abre un .json de la carpeta conversaciones/ (los guarda el chat después de cada respuesta).",
+    )
+
+
+def _check_messages(data) -> None:
+    """Raise _NotAConversation (or ImageError for an image) unless `data` is what the chat saves."""
+    if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
+        raise _NotAConversation("messages")
+    for message in data["messages"]:
+        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+            raise _NotAConversation("role")
+        if not isinstance(message.get("content"), str) or not isinstance(message.get("images") or [], list):
+            raise _NotAConversation("content")
+        for image in message.get("images") or []:
+            try:
+                decoded = base64.b64decode(image, validate=True)
+            except (binascii.Error, TypeError, ValueError) as exc:
+                raise _NotAConversation("image") from exc
+            open_image(decoded, "la imagen guardada")
 
 
 def _modified(path: Path) -> float:
@@ -124,21 +178,11 @@ def _create(folder: Path, stem: str, text: str) -> Path:
         if (folder / f"{name}.md").exists():  # an export's pair: leave the name to it
             continue
         try:
-            _write_private(folder / f"{name}.json", text, os.O_EXCL)  # O_EXCL: never overwrite
+            files.write_text(folder / f"{name}.json", text, exclusive=True)  # never overwrites, 0600
         except FileExistsError:
             continue
         return folder / f"{name}.json"
 
 
 def _replace(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    _write_private(partial, text, os.O_TRUNC)
-    os.replace(partial, path)
-
-
-def _write_private(path: Path, text: str, flag: int) -> None:
-    """Write `text` to `path`, readable and writable by its owner only (0600): photos and questions are private."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | flag, 0o600)
-    os.fchmod(fd, 0o600)  # a leftover .partial keeps its old mode otherwise
-    with open(fd, "w", encoding="utf-8") as file:
-        file.write(text)
+    files.write_text(path, text, exclusive=False)  # through a private temporary file (0600)

@@ -8,13 +8,14 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from course_utils import llm
+from course_utils import files, llm
 from course_utils.answer_stats import AnswerStats
 from course_utils.errors import Cancelled, CourseError, ExportError
 
@@ -88,6 +89,7 @@ class Conversation:
     def __init__(self, model: str | None = None, temperature: float = 0.7, system: str | None = SYSTEM):
         self.model, self.temperature, self.system = model, temperature, system
         self.history: list[Message] = []
+        self._streaming: tuple[Message, list[str]] | None = None  # the question being answered, what arrived
 
     def for_model(self, question: Message) -> list[dict]:
         """The earlier turns as Ollama receives them, before `question`."""
@@ -125,6 +127,7 @@ class Conversation:
         def keep_stats(fields: dict) -> None:
             answer.stats = AnswerStats.from_ollama(fields)
 
+        self._streaming = (question, received)
         try:
             for piece in llm.stream(
                 question.content,
@@ -153,7 +156,17 @@ class Conversation:
         finally:
             answer.content = "".join(received)
             self.history += [question, answer]
+            self._streaming = None
         return answer
+
+    def _messages(self) -> list[Message]:
+        """The history, and the turn being answered if there is one (what arrived of it, marked)."""
+        streaming = self._streaming
+        if streaming is None:
+            return list(self.history)
+        question, received = streaming
+        partial = Message("assistant", "".join(received), interrupted="la respuesta aún se estaba escribiendo")
+        return [*self.history, question, partial]
 
     def last_turn(self) -> tuple[Message, Message] | None:
         """The last question and its answer, if the conversation has any."""
@@ -185,7 +198,7 @@ class Conversation:
             "temperature": self.temperature,
             "system": self.system,
             "exported": datetime.now().isoformat(timespec="seconds"),
-            "messages": [m.to_dict() for m in self.history],
+            "messages": [m.to_dict() for m in self._messages()],
         }
 
     def to_markdown(self) -> str:
@@ -195,7 +208,7 @@ class Conversation:
             f"Temperatura {self.temperature:.1f} · {datetime.now():%Y-%m-%d %H:%M}",
             "",
         ]
-        for message in self.history:
+        for message in self._messages():
             lines += [f"## {'Tú' if message.role == 'user' else 'Asistente'}", ""]
             lines += [f"![imagen adjunta]({data_uri(img, 'image/jpeg')})" for img in message.images]
             lines += [message.content + (f" *({message.note})*" if message.note else ""), ""]
@@ -205,7 +218,12 @@ class Conversation:
 
     def export(self, folder: str | Path) -> tuple[Path, Path]:
         """Save the conversation as Markdown and JSON (images inside, base64); returns both paths.
-        An earlier export is never overwritten."""
+        An earlier export is never overwritten; a failed export leaves no file behind."""
+        if not isinstance(folder, (str, os.PathLike)):
+            raise ExportError(
+                f"La carpeta para exportar debe ser una ruta (un texto), no {type(folder).__name__}.",
+                'Escribe la carpeta entre comillas, por ejemplo export("conversaciones").',
+            )
         markdown = self.to_markdown()
         data = json.dumps(self.to_json(), ensure_ascii=False, indent=1)
         return _write_new(Path(folder), f"chat-{datetime.now():%Y%m%d-%H%M%S}", markdown, data)
@@ -220,16 +238,17 @@ def _write_new(folder: Path, stem: str, markdown: str, data: str) -> tuple[Path,
             name = stem if n == 1 else f"{stem}-{n}"
             md_path, json_path = folder / f"{name}.md", folder / f"{name}.json"
             try:
-                with open(md_path, "x", encoding="utf-8") as md_file:  # "x": never overwrite
-                    md_file.write(markdown)
+                files.write_text(md_path, markdown, exclusive=True)  # never overwrites
             except FileExistsError:
                 continue
             try:
-                with open(json_path, "x", encoding="utf-8") as json_file:
-                    json_file.write(data)
+                files.write_text(json_path, data, exclusive=True)
             except FileExistsError:
                 md_path.unlink()  # ours, written just now: free the name and try the next one
                 continue
+            except BaseException:
+                md_path.unlink()  # a half export is no export
+                raise
             return md_path, json_path
     except (FileExistsError, NotADirectoryError) as exc:  # the folder is a file
         raise ExportError(
@@ -241,8 +260,8 @@ def _write_new(folder: Path, stem: str, markdown: str, data: str) -> tuple[Path,
             f"No se pudo guardar la conversación: no tienes permiso para escribir en «{folder}».",
             "Elige una carpeta tuya, por ejemplo dentro de tu directorio personal.",
         ) from exc
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the folder's name
         raise ExportError(
-            f"No se pudo guardar la conversación en «{folder}» ({exc.strerror or exc}).",
+            f"No se pudo guardar la conversación en «{folder}» ({files.reason(exc)}).",
             "Comprueba que queda espacio y que la carpeta es accesible, y vuelve a exportar.",
         ) from exc

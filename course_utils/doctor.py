@@ -20,7 +20,8 @@ from course_utils.display import Html, table_html
 from course_utils.errors import ConfigError, ModelLoadError
 
 OK, WARN, ERROR, INFO = "ok", "aviso", "error", "info"
-ICONS = {OK: "✅", WARN: "⚠️", ERROR: "❌", INFO: "ℹ️"}
+# Each symbol with its word: without an emoji font the symbols are empty boxes, the word still reads.
+ICONS = {OK: "✅ bien", WARN: "⚠️ aviso", ERROR: "❌ error", INFO: "ℹ️ info"}
 
 
 @dataclass

@@ -42,6 +42,11 @@ def open_image(source, name: str | None = None) -> Image.Image:
         path = Path(source).expanduser()
         if path.is_dir():
             raise ImageError(f"{path} es una carpeta, no una imagen.", "Elige un archivo de imagen de dentro.")
+        if path.exists() and not path.is_file():  # a FIFO would block forever, a device never ends
+            raise ImageError(
+                f"{path} no es un archivo normal (es una tubería, un dispositivo o algo parecido).",
+                "Elige un archivo de imagen guardado en disco.",
+            )
         if not path.is_file():
             raise ImageError(f"No encuentro el archivo {path}.", "Revisa la ruta (¿está bien escrita?).")
         return _decode(path, f"«{path.name}»")

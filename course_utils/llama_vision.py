@@ -372,7 +372,7 @@ def plot_layouts(max_tiles: int = 4, chosen: tuple[int, int] | None = None):
     from matplotlib.patches import Rectangle
 
     layouts = supported_layouts(max_tiles)
-    fig, axes = plt.subplots(1, len(layouts), figsize=(1.6 * len(layouts), 2.6))
+    fig, axes = plt.subplots(1, len(layouts), figsize=(min(1.6 * len(layouts), 10), 2.6))
     for ax, layout in zip(np.atleast_1d(axes), layouts):
         rows, cols = layout
         colour = ALERT if chosen is not None and tuple(chosen) == layout else "#7f8c8d"
@@ -456,7 +456,7 @@ def plot_layer_stacks(configs: dict):
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch, Rectangle
 
-    fig, axes = plt.subplots(len(configs), 1, figsize=(13, 1.3 * len(configs) + 0.6), squeeze=False)
+    fig, axes = plt.subplots(len(configs), 1, figsize=(10, 1.3 * len(configs) + 0.6), squeeze=False)
     for ax, (title, config) in zip(axes[:, 0], configs.items()):
         kinds = layer_kinds(config)
         for i, kind in enumerate(kinds):

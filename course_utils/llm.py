@@ -18,6 +18,8 @@ import base64
 import html
 import io
 import json
+import math
+import numbers
 import os
 import queue
 import random
@@ -38,6 +40,7 @@ from course_utils.errors import (
     ModelNotSupported,
     NoVision,
     OllamaError,
+    OptionError,
     ServerBusy,
     ServerOutOfMemory,
     ServerTimeout,
@@ -209,6 +212,8 @@ def load_model(model: str | None = None, host: str | None = None) -> float:
 def prepare_image(source, max_side: int = MAX_IMAGE_SIDE, max_pixels: int = MAX_IMAGE_PIXELS) -> bytes:
     """Any image input (path, bytes, PIL, numpy) as RGB JPEG bytes, no side longer than `max_side` and
     no more than `max_pixels` pixels (the aspect ratio kept)."""
+    _check_positive("max_side", max_side, integer=True)
+    _check_positive("max_pixels", max_pixels, integer=True)
     image = open_image(source)
     width, height = image.size
     scale = min(1.0, max_side / max(width, height), (max_pixels / (width * height)) ** 0.5)
@@ -238,6 +243,7 @@ def build_request(
     messages.append(_message("user", prompt, images, profile))
     request = {"model": model, "messages": messages, "stream": True}
     model_options, top_level = _split_options(options)
+    _check_finite(model_options)
     if model_options:
         request["options"] = model_options
     request.update(top_level)
@@ -267,6 +273,7 @@ def stream(
     it retries up to BUSY_ATTEMPTS times and tells `on_status` (in the reading thread) how long it waits.
     When the answer ends, `on_stats` receives the statistics of Ollama's last line (STAT_FIELDS).
     """
+    _check_call(timeout, cancel)
     request = build_request(prompt, images, system, history, model, **options)
     return _pieces(request, timeout, cancel or threading.Event(), on_status, on_stats)
 
@@ -392,9 +399,10 @@ def _timeout(timeout) -> float | httpx.Timeout:
 
 def _pieces(request: dict, timeout, cancel: threading.Event, on_status, on_stats=None) -> Iterator[str]:
     host = config.ollama_host()
+    deadline = _deadline(timeout)
     for attempt in range(1, BUSY_ATTEMPTS + 1):
         try:
-            yield from _attempt(request, host, timeout, cancel, on_stats)
+            yield from _attempt(request, host, timeout, cancel, on_stats, deadline)
             return
         except ServerBusy as busy:  # only before any text: a 503 is an HTTP status
             if attempt == BUSY_ATTEMPTS:
@@ -406,7 +414,9 @@ def _pieces(request: dict, timeout, cancel: threading.Event, on_status, on_stats
                 raise _cancelled("") from None
 
 
-def _attempt(request: dict, host: str, timeout, cancel: threading.Event, on_stats=None) -> Iterator[str]:
+def _attempt(
+    request: dict, host: str, timeout, cancel: threading.Event, on_stats=None, deadline: float | None = None
+) -> Iterator[str]:
     """One request: yield its pieces, raise its errors translated, close it however the reading ends."""
     received: list[str] = []
     if cancel.is_set():
@@ -422,6 +432,9 @@ def _attempt(request: dict, host: str, timeout, cancel: threading.Event, on_stat
             if cancel.is_set():
                 unread = [value] if kind == "text" else []
                 raise _cancelled("".join(received + unread + call.pending_text()))
+            if deadline is not None and time.monotonic() > deadline:
+                unread = [value] if kind == "text" else []
+                raise _out_of_time(timeout, host, "".join(received + unread + call.pending_text()))
             if kind == "text":
                 received.append(value)
                 yield value
@@ -529,6 +542,8 @@ def _translate(exc: Exception, model: str, host: str, partial: str) -> OllamaErr
         )
     if isinstance(exc, ollama.ResponseError):
         return _from_response(exc, model, host)
+    if (not_ollama := _not_ollama(exc, host)) is not None:
+        return not_ollama
     if isinstance(exc, httpx.HTTPError):
         return _cut(_cause(exc), "")
     return OllamaError(
@@ -651,10 +666,7 @@ def _summary(text, limit: int = 120) -> str:
 
 def _diagnose_check(host: str, exc: Exception, reachable: bool) -> OllamaError:
     if reachable:
-        return OllamaError(
-            f"El servidor de Ollama en {host} respondió con un error: {exc}",
-            "Comprueba que OLLAMA_HOST apunta a un servidor de Ollama y que está actualizado.",
-        )
+        return _model_list_error(host, exc)
     if isinstance(exc, (httpx.ConnectError, ConnectionError)):
         return _unreachable(host, exc)
     if isinstance(exc, httpx.TimeoutException):
@@ -674,7 +686,8 @@ def _unreachable(host: str, exc: Exception) -> ServerUnreachable:
     return ServerUnreachable(
         f"No hay ningún servidor de Ollama respondiendo en {host} ({type(exc).__name__}).",
         "Arráncalo con `ollama serve`, o si está en el servidor del laboratorio, "
-        "define OLLAMA_HOST con su dirección (por ejemplo http://servidor:11434).",
+        "define OLLAMA_HOST con su dirección (por ejemplo http://servidor:11434). "
+        "El cuaderno 00_entorno (o `python -m course_utils.doctor` en una terminal) lo comprueba.",
     )
 
 
@@ -691,3 +704,108 @@ def full_tag(name: str) -> str:
 
 def _has_model(available: list[str], wanted: str) -> bool:
     return full_tag(wanted) in available
+
+
+# --- checks of the caller's arguments, and faults that are not the server's (issue 22) --------------------
+
+
+def _check_positive(name: str, value, integer: bool = False) -> None:
+    """`value` must be a finite number above zero (an integer if `integer`)."""
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value) or value <= 0:
+        what = "un número entero mayor que 0" if integer else "un número mayor que 0"
+        raise OptionError(f"«{name}» debe ser {what}, y vale {value!r}.", f"Por ejemplo {name}=1024, o no lo pases.")
+
+
+def _check_finite(options: dict) -> None:
+    """A NaN or infinite option would be sent as invalid JSON."""
+    for name, value in options.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise OptionError(
+                f"La opción «{name}» vale {value}: debe ser un número normal.",
+                f"Revisa el cálculo que da {name} (por ejemplo temperature=0.7).",
+            )
+
+
+def _check_call(timeout, cancel) -> None:
+    if timeout is not None and not isinstance(timeout, httpx.Timeout):
+        try:
+            _check_positive("timeout", timeout)
+        except OptionError:
+            raise OptionError(
+                f"timeout={timeout!r} no vale: son los segundos que se espera como mucho, un número mayor que 0.",
+                "Por ejemplo timeout=60, o no lo pases para esperar lo necesario (Parar o cancel detienen).",
+            ) from None
+    if cancel is not None and not (
+        callable(getattr(cancel, "is_set", None)) and callable(getattr(cancel, "set", None))
+    ):
+        raise OptionError(
+            f"cancel={cancel!r} no vale: debe ser un threading.Event, que otro hilo activa con .set().",
+            "Crea uno con cancel = threading.Event() y pásalo; cancel.set() detiene la respuesta.",
+        )
+
+
+def _deadline(timeout) -> float | None:
+    """When the whole call must end: `timeout` seconds from now, if the caller gave a number."""
+    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
+        return time.monotonic() + timeout
+    return None
+
+
+def _out_of_time(timeout, host: str, partial: str) -> OllamaError:
+    if partial:
+        return _cut(f"se agotó el tiempo (timeout={timeout:g} s) antes del final", partial)
+    return ServerTimeout(
+        f"El servidor de Ollama en {host} no empezó a responder a tiempo "
+        f"(timeout={timeout:g} s para toda la respuesta).",
+        "Da más tiempo con un timeout mayor, o no lo pases (Parar, o cancel, detienen la espera).",
+    )
+
+
+def _not_ollama(exc: Exception, host: str) -> OllamaError | None:
+    """Faults of what answers at `host` that are not a cut answer: a redirect loop, a body that claims a
+    compression it does not have, something that does not speak HTTP."""
+    if isinstance(exc, httpx.TooManyRedirects):
+        return OllamaError(
+            f"{host} redirige la petición una y otra vez (un bucle de redirecciones).",
+            "OLLAMA_HOST no apunta a Ollama, o el proxy de delante está mal configurado: revísalo "
+            "(cuaderno 00_entorno, o el diagnóstico de course_utils.doctor).",
+        )
+    if isinstance(exc, httpx.DecodingError):
+        return OllamaError(
+            f"La respuesta de {host} dice venir comprimida, pero no se puede descomprimir.",
+            "Un proxy delante de Ollama la está dañando: avisa a quien lo administra (o al profesor).",
+        )
+    message = str(exc).lower()
+    if isinstance(exc, httpx.RemoteProtocolError) and "without sending a response" in message:
+        return ServerUnreachable(
+            f"En {host} algo aceptó la conexión y la cerró sin una respuesta HTTP: no es un servidor web "
+            "de Ollama (o se cayó al recibir la petición).",
+            "Revisa el puerto de OLLAMA_HOST (el de Ollama es 11434) con el cuaderno 00_entorno; "
+            "si es el correcto, mira el registro del servidor.",
+        )
+    if isinstance(exc, httpx.RemoteProtocolError) and not any(w in message for w in ("peer closed", "incomplete")):
+        return ServerUnreachable(
+            f"En {host} responde algo que no es un servidor web (no habla HTTP), así que no es Ollama.",
+            "Revisa el puerto de OLLAMA_HOST (el de Ollama es 11434): cuaderno 00_entorno.",
+        )
+    return None
+
+
+def _model_list_error(host: str, exc: Exception) -> OllamaError:
+    """`check_server`: the version answered, the list of models did not (or not as Ollama's)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return ServerTimeout(
+            f"El servidor de Ollama en {host} contestó, pero no envió la lista de modelos en {CHECK_TIMEOUT:g} s.",
+            "Quizá está cargando un modelo o muy ocupado: vuelve a comprobarlo dentro de un momento.",
+        )
+    if isinstance(exc, ollama.ResponseError):
+        why = f"error {exc.status_code}: {_summary(exc.error)}"
+    elif isinstance(exc, ValueError):
+        why = _unreadable(exc)
+    else:
+        why = f"error {type(exc).__name__}"
+    return OllamaError(
+        f"El servidor de Ollama en {host} contestó, pero la lista de modelos no se entiende ({why}).",
+        "Comprueba que OLLAMA_HOST apunta a un servidor de Ollama y que está actualizado (cuaderno 00_entorno).",
+    )

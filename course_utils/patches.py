@@ -292,7 +292,7 @@ def plot_patch_sequence(image, patch: int = 16, per_row: int = 28):
 
     tiles = to_patches(np.asarray(image) / 255.0, patch)
     canvas = _tiles(tiles, per_row, gap=3)
-    fig, ax = plt.subplots(figsize=(14, 14 * canvas.shape[0] / canvas.shape[1] + 1))
+    fig, ax = plt.subplots(figsize=(12, 12 * canvas.shape[0] / canvas.shape[1] + 1))
     ax.imshow(canvas)
     step = patch + 3
     ax.set_xticks(np.arange(0, per_row, 4) * step + patch / 2, np.arange(1, per_row + 1, 4))

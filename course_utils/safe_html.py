@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import html
 import re
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 from xml.etree import ElementTree
@@ -18,7 +19,7 @@ from xml.etree import ElementTree
 import nh3
 from latex2mathml.converter import convert_to_element
 from markdown_it_pyrs import MarkdownIt
-from pygments import highlight
+from pygments import format as format_tokens
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import TextLexer, get_all_lexers, get_lexer_by_name
 from pygments.token import STANDARD_TYPES
@@ -27,6 +28,9 @@ from pygments.util import ClassNotFound
 STYLESHEET = Path(__file__).with_name("safe_html.css")
 CODE_STYLE = "xcode"  # the Pygments style whose colours all reach 4.5:1 (WCAG AA) on the code background
 MAX_HIGHLIGHT_CHARS = 100_000  # a longer code block is shown as plain text
+# Seconds a code block may take to highlight; past them it is shown as plain text. Some of Pygments' lexers
+# (C#, X++, YAML, reStructuredText…) take seconds on thousands of very short lines.
+HIGHLIGHT_SECONDS = 0.3
 MAX_MATH_CHARS = 2_000  # longer LaTeX, or nested deeper than MAX_MATH_DEPTH, is shown as its source
 MAX_MATH_DEPTH = 30
 MAX_NESTING = 40  # quotes and list items opened on one line; deeper, the text is shown as it came
@@ -146,11 +150,25 @@ def _code_block(match: re.Match) -> str:
 def _highlighted(language: str, escaped_code: str) -> str:
     code = html.unescape(escaped_code)
     lexer = _lexer(language) if len(code) <= MAX_HIGHLIGHT_CHARS else TextLexer()
+    tokens = _tokens_in_time(lexer, code, HIGHLIGHT_SECONDS)
+    if tokens is None:  # out of time: the code as plain text
+        tokens = TextLexer(stripnl=False).get_tokens(code)
     return (
         '<div class="course-code course-copy-scope">'
         '<button type="button" class="course-copy" aria-label="Copiar código">Copiar</button>'
-        f'<pre class="course-copy-source"><code>{highlight(code, lexer, _FORMATTER)}</code></pre></div>'
+        f'<pre class="course-copy-source"><code>{format_tokens(tokens, _FORMATTER)}</code></pre></div>'
     )
+
+
+def _tokens_in_time(lexer, code: str, seconds: float) -> list | None:
+    """The lexer's tokens of `code`, or None if it needs more than `seconds` (looked at after each token)."""
+    deadline = time.monotonic() + seconds
+    tokens = []
+    for token in lexer.get_tokens(code):
+        tokens.append(token)
+        if time.monotonic() >= deadline:
+            return None
+    return tokens
 
 
 def code_stylesheet() -> str:

@@ -14,6 +14,7 @@ import difflib
 import http.client
 import importlib.util
 import inspect
+import math
 import sys
 import time
 import urllib.error
@@ -344,6 +345,7 @@ def transcribe(
     _check_choice("backend", backend, BACKENDS)
     _check_language(language)
     _check_options(options, backend)
+    _check_option_values(options)
     audio = load_audio(audio)
     total = duration(audio)
     name = str(model or config.whisper_model(backend))
@@ -399,6 +401,7 @@ def speech_regions(audio, **vad_options) -> list[tuple[float, float]]:
             raise OptionError(
                 f"speech_regions no conoce la opción «{option}».", f"Usa una de: {', '.join(sorted(names))}."
             )
+    _check_vad_values(vad_options)
     clip = load_audio(audio, allow_silence=True)
     stamps = get_speech_timestamps(clip, VadOptions(**vad_options), sampling_rate=SAMPLE_RATE)
     return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
@@ -428,6 +431,55 @@ def _check_options(options: dict, backend: str) -> None:
             raise OptionError(
                 f"transcribe no conoce la opción «{option}» (motor {backend}).",
                 f"{guess}Las opciones válidas son: {', '.join(valid)}.",
+            )
+
+
+# Options of both backends whose values must be numbers: name → (smallest value, integer?)
+_NUMERIC_OPTIONS = {
+    "beam_size": (1, True),
+    "best_of": (1, True),
+    "patience": (0, False),
+    "temperature": (0, False),
+}
+_VAD_FRACTIONS = ("threshold", "neg_threshold")  # probabilities: between 0 and 1
+
+
+def _number_error(function: str, name: str, value, smallest, integer: bool) -> OptionError:
+    what = "un número entero" if integer else "un número"
+    return OptionError(
+        f"{function}: la opción «{name}» debe ser {what} desde {smallest}, y vale {value!r}.",
+        "Revisa el valor, o no pases la opción para usar el de Whisper.",
+    )
+
+
+def _is_number(value, integer: bool = False) -> bool:
+    kind = int if integer else (int, float)
+    return isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_option_values(options: dict) -> None:
+    """Values the backends would take with a bare assert, a silent misbehaviour or an English error."""
+    for name, (smallest, integer) in _NUMERIC_OPTIONS.items():
+        if name not in options or options[name] is None:
+            continue
+        values = (
+            options[name] if name == "temperature" and isinstance(options[name], (tuple, list)) else [options[name]]
+        )
+        if not values or not all(_is_number(v, integer) and v >= smallest for v in values):
+            raise _number_error("transcribe", name, options[name], smallest, integer)
+
+
+def _check_vad_values(options: dict) -> None:
+    for name, value in options.items():
+        if value is None and name == "neg_threshold":
+            continue
+        if not _is_number(value) and not (name == "max_speech_duration_s" and value == float("inf")):
+            raise _number_error("speech_regions", name, value, 0, False)
+        if value < 0 or (name in _VAD_FRACTIONS and value > 1):
+            raise OptionError(
+                f"speech_regions: la opción «{name}» vale {value!r} y debe estar entre 0 y "
+                f"{'1' if name in _VAD_FRACTIONS else 'infinito'}.",
+                "Por ejemplo threshold=0.5 (más alto: solo voz clara).",
             )
 
 

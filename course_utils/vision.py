@@ -14,7 +14,9 @@ the PIL path: `open_image` and the model's image processor.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import numbers
 import os
 import sys
 import threading
@@ -239,17 +241,36 @@ class Ranking(list):
         self.standin = standin
 
     def table(self) -> str:
-        width = max([len("clase")] + [len(label) for label, _ in self])
+        names = [with_spanish(label) for label, _ in self]
+        width = max([len("clase")] + [len(name) for name in names])
         lines = [f"{'#':>2}  {'clase':<{width}}  probabilidad"]
-        lines += [f"{i:>2}  {label:<{width}}  {p:>12.3f}" for i, (label, p) in enumerate(self, 1)]
+        lines += [f"{i:>2}  {name:<{width}}  {p:>12.3f}" for i, (name, (_, p)) in enumerate(zip(names, self), 1)]
         return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.table() + (f"\n{standin_notice(self.standin)}" if self.standin else "")
 
     def _repr_html_(self) -> str:
-        rows = [(i, label, f"{p:.3f}") for i, (label, p) in enumerate(self, 1)]
+        rows = [(i, with_spanish(label), f"{p:.3f}") for i, (label, p) in enumerate(self, 1)]
         return table_html(("#", "clase", "probabilidad"), rows, left={1}) + standin_html(self.standin)
+
+
+@functools.cache
+def _spanish_names() -> dict[str, str]:
+    path = Path(__file__).with_name("data") / "imagenet_es.json"
+    return json.loads(path.read_text(encoding="utf-8"))["clases"]
+
+
+def spanish_name(label: str) -> str | None:
+    """The Spanish name of an ImageNet class (by its English label), for the classes the course's table
+    covers (a selection: the samples' and the lessons' classes and other common ones), else None."""
+    return _spanish_names().get(label)
+
+
+def with_spanish(label: str) -> str:
+    """`label` with its Spanish name beside it where there is one: «tabby, tabby cat (gato atigrado)»."""
+    name = spanish_name(label)
+    return f"{label} ({name})" if name else label
 
 
 @dataclass
@@ -311,6 +332,11 @@ def _rank(images: list, k: int, classifier: Classifier) -> list[Ranking]:
 
 def _check_k(k: int, classifier: Classifier) -> None:
     n_labels = len(classifier.labels)
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise OptionError(
+            f"«k» es cuántas clases mostrar: debe ser un número entero, y vale {k!r}.",
+            f"Por ejemplo k=7 (sin comillas ni decimales), entre 1 y {n_labels}.",
+        )
     if not 1 <= k <= n_labels:
         raise OptionError(
             f"No puedo dar las {k} clases más probables: el modelo tiene {n_labels}.",

@@ -25,9 +25,14 @@ class ClassifierDemo:
         self.classifier = classifier or vision.load_classifier()
         self.last: vision.Ranking | None = None
         self.error: CourseError | None = None
-        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="Subir imagen")
+        self.upload = widgets.FileUpload(
+            accept="image/*",
+            multiple=False,
+            description="Subir imagen",
+            tooltip="Sube una foto tuya (jpg, png, webp…) para clasificarla",  # without one the page says «null»
+        )
         self.sample = widgets.Dropdown(
-            options=[("— elige una muestra —", None)] + [(p.name, p) for p in vision.image_files(self.samples)],
+            options=[("— elige una muestra —", "")] + [(p.name, p) for p in vision.image_files(self.samples)],
             description="Muestra:",
         )
         self.again = widgets.Button(description="Otra imagen", icon="refresh", disabled=True)
@@ -72,13 +77,15 @@ class ClassifierDemo:
                 self.error = exc
                 display(exc)
             else:
-                display(widgets.HTML(f"<b>{escape(name)}</b>"), self.last, vision.show_prediction(image, self.last))
+                # the figure carries the stand-in notice, if any: the table without it, so that it shows once
+                table = vision.Ranking(self.last)
+                display(widgets.HTML(f"<b>{escape(name)}</b>"), table, vision.show_prediction(image, self.last))
         self.again.disabled = False
         return self.last
 
     def reset(self) -> None:
         """Clear the result and the choices, ready for another image."""
-        self.sample.value = None
+        self.sample.value = ""  # the placeholder (None means «no option» in ipywidgets 8: a blank list)
         self.upload.value = ()
         self.out.clear_output()
         self.last, self.error = None, None
@@ -90,5 +97,5 @@ class ClassifierDemo:
             self.classify(file["content"], file["name"])
 
     def _on_sample(self, change) -> None:
-        if change["new"] is not None:
+        if change["new"]:  # "" is the placeholder
             self.classify(change["new"], change["new"].name)

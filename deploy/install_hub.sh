@@ -64,6 +64,12 @@ if [ "$MODE" = tljh ]; then
   say "La configuración del curso: /opt/tljh/config/jupyterhub_config.d/curso.py"
   install -D -m 644 "$REPO/deploy/jupyterhub/curso.py" /opt/tljh/config/jupyterhub_config.d/curso.py
   install -D -m 644 "$REPO/deploy/nbgrader/nbgrader_config.py" /opt/tljh/user/etc/jupyter/nbgrader_config.py
+  for f in conf.json index.html.j2; do  # Voilà's page without a public CDN (deploy/voila)
+    install -D -m 644 "$REPO/deploy/voila/voila/templates/curso/$f" "/opt/tljh/user/share/jupyter/voila/templates/curso/$f"
+  done
+  for f in conf.json index.html.j2; do  # Voilà's page without a public CDN (deploy/voila)
+    install -D -m 644 "$REPO/deploy/voila/voila/templates/curso/$f" "/opt/tljh/user/share/jupyter/voila/templates/curso/$f"
+  done
   say "Límites por estudiante, JupyterLab y servidores inactivos (tljh-config)"
   tljh-config set limits.memory "${COURSE_HUB_MEM_LIMIT:-3G}"
   tljh-config set limits.cpu "${COURSE_HUB_CPU_LIMIT:-2}"
@@ -93,6 +99,9 @@ else
   say "Configuración en $PREFIX y el servicio curso-hub"
   install -m 644 "$REPO/deploy/jupyterhub/jupyterhub_config.py" "$REPO/deploy/jupyterhub/curso.py" "$PREFIX/"
   install -D -m 644 "$REPO/deploy/nbgrader/nbgrader_config.py" "$PREFIX/user/etc/jupyter/nbgrader_config.py"
+  for f in conf.json index.html.j2; do  # Voilà's page without a public CDN (deploy/voila)
+    install -D -m 644 "$REPO/deploy/voila/voila/templates/curso/$f" "$PREFIX/user/share/jupyter/voila/templates/curso/$f"
+  done
   sed "s|@PREFIX@|$PREFIX|g" "$REPO/deploy/systemd/curso-hub.service" > /etc/systemd/system/curso-hub.service
   systemctl daemon-reload
   systemctl enable curso-hub >/dev/null

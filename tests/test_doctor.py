@@ -108,7 +108,7 @@ def test_whisper_sizes_and_cached_file_names_come_from_one_table(monkeypatch, tm
 def test_html_table_and_text_agree():
     report = doctor.Report([doctor.Check("Python", doctor.ERROR, "3.8 <viejo>", "actualiza")])
     assert "&lt;viejo&gt;" in report._repr_html_() and "<th>Qué hacer</th>" in report._repr_html_()
-    assert "❌ Python" in str(report) and "→ actualiza" in str(report)
+    assert "❌ error Python" in str(report) and "→ actualiza" in str(report)
     assert len(report.problems) == 1
 
 

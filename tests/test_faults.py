@@ -10,24 +10,32 @@ again afterwards. Server faults come from the loopback Ollama double (tests/olla
 
 from __future__ import annotations
 
+import base64
 import builtins
 import html
 import io
 import json
 import os
 import re
+import secrets
 import shutil
+import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
+from urllib.parse import urlsplit
 
+import httpx
 import numpy as np
 import pytest
 
-from course_utils import config, llm, speech, vision
+from course_utils import chat_store, config, llm, speech, vision
 from course_utils.audio import SAMPLE_RATE, load_audio
 from course_utils.chat import ChatWidget
 from course_utils.dictation import NoSpeechError
@@ -50,6 +58,7 @@ from course_utils.errors import (
 )
 from course_utils.images import open_image
 from tests.ollama_double import BUSY_ERROR, ERROR_LINE, MALFORMED_LINE, NON_OBJECT_LINES, PREFIX
+from tests.test_browser import browser, jupyter_env, voila  # noqa: F401 - fixtures used by name
 from tests.test_chat import upload_item
 
 LIMIT = 10.0  # seconds: a generous bound for "ends instead of hanging"
@@ -977,7 +986,10 @@ def test_chat_fault_loses_nothing_and_recovers(env, chat, setup, action, cls, ph
         assert answer.content and REPLY.startswith(answer.content) and answer.content != REPLY
     assert answer.stopped == (ending == "stopped") and bool(answer.interrupted) == (ending == "interrupted")
     note = "respuesta detenida" if ending == "stopped" else "respuesta interrumpida"
-    assert note in chat.bubbles()[1]
+    if ending == "interrupted" and not answer.content:  # nothing arrived: the red message alone says why
+        assert len(chat.bubbles()) == 2 and "course-error" in chat.bubbles()[1]
+    else:
+        assert note in chat.bubbles()[1]
     if answer.content:
         assert html.escape(answer.content.split()[0]) in chat.bubbles()[1]
     assert question in chat.bubbles()[0] and ('src="data:image/jpeg' in chat.bubbles()[0]) == with_image
@@ -1155,3 +1167,730 @@ def test_chat_autosave_that_fails_loses_nothing_and_a_bad_restore_keeps_the_conv
     assert not widget.restore(env.tmp / "no-existe.json")
     assert len(widget.history) == 4 and len(chat.bubbles()) == 6  # four messages and both errors, all still there
     assert "No existe la conversación" in chat.bubbles()[-1] and "Segunda" in chat.bubbles()[2]
+
+
+# --- issue 22: a second battery (data loss, hangs, raw text, arguments, saved files) ----------------------
+
+
+class RawServer:
+    """A loopback TCP server whose every connection goes to `serve(conn)`: the faults an HTTP server never
+    makes on purpose (headers one byte at a time, a redirect loop, garbage, another protocol)."""
+
+    def __init__(self, serve):
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen()
+        self._closed = threading.Event()
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._serve = serve
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn) -> None:
+        with conn:
+            try:
+                conn.recv(65536)  # the request: its content does not matter here
+                self._serve(conn, self._closed)
+                conn.shutdown(socket.SHUT_WR)  # then read what is left, so that closing sends no reset
+                conn.settimeout(1.0)
+                while conn.recv(65536):
+                    pass
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self._closed.set()
+        self._sock.close()
+
+
+@pytest.fixture
+def raw_server():
+    servers = []
+
+    def start(serve) -> str:
+        servers.append(RawServer(serve))
+        return servers[-1].url
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def _trickle_headers(conn, closed):
+    """A status line, then one byte of a header every 0.3 s, forever: every read gets a byte in time."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\nX-Lento: ")
+    while not closed.wait(0.3):
+        conn.sendall(b"a")
+
+
+def _redirect_loop(conn, closed):
+    conn.sendall(
+        b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /api/chat\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+
+
+def _gzip_garbage(conn, closed):
+    body = b"\x1f\x8b esto no es gzip" * 4
+    conn.sendall(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nContent-Encoding: gzip\r\nConnection: close\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+
+
+def _not_http(conn, closed):
+    conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n")
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A folder on a 16 KiB file system filled to the last byte (a real «No space left on device»)."""
+    folder = tmp_path / "lleno"
+    folder.mkdir()
+    try:
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(folder)], check=True, capture_output=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("mounting a small file system needs root")
+    try:
+        filler = os.open(folder / "relleno", os.O_WRONLY | os.O_CREAT)
+        try:
+            while os.write(filler, b"x" * 512):
+                pass
+        except OSError:  # ENOSPC: full
+            pass
+        finally:
+            os.close(filler)
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def _fill_then_fail_autosave(chat, folder: Path) -> None:
+    """One saved turn, then the conversations folder becomes a file: the next turn is not saved."""
+    widget = chat.widget
+    assert widget.send("Primera") and widget.wait(LIMIT)
+    for path in folder.iterdir():
+        path.unlink()
+    folder.rmdir()
+    folder.write_text("ahora soy un archivo")
+    assert widget.send("Segunda") and widget.wait(LIMIT)
+    assert [type(e) for e in chat.errors] == [ExportError]
+
+
+# 1. Borrar must not throw away the only copy
+
+
+def test_clear_refuses_an_unsaved_conversation_until_asked_twice(env, chat):
+    widget = chat.widget
+    _fill_then_fail_autosave(chat, env.tmp / "conversaciones")
+    widget.clear()
+    assert len(widget.history) == 4 and "Segunda" in "".join(chat.bubbles())
+    assert "no está guardada" in widget.status.value and "Exportar" in widget.status.value
+    assert "sigue guardada" not in widget.status.value
+    widget.clear()  # the second press discards it, as the status said
+    assert widget.history == [] and "sin guardar" in widget.status.value
+
+
+def test_clear_after_exporting_the_unsaved_conversation_says_where_it_is(env, chat):
+    widget = chat.widget
+    _fill_then_fail_autosave(chat, env.tmp / "conversaciones")
+    md_path, _ = widget.export(env.tmp / "otra")
+    widget.clear()
+    assert widget.history == [] and md_path.name in widget.status.value
+
+
+# 2. Abrir must not replace an unsaved conversation without a word
+
+
+def test_restore_refuses_to_replace_an_unsaved_conversation_until_asked_twice(env, chat):
+    widget = chat.widget
+    other = env.tmp / "otra.json"
+    other.write_text(json.dumps({"messages": [{"role": "user", "content": "Vieja"}]}), encoding="utf-8")
+    _fill_then_fail_autosave(chat, env.tmp / "conversaciones")
+    assert not widget.restore(other)
+    assert [m.content for m in widget.history][::2] == ["Primera", "Segunda"]
+    assert "no está guardada" in widget.status.value
+    assert widget.restore(other) and [m.content for m in widget.history] == ["Vieja"]
+
+
+# 3. Disk full: no truncated or empty files left behind, and the reason in Spanish
+
+
+def test_autosave_on_a_full_disk_leaves_no_empty_files(env, full_disk):
+    chat = Chat(env.tmp)
+    chat.widget.export_dir = full_disk
+    chat.widget.store = chat.widget.store.__class__(full_disk)
+    for question in ("Primera", "Segunda", "Tercera"):
+        assert chat.widget.send(question) and chat.widget.wait(LIMIT)
+    assert sorted(p.name for p in full_disk.iterdir()) == ["relleno"]
+    assert len(chat.errors) == 3
+    for error in chat.errors:
+        check_error(error, ExportError, "no queda espacio")
+        assert "No space" not in str(error)
+
+
+def test_export_on_a_full_disk_leaves_no_truncated_markdown(env, chat, full_disk):
+    assert chat.widget.send("Una pregunta") and chat.widget.wait(LIMIT)
+    with pytest.raises(ExportError) as info:
+        chat.widget.export(full_disk)
+    check_error(info.value, ExportError, "no queda espacio")
+    assert "No space" not in str(info.value)
+    assert sorted(p.name for p in full_disk.iterdir()) == ["relleno"]
+
+
+# 4. Exportar while an answer streams keeps the question being answered
+
+
+def test_export_while_streaming_keeps_the_question_and_what_arrived(env, chat):
+    env.double.replies.append(REPLY)
+    env.double.chunk_delay = 0.2
+    widget = chat.widget
+    assert widget.send("¿Cuántos números?")
+    deadline = time.monotonic() + LIMIT
+    while "dos" not in "".join(chat.bubbles()[-1:]) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    md_path, json_path = widget.export(env.tmp / "exportes")
+    widget.stop()
+    assert widget.wait(LIMIT)
+    messages = json.loads(json_path.read_text(encoding="utf-8"))["messages"]
+    assert messages[0]["content"] == "¿Cuántos números?"
+    assert messages[1]["content"].startswith("uno dos") and messages[1]["interrupted"]
+    assert "¿Cuántos números?" in md_path.read_text(encoding="utf-8")
+
+
+# 5. A whole-call deadline when the caller gives `timeout`
+
+
+def test_ask_timeout_bounds_the_whole_call(env, raw_server):
+    env.mp.setenv("OLLAMA_HOST", raw_server(_trickle_headers))
+    raises(ServerTimeout, "(timeout=1 s para toda la respuesta)", lambda: llm.ask("hola", timeout=1))
+
+
+# 6. FIFOs, /dev/zero and other files that are not regular files
+
+
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+def test_load_audio_refuses_a_fifo_instead_of_blocking(env):
+    fifo = _fifo(env.tmp / "tuberia.wav")
+    raises(AudioError, "no es un archivo normal", lambda: load_audio(fifo))
+
+
+def test_open_image_refuses_a_fifo_instead_of_blocking(env):
+    fifo = _fifo(env.tmp / "tuberia.jpg")
+    raises(ImageError, "no es un archivo normal", lambda: open_image(fifo))
+
+
+def test_chat_starts_with_a_fifo_among_the_conversations(env):
+    folder = env.tmp / "conversaciones"
+    folder.mkdir()
+    fifo = _fifo(folder / "chat-tuberia.json")
+    chat = finishes(lambda: Chat(env.tmp))
+    assert chat.widget.saved_picker.options == (("(conversaciones guardadas)", ""),)
+    assert not finishes(lambda: chat.widget.restore(fifo))
+    check_error(chat.errors[-1], ExportError, "no es un archivo normal")
+
+
+_LOW_MEMORY = 2_000_000_000  # bytes of data a child process may take: reading /dev/zero without limit ends there
+
+
+def _in_a_small_child(code: str) -> subprocess.CompletedProcess:
+    """Run `code` in a Python child whose memory is capped, so that a read without limit fails there
+    instead of filling this machine's memory."""
+    import resource
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_DATA, (_LOW_MEMORY, _LOW_MEMORY))
+
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, preexec_fn=cap, cwd=Path.cwd()
+    )
+
+
+def test_dev_zero_among_the_conversations_is_left_out_and_refused(env):
+    folder = env.tmp / "conversaciones"
+    folder.mkdir()
+    (folder / "chat-cero.json").symlink_to("/dev/zero")
+    code = f"""
+from course_utils import chat_store
+from course_utils.errors import ExportError
+print("listed:", len(chat_store.saved({str(folder)!r})))
+for path in ({str(folder / "chat-cero.json")!r}, "/dev/zero"):
+    try:
+        chat_store.load(path)
+    except ExportError as exc:
+        print("refused:", exc.message)
+"""
+    child = _in_a_small_child(code)
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert "listed: 0" in child.stdout and child.stdout.count("no es un archivo normal") == 2
+
+
+def test_restore_of_a_huge_file_is_refused(env, chat):
+    huge = env.tmp / "enorme.json"
+    with open(huge, "wb") as file:
+        file.truncate(chat_store.MAX_SAVED_BYTES + 1)  # sparse: takes no disk
+    assert not finishes(lambda: chat.widget.restore(huge))
+    check_error(chat.errors[-1], ExportError, "demasiado grande")
+
+
+# 7. Highlighting has a time budget
+
+
+def _short_lines(size: int) -> str:
+    """Thousands of one-letter lines: C#'s lexer took 2.6 s on 4 KB of them, and time growing with the square."""
+    return "a\n" * (size // 2)
+
+
+def test_highlighting_out_of_time_shows_plain_escaped_code(monkeypatch):
+    from course_utils import safe_html
+
+    monkeypatch.setattr(safe_html, "HIGHLIGHT_SECONDS", 0.0)
+    safe_html._highlighted.cache_clear()
+    html_text = safe_html.render_markdown("```python\nx = '<b>'\n```")
+    assert "x = &#39;&lt;b&gt;&#39;" in html_text or "x = '&lt;b&gt;'" in html_text
+    assert 'class="s' not in html_text  # no token spans: plain text
+    safe_html._highlighted.cache_clear()
+
+
+@pytest.mark.slow
+def test_every_lexer_renders_short_lines_in_bounded_time():
+    """Pygments' lexers over thousands of very short lines (the pattern that made 82 of them slow)."""
+    from pygments.lexers import get_all_lexers
+
+    from course_utils import safe_html
+
+    code = _short_lines(20_000)
+    names = sorted({aliases[0] for _, aliases, _, _ in get_all_lexers(plugins=False) if aliases})
+    assert len(names) > 500
+    for name in names:
+        safe_html._highlighted.cache_clear()
+        rendered = finishes(lambda name=name: safe_html.render_markdown(f"```{name}\n{code}\n```"))
+        text = html.unescape(re.sub(r"<[^>]*>", "", rendered))
+        assert code.strip() in text, name  # the whole code, highlighted or plain
+
+
+# 8. check_server says what went wrong in Spanish
+
+
+class _FakeOllama(BaseHTTPRequestHandler):
+    tags: bytes | None = b'{"models": []}'  # None: never answer
+
+    def do_GET(self):
+        if self.path == "/api/version":
+            body = b'{"version": "0.6.0"}'
+        elif self.tags is None:
+            time.sleep(llm.CHECK_TIMEOUT + 2)
+            return
+        else:
+            body = self.tags
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize(
+    "tags, cls, phrase",
+    [
+        pytest.param(b"no es json", OllamaError, "la lista de modelos", id="check-tags-not-json"),
+        pytest.param(b'{"models": 5}', OllamaError, "la lista de modelos", id="check-tags-wrong-fields"),
+        pytest.param(None, ServerTimeout, "la lista de modelos", id="check-tags-timeout"),
+    ],
+)
+def test_check_server_explains_a_bad_model_list_in_spanish(env, tags, cls, phrase):
+    handler = type("Handler", (_FakeOllama,), {"tags": tags})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env.mp.setenv("OLLAMA_HOST", f"http://127.0.0.1:{server.server_address[1]}")
+        status = finishes(llm.check_server)
+    finally:
+        server.shutdown()
+        server.server_close()
+    check_error(status.error, cls, phrase)
+    shown = str(status.error)
+    assert not any(word in shown for word in (*PARSER_JARGON, "timed out", "validation", "ListResponse"))
+
+
+# 9. A saved file is checked whole before the current conversation is touched
+
+
+def _saved_conversation(message: dict) -> bytes:
+    return json.dumps({"messages": [message, {"role": "assistant", "content": "ok"}]}).encode()
+
+
+@pytest.mark.parametrize(
+    "data, phrase",
+    [
+        pytest.param(
+            _saved_conversation({"role": "user", "content": 5}), "no es una conversación", id="content-number"
+        ),
+        pytest.param(
+            _saved_conversation({"role": "user", "content": "hola", "images": ["aGVsbG8="]}),
+            "no es una imagen",
+            id="image-not-an-image",
+        ),
+        pytest.param(
+            _saved_conversation({"role": "user", "content": "hola", "images": ["no base64!"]}),
+            "no es una conversación",
+            id="image-not-base64",
+        ),
+        pytest.param(
+            _saved_conversation(
+                {"role": "user", "content": "hola", "images": [base64.b64encode(png_header(20_000, 20_000)).decode()]}
+            ),
+            "demasiado grande",
+            id="image-400-megapixels",
+        ),
+        pytest.param(_saved_conversation({"role": "robot", "content": "hola"}), "no es una conversación", id="role"),
+    ],
+)
+def test_bad_saved_conversation_leaves_the_current_one_working(env, chat, data, phrase):
+    widget = chat.widget
+    assert widget.send("Mi pregunta") and widget.wait(LIMIT)
+    before = chat.bubbles()
+    assert not widget.restore(write(env, "mala.json", data))
+    check_error(chat.errors[-1], ExportError, phrase)
+    assert chat.bubbles()[:2] == before[:2] and [m.content for m in widget.history][0] == "Mi pregunta"
+    assert widget.send("Otra") and widget.wait(LIMIT)
+    assert widget.history[-1].content.startswith(PREFIX) and len(chat.errors) == 1
+
+
+# 10. Arguments are checked, in Spanish
+
+
+def _tiny_image() -> np.ndarray:
+    return np.zeros((8, 8, 3), np.uint8)
+
+
+ARGUMENT_FAULTS = [
+    pytest.param(
+        lambda e: llm.prepare_image(_tiny_image(), max_pixels=-1), "max_pixels", id="prepare-image-max-pixels"
+    ),
+    pytest.param(lambda e: llm.prepare_image(_tiny_image(), max_side=0), "max_side", id="prepare-image-max-side-0"),
+    pytest.param(lambda e: llm.ask("hola", cancel=True), "cancel", id="ask-cancel-true"),
+    pytest.param(lambda e: llm.ask("hola", timeout=-1), "timeout", id="ask-timeout-negative"),
+    pytest.param(lambda e: llm.ask("hola", temperature=float("nan")), "temperature", id="ask-temperature-nan"),
+    pytest.param(lambda e: speech.transcribe(tone(), beam_size=0), "beam_size", id="transcribe-beam-size-0"),
+    pytest.param(lambda e: speech.transcribe(tone(), temperature=-1.0), "temperature", id="transcribe-temperature"),
+    pytest.param(lambda e: speech.speech_regions(tone(), threshold="alto"), "threshold", id="vad-threshold-text"),
+    pytest.param(lambda e: vision.top_k(_tiny_image(), k="7"), "k", id="top-k-text"),
+    pytest.param(lambda e: vision.top_k(_tiny_image(), k=2.5), "k", id="top-k-float"),
+]
+
+
+@pytest.mark.parametrize("call, phrase", ARGUMENT_FAULTS)
+def test_bad_argument_is_explained(env, call, phrase):
+    error = raises(OptionError, phrase, lambda: call(env))
+    assert f"«{phrase}»" in error.message or f"{phrase}=" in error.message
+    assert env.double.chats() == []  # nothing was sent
+
+
+def test_export_dir_with_a_nul_byte_is_explained_everywhere(env):
+    chat = Chat(env.tmp)
+    widget = chat.widget
+    widget.export_dir = Path("conver\0saciones")
+    widget.store = widget.store.__class__(widget.export_dir)
+    assert widget.send("hola") and widget.wait(LIMIT)  # autosave in the answer's thread
+    widget._export_clicked()
+    assert [type(e) for e in chat.errors] == [ExportError, ExportError]
+    for error in chat.errors:
+        check_error(error, ExportError, "carácter nulo")
+    assert widget.history[-1].content.startswith(PREFIX)
+
+
+def test_export_to_a_number_is_explained(env, chat):
+    raises(ExportError, "carpeta", lambda: chat.widget.export(12345))
+
+
+# 11. Client-side mistakes are not blamed on the server
+
+
+@pytest.mark.parametrize(
+    "serve, cls, phrase",
+    [
+        pytest.param(_redirect_loop, OllamaError, "redirige", id="redirect-loop"),
+        pytest.param(_gzip_garbage, OllamaError, "comprimida", id="gzip-garbage"),
+        pytest.param(_not_http, ServerUnreachable, "no es un servidor web", id="not-http"),
+    ],
+)
+def test_server_that_is_not_ollama_is_named(env, raw_server, serve, cls, phrase):
+    env.mp.setenv("OLLAMA_HOST", raw_server(serve))
+    error = raises(cls, phrase, lambda: llm.ask("hola"))
+    assert "se cortó a mitad" not in error.message
+
+
+# 12. Silently wrong results
+
+
+def _float_wav(samples: np.ndarray) -> bytes:
+    data = np.asarray(samples, "<f4").tobytes()
+    fmt = struct.pack("<HHIIHH", 3, 1, SAMPLE_RATE, SAMPLE_RATE * 4, 4, 32)
+    chunks = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(chunks)) + chunks
+
+
+def test_float_wav_with_nan_is_refused(env):
+    samples = tone().astype(np.float32)
+    samples[100:200] = np.nan
+    raises(AudioError, "NaN", lambda: load_audio(_float_wav(samples)))
+    assert np.allclose(load_audio(_float_wav(tone())), tone(), atol=1e-3)  # a clean one still reads
+
+
+# 13. Temporary files are created exclusively
+
+
+def test_autosave_never_writes_through_a_planted_symlink(env, chat):
+    widget = chat.widget
+    assert widget.send("Primera") and widget.wait(LIMIT)
+    victim = write(env, "victima.txt", b"no me toques")
+    planted = widget.store.path.with_name(widget.store.path.name + ".partial")
+    planted.symlink_to(victim)
+    assert widget.send("Segunda") and widget.wait(LIMIT)
+    assert victim.read_bytes() == b"no me toques" and chat.errors == []
+    saved = json.loads(widget.store.path.read_text(encoding="utf-8"))["messages"]
+    assert [m["content"] for m in saved][::2] == ["Primera", "Segunda"]
+
+
+# 18. The doctor's symbols carry a word
+
+
+def test_doctor_symbols_carry_a_word():
+    from course_utils import doctor
+
+    report = doctor.Report(doctor.Check("prueba", status, "detalle") for status in doctor.ICONS)
+    words = {doctor.OK: "bien", doctor.WARN: "aviso", doctor.ERROR: "error", doctor.INFO: "info"}
+    text = str(report)
+    table = report._repr_html_()
+    for status, word in words.items():
+        assert re.search(rf"{doctor.ICONS[status].split()[0]}\s*{word}", text, re.IGNORECASE), word
+        assert word in table.lower()
+
+
+# 14. The Voilà demo page loads nothing from outside the course's server
+
+
+def test_voila_page_loads_no_stylesheet_from_a_cdn(voila, ollama_double):  # noqa: F811
+    page = httpx.get(voila.url + "/", timeout=300).text
+    assert "rendered_cells" in page or "jp-Notebook" in page  # the notebook's page, not an error
+    outside = [
+        url
+        for url in re.findall(r'<(?:link|script)[^>]+(?:href|src)="([^"]+)"', page)
+        if urlsplit(url).hostname not in (None, "127.0.0.1", "localhost")
+    ]
+    assert outside == []
+
+
+# 15. Without a server: one red message, pointing to notebook 00 and the doctor, and no empty answer
+
+
+def test_chat_without_a_server_shows_one_error_and_no_empty_answer(env):
+    env.mp.setenv("OLLAMA_HOST", env.closed)
+    chat = Chat(env.tmp)  # the check of the server when the chat opens already says it
+    assert chat.widget.send("hola") and chat.widget.wait(LIMIT)
+    shown = [bubble for bubble in chat.bubbles() if "course-error" in bubble]
+    assert len(shown) == 1 and len(chat.errors) == 1
+    assert "00_entorno" in shown[0] and "course_utils.doctor" in shown[0]
+    assert not any("respuesta interrumpida" in bubble for bubble in chat.bubbles())
+    assert "hola" in chat.bubbles()[0]
+    # nothing lost: the turn stays in the conversation and the question is offered again
+    assert [m.content for m in chat.widget.history] == ["hola", ""] and chat.widget.history[1].interrupted
+    assert chat.widget.prompt.value == "hola"
+
+
+# 16. Notebook 04's widget: the sample list after a reset, the upload's tooltip, one stand-in notice,
+# Spanish names beside ImageNet's labels
+
+
+def test_classifier_demo_reads_well_after_a_choice_and_a_reset(env, monkeypatch):
+    from course_utils import vision_widget
+
+    shown = []
+    monkeypatch.setattr(vision_widget, "display", lambda *objects: shown.extend(objects))
+    demo = vision_widget.ClassifierDemo(env.samples)
+    placeholder = demo.sample.label
+    assert placeholder and demo.sample.index == 0
+    demo.choose("gato.jpg")
+    notices = [o for o in shown if "Aviso:" in (getattr(o, "_repr_html_", lambda: "")() or "")]
+    figures = [o for o in shown if hasattr(o, "savefig")]
+    assert len(figures) == 1 and len(notices) + sum(bool(f._suptitle) for f in figures) == 1
+    demo.reset()
+    assert demo.sample.index == 0 and demo.sample.label == placeholder  # not a blank list
+    assert isinstance(demo.upload.tooltip, str) and demo.upload.tooltip  # None reads «null» in the page
+    assert isinstance(chat_upload_tooltip(env), str)
+
+
+def chat_upload_tooltip(env) -> str | None:
+    return Chat(env.tmp).widget.upload.tooltip
+
+
+def test_imagenet_labels_show_a_spanish_name_where_there_is_one():
+    ranking = vision.Ranking(
+        [("tabby, tabby cat", 0.6), ("Egyptian cat", 0.3), ("hen-of-the-woods, hen of the woods", 0.1)]
+    )
+    assert "gato atigrado" in ranking.table() and "gato egipcio" in ranking._repr_html_()
+    assert "hen-of-the-woods" in ranking.table()  # without a Spanish name, the original alone
+    assert vision.spanish_name("tabby, tabby cat") == "gato atigrado" and vision.spanish_name("nada") is None
+
+
+# 17. Figures a student can read at the size JupyterLab shows them
+
+
+LAB_WIDTH_INCHES = 10.0  # a notebook cell is about 1000 px wide; Matplotlib's inline figures are 100 px per inch
+
+
+def _unreadable(fig) -> list[str]:
+    """What a student could not read: a figure wider than the cell (JupyterLab shrinks it, and its text with
+    it) with text below 8 points once shrunk, and titles drawn over one another."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)  # a closed figure has no canvas of its own: draw it as inline figures are
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    shrink = min(1.0, LAB_WIDTH_INCHES / fig.get_figwidth())
+    problems = []
+    texts = [t for t in fig.findobj(lambda a: hasattr(a, "get_fontsize") and hasattr(a, "get_text")) if t.get_text()]
+    problems += [
+        f"«{t.get_text()}» at {t.get_fontsize() * shrink:.1f} pt" for t in texts if t.get_fontsize() * shrink < 8
+    ]
+    titles = [ax.title for ax in fig.axes if ax.get_title()] + ([fig._suptitle] if fig._suptitle else [])
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in titles]
+    for i, (a, box_a) in enumerate(boxes):
+        problems += [f"«{a}» over «{b}»" for b, box_b in boxes[i + 1 :] if box_a.overlaps(box_b)]
+    return problems
+
+
+def test_multi_head_attention_figure_is_readable():
+    import torch
+
+    from course_utils import attention
+
+    tokens = ["El", " g", "ato", " du", "erme", " sobre", " la", " mesa", "."]
+    weights = torch.softmax(torch.randn(4, len(tokens), len(tokens)), dim=-1)
+    fig = attention.plot_attention(weights, tokens, "Atención multicabeza (pesos aleatorios)")
+    assert _unreadable(fig) == []
+
+
+def _layer_stacks():
+    from course_utils import llama_vision
+
+    published = SimpleNamespace(cross_attention_layers=[3, 8, 13, 18, 23, 28, 33, 38], num_hidden_layers=40)
+    tiny = SimpleNamespace(cross_attention_layers=[3, 8], num_hidden_layers=10)
+    return llama_vision.plot_layer_stacks({"11B publicado": published, "diminuto (aleatorio)": tiny})
+
+
+def _layouts():
+    from course_utils import llama_vision
+
+    return llama_vision.plot_layouts()
+
+
+def _scaling():
+    from course_utils import attention
+
+    return attention.plot_scaling(attention.scaling_experiment(dims=(4, 16, 64)))
+
+
+def _patch_sequence(samples):
+    from course_utils import patches
+
+    return patches.plot_patch_sequence(open_image(samples / "gato.jpg").resize((224, 224)))
+
+
+def _prediction(samples):
+    ranking = vision.Ranking([("tabby, tabby cat", 0.5), ("tiger cat", 0.3), ("Egyptian cat", 0.2)])
+    return vision.show_prediction(samples / "gato.jpg", ranking)
+
+
+@pytest.mark.parametrize(
+    "draw",
+    [
+        pytest.param(lambda s: _layer_stacks(), id="05-layer-stacks"),
+        pytest.param(lambda s: _layouts(), id="05-tile-layouts"),
+        pytest.param(lambda s: _scaling(), id="02-scaling"),
+        pytest.param(_patch_sequence, id="03-patch-sequence"),
+        pytest.param(_prediction, id="04-prediction"),
+    ],
+)
+def test_lesson_figure_is_readable(samples, draw):
+    assert _unreadable(draw(samples)) == []
+
+
+def test_whisper_windows_and_segments_figure_is_readable():
+    """Notebook 01 draws it 12 inches wide: its small labels must survive JupyterLab's shrinking."""
+    import matplotlib.pyplot as plt
+
+    from course_utils import audio
+
+    fig, ax = plt.subplots(figsize=(12, 4.5), constrained_layout=True)
+    segments = [SimpleNamespace(start=0.0, end=30.0), SimpleNamespace(start=30.0, end=38.0)]
+    audio.plot_log_mel(tone(38.0).astype(np.float32), windows=[0.0, 30.0], segments=segments, ax=ax)
+    plt.close(fig)
+    assert _unreadable(fig) == []
+
+
+@pytest.fixture
+def lab_without_ollama(jupyter_env, tmp_path_factory, closed_port):  # noqa: F811
+    """JupyterLab whose kernels find no Ollama server (OLLAMA_HOST on a closed loopback port)."""
+    from tests.test_browser import ROOT, Server, free_port
+
+    port, token = free_port(), secrets.token_hex(16)
+    cmd = [
+        sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--ServerApp.port={port}",
+        "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT / 'notebooks'}",
+        "--LabApp.expose_app_in_browser=True", *(["--allow-root"] if os.geteuid() == 0 else []),
+    ]  # fmt: skip
+    env = {**jupyter_env, "OLLAMA_HOST": closed_port}
+    server = Server(cmd, f"http://127.0.0.1:{port}", tmp_path_factory.mktemp("lab") / "lab.log", env)
+    server.token = token
+    yield server.wait_ready(f"/api/status?token={token}")
+    server.stop()
+
+
+@pytest.mark.browser
+def test_jupyterlab_chat_without_a_server_shows_one_error(browser, lab_without_ollama, artifacts):  # noqa: F811
+    from tests.test_browser import KERNEL_IDLE, NOTEBOOK, SLOW
+
+    lab = lab_without_ollama
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    try:
+        page.goto(f"{lab.url}/lab/tree/{NOTEBOOK}?token={lab.token}", timeout=SLOW)
+        page.wait_for_function(KERNEL_IDLE, timeout=SLOW)
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        chat = page.locator(".course-chat").last
+        area = chat.locator(".course-prompt-area")
+        area.wait_for(timeout=SLOW)
+        chat.locator(".course-error").first.wait_for(timeout=SLOW)  # the check of the server when it opens
+        area.fill("¿Hay alguien?")
+        area.press("Enter")
+        chat.locator(".course-user", has_text="¿Hay alguien?").wait_for(timeout=SLOW)
+        page.wait_for_function(  # the question is offered again once the send has failed
+            "() => [...document.querySelectorAll('.course-chat .course-prompt-area')].pop().value === '¿Hay alguien?'",
+            timeout=SLOW,
+        )
+        chat.screenshot(path=str(artifacts / "chat_without_server_lab.png"))
+        errors = chat.locator(".course-error")
+        assert errors.count() == 1
+        assert "00_entorno" in errors.first.inner_text() and "course_utils.doctor" in errors.first.inner_text()
+        assert chat.locator(".course-assistant").count() == 0  # no empty «respuesta interrumpida» bubble
+    finally:
+        context.close()

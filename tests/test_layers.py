@@ -18,6 +18,7 @@ LAYERS = {
     "audio": 2,
     "images": 2,
     "samples": 2,
+    "files": 2,
     # 3. models and services
     "speech": 3,
     "subtitles": 3,

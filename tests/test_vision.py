@@ -206,7 +206,13 @@ def test_widget_sample_upload_error_and_reset(clf, samples):
 
     assert_same_ranking(demo.upload_file(samples / "cafe.jpg"), vision.top_k(samples / "cafe.jpg"))
     demo.again.click()
-    assert demo.last is None and demo.sample.value is None and demo.upload.value == () and demo.again.disabled
+    assert (
+        demo.last is None
+        and demo.sample.value == ""
+        and demo.sample.index == 0
+        and demo.upload.value == ()
+        and demo.again.disabled
+    )
 
 
 def test_missing_hub_model_offline_fails_fast_in_spanish(monkeypatch):

@@ -66,6 +66,8 @@ c.Spawner.args.extend(
     [
         f"--MappingKernelManager.cull_idle_timeout={KERNEL_IDLE_TIMEOUT}",
         "--MappingKernelManager.cull_interval=300",
+        # Voilà's page template without Font Awesome from a public CDN (deploy/voila, installed by install_hub.sh)
+        "--VoilaConfiguration.template=curso",
     ]
 )
 # With SystemdSpawner (TLJH, and our own hub) the cache is read-only for the students' processes,
