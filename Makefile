@@ -45,8 +45,10 @@ cuadernos: $(VENV)/.installed
 browser:
 	bash scripts/install_debian_package.sh chromium chromium "Las pruebas de navegador se saltarán"
 
+# Two steps: the default suite, then the slow integration tests (real weights, the wheel, every lexer…).
 test: $(VENV)/.installed browser nginx
-	$(PY) -m pytest -m "not hub"
+	$(PY) -m pytest -m "not hub and not slow"
+	$(PY) -m pytest -m "slow and not hub"
 
 # nginx from Debian, for the reverse proxy in front of several Ollama servers (tests/test_proxy.py), and
 # nftables for the rules that close Ollama's own ports to the students (the same file).
