@@ -294,10 +294,10 @@ def plot_reliability(curves: dict[str, tuple], n_bins: int = 10):
         ax.plot([0, 1], [0, 1], "k--", label="calibración perfecta")
         for x, count in zip(centers, bins["count"]):
             if count:
-                ax.text(x, 1.02, str(count), ha="center", fontsize=8)  # predicciones en el intervalo
+                ax.text(x, 0.02, str(count), ha="center", fontsize=9, color="white", fontweight="bold")
         ece = expected_calibration_error(probabilities, labels, n_bins)
-        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confianza", ylabel="acierto")
-        ax.set_title(f"{title} · ECE = {ece:.3f}\n(encima de cada barra: cuántas predicciones)", fontsize=10)
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confianza (en cada barra, cuántas predicciones)", ylabel="acierto")
+        ax.set_title(f"{title} · ECE = {ece:.3f}")
     handles, names = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, names, loc="lower center", ncol=2)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
