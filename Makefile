@@ -78,7 +78,7 @@ install-hub:
 	bash deploy/install_hub.sh
 
 demo: $(VENV)/.installed
-	env JUPYTER_PATH=deploy/voila $(VENV)/bin/voila notebooks/07_chat_multimodal.ipynb --template=curso --Voila.ip=127.0.0.1 --port=3000 --no-browser
+	env JUPYTER_PATH=deploy/voila $(VENV)/bin/voila notebooks/08_chat_multimodal.ipynb --template=curso --Voila.ip=127.0.0.1 --port=3000 --no-browser
 
 bench: $(VENV)/.installed
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done

@@ -209,7 +209,7 @@ def _model_checks(status) -> list[Check]:
                 "Modelo de lenguaje",
                 WARN,
                 f"{status.model} está descargado ({family}), pero no ve imágenes",
-                "Para el chat y el cuaderno 06 usa un modelo de visión: COURSE_LLM_MODEL="
+                "Para el chat y el cuaderno 07 usa un modelo de visión: COURSE_LLM_MODEL="
                 f"{vision_models.SUGGESTED_MODEL} (tras `ollama pull {vision_models.SUGGESTED_MODEL}`).",
             )
         ]

@@ -1,6 +1,6 @@
 """How Llama 3.2 Vision (mllama) sees an image: tiles, the vision encoder, cross-attention and `<|image|>`.
 
-Notebook 05 uses these helpers. Nothing is downloaded: the image processor is transformers' own
+Notebook 06 uses these helpers. Nothing is downloaded: the image processor is transformers' own
 `MllamaImageProcessorPil` with the settings Meta published for Llama 3.2 11B Vision, and the model is a
 tiny `MllamaForConditionalGeneration` with random weights and the published layout (tiles of 560 px,
 patches of 14 px, up to 4 tiles, a cross-attention layer every fifth layer from layer 3 on).

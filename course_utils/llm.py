@@ -75,7 +75,7 @@ BUSY_BACKOFF_CAP = 8.0  # longest wait between two tries
 POLL = 0.05  # seconds between two looks at the cancel flag
 CLOSE_WAIT = 5.0  # longest wait for a stopped request to close its connection
 # What llama3.2-vision (mllama) takes: one image per message, 4 tiles of 560 px laid out 1×4, 2×2, 4×1…
-# (notebook 05). Other families have their own limits (vision_models.FAMILIES), read through model_profile().
+# (notebook 06). Other families have their own limits (vision_models.FAMILIES), read through model_profile().
 MAX_IMAGES_PER_MESSAGE = vision_models.FAMILIES["mllama"].images_per_message
 MAX_IMAGE_SIDE = vision_models.FAMILIES["mllama"].max_side
 MAX_IMAGE_PIXELS = vision_models.FAMILIES["mllama"].max_pixels

@@ -1,6 +1,6 @@
 """How a current vision model sees the same photo: Qwen2.5-VL's image processor next to Llama 3.2 Vision's tiles.
 
-Notebook 05 («Otro modelo, otra manera de ver») uses these helpers. Nothing is downloaded: the processor is
+Notebook 06 («Otro modelo, otra manera de ver») uses these helpers. Nothing is downloaded: the processor is
 transformers' own `Qwen2VLImageProcessorPil` (Qwen2-VL and Qwen2.5-VL share it: `image_processing_auto` maps both
 model types to it) with the class's default settings, and the vision tower is a tiny
 `Qwen2_5_VisionTransformerPretrainedModel` with random weights.

@@ -36,7 +36,7 @@ class Family:
 
 
 FAMILIES = {
-    # 4 tiles of 560 px (1×4, 2×2, 4×1…): notebook 05. Ollama's server/prompt.go refuses a second image in a
+    # 4 tiles of 560 px (1×4, 2×2, 4×1…): notebook 06. Ollama's server/prompt.go refuses a second image in a
     # message, and the model sees one image per conversation, so only the most recent one is sent.
     "mllama": Family(
         name="mllama",

@@ -1,4 +1,4 @@
-"""Accessibility of the chat in a real browser, in Voilà and in JupyterLab (the course's notebook 07).
+"""Accessibility of the chat in a real browser, in Voilà and in JupyterLab (the course's notebook 08).
 
 axe-core (bundled by the axe-playwright-python package, no network) audits the chat's element in the states
 a student sees: a conversation with an image and an error, a pending attachment, a recording with its level

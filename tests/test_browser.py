@@ -29,7 +29,7 @@ from course_utils.samples import sample_path
 from tests.ollama_double import PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK = "07_chat_multimodal.ipynb"
+NOTEBOOK = "08_chat_multimodal.ipynb"
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [
     "--no-sandbox",

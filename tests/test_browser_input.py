@@ -4,7 +4,7 @@ meter and a clock, the stop at the maximum length and the spoken language; a rec
 voice in it, writes nothing and says «No se oyó ninguna voz».
 
 The Voilà page is the course's chat in a notebook of its own (its recorder's limit lowered to a few
-seconds); in JupyterLab, notebook 07 checks that the paste, the drop and the meter work there too (the
+seconds); in JupyterLab, notebook 08 checks that the paste, the drop and the meter work there too (the
 notebook would otherwise take Ctrl+V and dropped files). The servers and the browser come from
 tests/test_browser.py.
 """

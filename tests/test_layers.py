@@ -34,6 +34,7 @@ LAYERS = {
     "patches": 3,
     "llama_vision": 3,
     "qwen_vision": 3,
+    "evaluation": 3,
     "llm": 3,
     "vision_models": 3,
     "conversation": 3,

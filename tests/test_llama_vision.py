@@ -276,12 +276,12 @@ OTHER_RULES = [
     ({"patch_size": 14, "merge_size": 2, "min_pixels": 28 * 28 * 256, "max_pixels": 28 * 28 * 1280}, 560, 4),
     ({"patch_size": 10, "merge_size": 3, "min_pixels": 30 * 30 * 9, "max_pixels": 30 * 30 * 200}, 224, 2),
 ]
-SOURCE_05 = (
+SOURCE_06 = (
     Path(__file__).resolve().parent.parent
     / "instructor"
     / "source"
-    / "05_llama_vision_por_dentro"
-    / "05_llama_vision_por_dentro.ipynb"
+    / "06_llama_vision_por_dentro"
+    / "06_llama_vision_por_dentro.ipynb"
 )
 
 
@@ -394,12 +394,12 @@ def test_plot_comparison_returns_a_figure():
 def _lesson_cells() -> dict:
     import nbformat
 
-    nb = nbformat.read(SOURCE_05, as_version=4)
+    nb = nbformat.read(SOURCE_06, as_version=4)
     by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in nb.cells}
     return {
         "imports": nb.cells[2].source,
-        "solution": by_id["05-ex4-visual-tokens"],
-        "tests": by_id["05-ex4-visual-tokens-tests"],
+        "solution": by_id["06-ex4-visual-tokens"],
+        "tests": by_id["06-ex4-visual-tokens-tests"],
     }
 
 

@@ -1,7 +1,7 @@
 """The notebooks that talk to Ollama also run green with no server at all: they show the diagnosis.
 
 nbval already runs every notebook against the Ollama double (pytest collects notebooks/); this runs
-00, 06 and 07 a second time, in a fresh kernel whose OLLAMA_HOST points at a closed port. A cell that
+00, 07 and 08 a second time, in a fresh kernel whose OLLAMA_HOST points at a closed port. A cell that
 raises fails the test.
 """
 
@@ -44,14 +44,14 @@ def test_environment_notebook_says_what_is_missing(closed_port, monkeypatch):
 
 
 def test_chat_notebook_builds_and_shows_the_diagnosis(closed_port, monkeypatch):
-    text = run_without_server("07_chat_multimodal.ipynb", closed_port, monkeypatch)
+    text = run_without_server("08_chat_multimodal.ipynb", closed_port, monkeypatch)
     assert PREFIX not in text
     # The widget was built and shows the diagnosis inside its conversation pane.
     assert f"No hay ningún servidor de Ollama respondiendo en {closed_port}" in text and "ollama serve" in text
 
 
-def test_notebook06_runs_without_a_server(closed_port, monkeypatch):
-    text = run_without_server("06_llama_vision_prompts.ipynb", closed_port, monkeypatch)
+def test_notebook07_runs_without_a_server(closed_port, monkeypatch):
+    text = run_without_server("07_llama_vision_prompts.ipynb", closed_port, monkeypatch)
     assert closed_port in text and "ollama serve" in text
     assert text.count("No hay ningún servidor de Ollama") >= 5  # every call to the server was diagnosed
     assert PREFIX not in text

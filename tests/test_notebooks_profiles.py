@@ -1,7 +1,7 @@
-"""Lessons 06 and 07 follow the model the server has, not one model.
+"""Lessons 07 and 08 follow the model the server has, not one model.
 
 nbval runs every notebook against the session's Ollama double: Ollama 0.24.0 with llama3.2-vision, the seed's
-model. This runs 06 and 07 again, each in a fresh kernel, against today's Ollama (the 0.32.15 double): with a
+model. This runs 07 and 08 again, each in a fresh kernel, against today's Ollama (the 0.32.15 double): with a
 current vision model (Qwen2.5-VL) they work and send several images in one message; with llama3.2-vision,
 which that Ollama can no longer load, they show both ways out instead of crashing. A cell that raises fails
 the test (only the exercises the student has not written yet may raise NotImplementedError).
@@ -22,7 +22,7 @@ from tests.test_notebooks_no_server import outputs_text
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 SOURCES = ROOT / "instructor" / "source"
-LESSONS = ("06_llama_vision_prompts", "07_chat_multimodal")
+LESSONS = ("07_llama_vision_prompts", "08_chat_multimodal")
 QWEN, LLAMA = vision_models.SUGGESTED_MODEL, "llama3.2-vision"
 PIN = vision_models.OLLAMA_INSTALL.format(version=vision_models.MLLAMA_LAST_OLLAMA)
 EXERCISES_NOT_WRITTEN = {"NotImplementedError"}
@@ -87,8 +87,8 @@ def test_the_box_gives_the_reason_both_ways_out_and_the_licence(lesson, folder):
 # --- a current vision model on today's Ollama ------------------------------------------------------------------
 
 
-def test_lesson06_works_with_a_current_model_and_sends_several_images_in_one_message(current, monkeypatch):
-    text, raised = run_lesson("06_llama_vision_prompts", QWEN, monkeypatch)
+def test_lesson07_works_with_a_current_model_and_sends_several_images_in_one_message(current, monkeypatch):
+    text, raised = run_lesson("07_llama_vision_prompts", QWEN, monkeypatch)
     assert set(raised) <= EXERCISES_NOT_WRITTEN, raised
     assert f"Ollama {current.version}" in text and f"Modelo: {QWEN}" in text
     assert "familia: qwen25vl (Qwen2.5-VL)" in text and "imágenes por mensaje: sin límite" in text
@@ -98,18 +98,18 @@ def test_lesson06_works_with_a_current_model_and_sends_several_images_in_one_mes
     assert {chat["model"] for chat in current.chats()} == {QWEN, "modelo-que-no-existe"}  # §10 asks for a missing one
 
 
-def test_lesson07_works_with_a_current_model(current, monkeypatch):
-    text, raised = run_lesson("07_chat_multimodal", QWEN, monkeypatch)
+def test_lesson08_works_with_a_current_model(current, monkeypatch):
+    text, raised = run_lesson("08_chat_multimodal", QWEN, monkeypatch)
     assert set(raised) <= EXERCISES_NOT_WRITTEN, raised
     assert f"«{QWEN}» está descargado" in text and "familia: qwen25vl (Qwen2.5-VL)" in text
     assert "imágenes por mensaje: sin límite" in text and "imágenes de la conversación que recibe: todas" in text
     assert not both_ways_out(text) and "ModelNotSupported" not in text
 
 
-def test_lesson07_with_its_exercises_written_talks_to_a_current_model(current, monkeypatch):
+def test_lesson08_with_its_exercises_written_talks_to_a_current_model(current, monkeypatch):
     """The teacher's version (solutions written): the live turns of exercise 1 reach the current model."""
-    source = SOURCES / "07_chat_multimodal" / "07_chat_multimodal.ipynb"
-    text, raised = run_lesson("07_chat_multimodal", QWEN, monkeypatch, path=source)
+    source = SOURCES / "08_chat_multimodal" / "08_chat_multimodal.ipynb"
+    text, raised = run_lesson("08_chat_multimodal", QWEN, monkeypatch, path=source)
     assert raised == []
     assert f"{PREFIX} Recibí 2 mensaje(s)" in text and f"{PREFIX} Recibí 4 mensaje(s)" in text
     assert [chat["model"] for chat in current.chats()] == [QWEN, QWEN]
@@ -131,8 +131,8 @@ def test_llama_vision_on_a_current_server_shows_both_ways_out(current, monkeypat
 # --- the seed's model where it still runs --------------------------------------------------------------------
 
 
-def test_lesson06_on_the_old_server_shows_llama_visions_one_image_limit(old, monkeypatch):
-    text, raised = run_lesson("06_llama_vision_prompts", LLAMA, monkeypatch)
+def test_lesson07_on_the_old_server_shows_llama_visions_one_image_limit(old, monkeypatch):
+    text, raised = run_lesson("07_llama_vision_prompts", LLAMA, monkeypatch)
     assert set(raised) <= EXERCISES_NOT_WRITTEN, raised
     assert "familia: mllama (Llama 3.2 Vision)" in text and "imágenes por mensaje: 1" in text
     assert "Hay 2 imágenes en un mismo mensaje y el modelo acepta 1." in text
