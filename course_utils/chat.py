@@ -611,6 +611,8 @@ class ChatWidget(_ChatLayout):
             else:
                 self.store.start_new()
         for message in conversation.history:
+            if message.role == "assistant" and not message.content:
+                continue  # an answer where nothing arrived: live, only its red message showed
             self._show(message)
         self._render_last_turn(active=True)
         self._set_status(

@@ -568,7 +568,9 @@ def test_conversation_is_autosaved_and_restored_from_the_picker(page, artifacts)
     picker.select_option(label=label)
     page.get_by_role("button", name="Abrir").click()
     page.locator(".course-chat-status", has_text="recuperada").wait_for(timeout=SLOW)
-    assert page.locator(".course-chat-pane .course-bubble").count() == len(data["messages"]) == shown
+    # an answer where nothing arrived has no bubble, live or restored (its red message said why)
+    with_bubble = [m for m in data["messages"] if m["role"] == "user" or m["content"]]
+    assert page.locator(".course-chat-pane .course-bubble").count() == len(with_bubble) == shown
     assert page.locator(".course-replaced").count() >= 2
     page.locator(".course-chat").screenshot(path=str(artifacts / "chat_controls.png"))
 
