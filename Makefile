@@ -13,7 +13,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 help:
 	@echo "make lab    JupyterLab con los cuadernos en http://127.0.0.1:$(PORT) (con token)"
 	@echo "make test   todas las pruebas (unitarias, cuadernos con nbval, navegador)"
-	@echo "make demo   el chat como página web con Voilà en http://127.0.0.1:3000"
+	@echo "make demo   el chat como página web con Voilà en http://127.0.0.1:3000 (DEMO=clasificador, DEMO=dictado)"
 	@echo "make bench  las mediciones de velocidad de benchmarks/"
 	@echo "make cuadernos  genera notebooks/ (versión del estudiante) desde instructor/source/ con nbgrader"
 	@echo "make test-hub     la prueba de integración con un JupyterHub real (3 usuarios)"
@@ -73,8 +73,12 @@ test-gpu: $(VENV)/.installed
 install-hub:
 	bash deploy/install_hub.sh
 
+# A demo page alone (demos/, Voilà with the course's template in demos/share/): DEMO=chat (the default),
+# DEMO=clasificador or DEMO=dictado, on the old chatbot's port.
+DEMO ?= chat
 demo: $(VENV)/.installed
-	$(VENV)/bin/voila notebooks/07_chat_multimodal.ipynb --Voila.ip=127.0.0.1 --port=3000 --no-browser
+	@test -f demos/$(DEMO).ipynb || { echo "No hay ninguna demostración «$(DEMO)»: usa DEMO=chat, DEMO=clasificador o DEMO=dictado."; exit 2; }
+	JUPYTER_PATH="$(CURDIR)/demos/share" $(VENV)/bin/voila demos/$(DEMO).ipynb --template=demo --Voila.ip=127.0.0.1 --port=3000 --no-browser
 
 bench: $(VENV)/.installed
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done
