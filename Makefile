@@ -11,7 +11,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: lab test demo bench browser clean help nginx hub-deps test-hub install-hub cuadernos test-gpu
 help:
-	@echo "make lab    JupyterLab con los cuadernos en http://127.0.0.1:$(PORT) (con token)"
+	@echo "make lab    JupyterLab en castellano con los cuadernos en http://127.0.0.1:$(PORT) (con token; ROL=profesor)"
 	@echo "make test   todas las pruebas (unitarias, cuadernos con nbval, navegador)"
 	@echo "make demo   el chat como página web con Voilà en http://127.0.0.1:3000 (DEMO=clasificador, DEMO=dictado)"
 	@echo "make bench  las mediciones de velocidad de benchmarks/"
@@ -26,8 +26,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -e ".[test,bench]"
 	touch $@
 
+# JupyterLab in Spanish, without the news popup (jupyter/lab/settings/overrides.json), and for a student
+# without nbgrader's teacher tools (jupyter/estudiante/); `make lab ROL=profesor` keeps them (jupyter/profesor/).
+# The course's notebooks are trusted first, so the server does not log them as «not trusted».
+ROL ?= estudiante
 lab: $(VENV)/.installed
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks --ServerApp.ip=127.0.0.1 --port=$(PORT) --no-browser $(ROOT_FLAG)
+	@test -d jupyter/$(ROL) || { echo "No hay ningún rol «$(ROL)»: usa ROL=estudiante o ROL=profesor."; exit 2; }
+	$(VENV)/bin/jupyter trust --log-level=ERROR notebooks/*.ipynb > /dev/null
+	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter/$(ROL)" $(VENV)/bin/jupyter lab --LabApp.app_settings_dir="$(CURDIR)/jupyter/lab/settings" --ServerApp.root_dir=notebooks --ServerApp.ip=127.0.0.1 --port=$(PORT) --no-browser $(ROOT_FLAG)
 
 # The student notebooks (notebooks/) from the instructor sources (instructor/source/), with
 # `nbgrader generate_assignment`. It runs in a copy of the course directory, so the teacher's
