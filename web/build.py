@@ -81,7 +81,6 @@ def execute(notebook: Path, target: Path) -> None:
         timeout=900,
         kernel_name="python3",
         allow_errors=True,
-        store_widget_state=False,
         resources={"metadata": {"path": str(target.parent)}},
     )
     client.execute()
