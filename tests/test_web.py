@@ -19,7 +19,33 @@ from tests.test_browser import BROWSER_MARKS, CHROMIUM, FLAGS
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-pytestmark = pytest.mark.slow
+
+
+def test_an_unanswered_exercise_shows_a_note_not_its_error():
+    """The build's own step: an exercise's NotImplementedError and a live widget become Spanish notes."""
+    import importlib.util
+
+    import nbformat
+
+    spec = importlib.util.spec_from_file_location("web_build", ROOT / "web" / "build.py")
+    web_build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(web_build)
+    EXERCISE_NOTE, WIDGET_NOTE, clean_outputs = web_build.EXERCISE_NOTE, web_build.WIDGET_NOTE, web_build.clean_outputs
+
+    cell = nbformat.v4.new_code_cell("raise NotImplementedError()")
+    cell.outputs = [
+        nbformat.v4.new_output("error", ename="NotImplementedError", evalue="", traceback=["Traceback …"]),
+        nbformat.v4.new_output("stream", name="stderr", text="100%|██████| descarga\n"),
+        nbformat.v4.new_output(
+            "display_data", data={"application/vnd.jupyter.widget-view+json": {}, "text/plain": "VBox()"}
+        ),
+        nbformat.v4.new_output("stream", name="stdout", text="Aviso: Modelo de prueba\n"),
+    ]
+    nb = nbformat.v4.new_notebook(cells=[cell], metadata={"widgets": {"state": {}}})
+    clean_outputs(nb)
+    shown = [o.get("data", {}).get("text/markdown") or o.get("text") for o in nb.cells[0].outputs]
+    assert shown == [EXERCISE_NOTE, WIDGET_NOTE, "Aviso: Modelo de prueba\n"]
+    assert "widgets" not in nb.metadata
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +64,7 @@ def site(tmp_path_factory) -> Path:
     return out / "html"
 
 
+@pytest.mark.slow
 def test_the_site_has_every_lesson_the_glossary_and_the_lab_guide(site):
     for page in ["index", *LESSONS, "glosario", "laboratorio"]:
         assert (site / f"{page}.html").is_file(), page
@@ -45,6 +72,7 @@ def test_the_site_has_every_lesson_the_glossary_and_the_lab_guide(site):
     assert "make lab" in home and all(lesson in home for lesson in LESSONS)
 
 
+@pytest.mark.slow
 def test_exercises_show_as_exercises_never_with_their_solutions(site):
     pages = {lesson: (site / f"{lesson}.html").read_text(encoding="utf-8") for lesson in LESSONS}
     for lesson, html in pages.items():
@@ -54,6 +82,7 @@ def test_exercises_show_as_exercises_never_with_their_solutions(site):
     assert "Modelo de prueba" in pages["04_clasificador_top7"]  # the stand-in says it is one
 
 
+@pytest.mark.slow
 def test_no_page_loads_anything_from_another_site(site):
     for page in site.glob("*.html"):
         html = page.read_text(encoding="utf-8")
@@ -71,6 +100,7 @@ def served(site):
     server.shutdown()
 
 
+@pytest.mark.slow
 @BROWSER_MARKS[0]
 @BROWSER_MARKS[1]
 def test_home_and_a_lesson_render_their_figure_and_maths(served, artifacts):

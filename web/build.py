@@ -31,8 +31,8 @@ PAGES = {
     "glosario.md": ROOT / "notebooks" / "glosario.md",
     "laboratorio.md": ROOT / "docs" / "laboratorio.md",
 }
-EXERCISE_NOTE = "✏️ Ejercicio sin resolver: aquí aparece tu resultado cuando lo completes en JupyterLab."
-WIDGET_NOTE = "🖱️ Control interactivo: pruébalo en JupyterLab."
+EXERCISE_NOTE = "> ✏️ **Ejercicio sin resolver**: aquí aparece tu resultado cuando lo completes en JupyterLab."
+WIDGET_NOTE = "> 🖱️ **Control interactivo**: pruébalo en JupyterLab."
 WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
@@ -62,7 +62,7 @@ def clean_outputs(nb) -> None:
         for out in cell.get("outputs", []):
             if out.output_type == "error":
                 if not noted:
-                    outputs.append(nbformat.v4.new_output("stream", name="stdout", text=EXERCISE_NOTE + "\n"))
+                    outputs.append(nbformat.v4.new_output("display_data", data={"text/markdown": EXERCISE_NOTE}))
                     noted = True
             elif out.output_type in ("display_data", "execute_result") and WIDGET in out.get("data", {}):
                 outputs.append(nbformat.v4.new_output("display_data", data={"text/markdown": WIDGET_NOTE}))

@@ -22,4 +22,4 @@ myst_heading_anchors = 3
 # Maths with the MathJax 3 from npm, served with the site: nothing from a CDN when a page is read.
 mathjax_path = "mathjax/tex-chtml.js"
 suppress_warnings = ["myst.header", "myst.xref_missing", "misc.highlighting_failure"]
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "README.md"]  # read through index.md's include
