@@ -9,11 +9,12 @@ PORT   ?= 8888
 # Jupyter refuses to run as root without this flag (containers, CI); students never need it.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test demo bench browser clean help nginx hub-deps test-hub install-hub cuadernos test-gpu
+.PHONY: lab test demo web bench browser clean help nginx hub-deps test-hub install-hub cuadernos test-gpu
 help:
-	@echo "make lab    JupyterLab con los cuadernos en http://127.0.0.1:$(PORT) (con token)"
+	@echo "make lab    JupyterLab en castellano con los cuadernos en http://127.0.0.1:$(PORT) (con token; ROL=profesor)"
 	@echo "make test   todas las pruebas (unitarias, cuadernos con nbval, navegador)"
-	@echo "make demo   el chat como página web con Voilà en http://127.0.0.1:3000"
+	@echo "make demo   el chat como página web con Voilà en http://127.0.0.1:3000 (DEMO=clasificador, DEMO=dictado)"
+	@echo "make web    el sitio web del curso en build/web/html (lecciones ejecutadas, glosario, laboratorio)"
 	@echo "make bench  las mediciones de velocidad de benchmarks/"
 	@echo "make cuadernos  genera notebooks/ (versión del estudiante) desde instructor/source/ con nbgrader"
 	@echo "make test-hub     la prueba de integración con un JupyterHub real y cuentas Unix separadas (root)"
@@ -23,11 +24,17 @@ help:
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install "$(TORCH)"
-	$(PIP) install -e ".[test,bench]"
+	$(PIP) install -e ".[test,bench,web]"
 	touch $@
 
+# JupyterLab in Spanish, without the news popup (jupyter/lab/settings/overrides.json), and for a student
+# without nbgrader's teacher tools (jupyter/estudiante/); `make lab ROL=profesor` keeps them (jupyter/profesor/).
+# The course's notebooks are trusted first, so the server does not log them as «not trusted».
+ROL ?= estudiante
 lab: $(VENV)/.installed
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks --ServerApp.ip=127.0.0.1 --port=$(PORT) --no-browser $(ROOT_FLAG)
+	@test -d jupyter/$(ROL) || { echo "No hay ningún rol «$(ROL)»: usa ROL=estudiante o ROL=profesor."; exit 2; }
+	$(VENV)/bin/jupyter trust --log-level=ERROR notebooks/*.ipynb > /dev/null
+	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter/$(ROL)" $(VENV)/bin/jupyter lab --LabApp.app_settings_dir="$(CURDIR)/jupyter/lab/settings" --ServerApp.root_dir=notebooks --ServerApp.ip=127.0.0.1 --port=$(PORT) --no-browser $(ROOT_FLAG)
 
 # The student notebooks (notebooks/) from the instructor sources (instructor/source/), with
 # `nbgrader generate_assignment`. It runs in a copy of the course directory, so the teacher's
@@ -60,7 +67,7 @@ nginx:
 HUB_NODE := .cache/hub-node
 CHP      := $(HUB_NODE)/node_modules/.bin/configurable-http-proxy
 $(VENV)/.hub-installed: $(VENV)/.installed pyproject.toml
-	$(PIP) install -e ".[test,bench,hub]"
+	$(PIP) install -e ".[test,bench,web,hub]"
 	touch $@
 $(CHP):
 	npm install --prefix $(HUB_NODE) --no-audit --no-fund --loglevel=error configurable-http-proxy@5
@@ -77,8 +84,18 @@ test-gpu: $(VENV)/.installed
 install-hub:
 	bash deploy/install_hub.sh
 
+# A demo page alone (demos/, Voilà with the course's template in demos/share/): DEMO=chat (the default),
+# DEMO=clasificador or DEMO=dictado, on the old chatbot's port.
+DEMO ?= chat
 demo: $(VENV)/.installed
-	env JUPYTER_PATH=deploy/voila $(VENV)/bin/voila notebooks/08_chat_multimodal.ipynb --template=curso --Voila.ip=127.0.0.1 --port=3000 --no-browser
+	@test -f demos/$(DEMO).ipynb || { echo "No hay ninguna demostración «$(DEMO)»: usa DEMO=chat, DEMO=clasificador o DEMO=dictado."; exit 2; }
+	JUPYTER_PATH="$(CURDIR)/demos/share" $(VENV)/bin/voila demos/$(DEMO).ipynb --template=demo --Voila.ip=127.0.0.1 --port=3000 --no-browser
+
+# The course's website in build/web/html/ (web/build.py): the student notebooks executed against the test
+# stand-ins, README, the glossary and docs/laboratorio.md; Sphinx with MyST-NB, MathJax from npm, offline.
+web: $(VENV)/.installed
+	$(PY) web/build.py build/web
+	@echo "Ábrelo con: $(PY) -m http.server -d build/web/html -b 127.0.0.1 8000"
 
 bench: $(VENV)/.installed
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done

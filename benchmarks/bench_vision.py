@@ -49,7 +49,7 @@ def build_random_vit_base(folder: Path) -> Path:
     processor_class = transformers.ViTImageProcessor
     if not is_torchvision_available():
         processor_class = getattr(transformers, "ViTImageProcessorPil", processor_class)
-    labels = json.loads((ROOT / "course_utils" / "data" / "imagenet_labels.json").read_text(encoding="utf-8"))
+    labels = json.loads((ROOT / "course_utils" / "labels" / "imagenet_labels.json").read_text(encoding="utf-8"))
     vit_config = ViTConfig(id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)})
     torch.manual_seed(0)
     ViTForImageClassification(vit_config).save_pretrained(folder)

@@ -31,7 +31,7 @@ WHISPER_NOTE = (
 
 def imagenet_labels() -> list[str]:
     """The 1000 ImageNet-1k class names, in order (as google/vit-base-patch16-224's id2label)."""
-    path = resources.files("course_utils") / "data" / "imagenet_labels.json"
+    path = resources.files("course_utils") / "labels" / "imagenet_labels.json"
     return json.loads(path.read_text(encoding="utf-8"))
 
 

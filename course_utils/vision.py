@@ -257,7 +257,7 @@ class Ranking(list):
 
 @functools.cache
 def _spanish_names() -> dict[str, str]:
-    path = Path(__file__).with_name("data") / "imagenet_es.json"
+    path = Path(__file__).with_name("labels") / "imagenet_es.json"
     return json.loads(path.read_text(encoding="utf-8"))["clases"]
 
 

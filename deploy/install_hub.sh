@@ -115,6 +115,11 @@ if [ "${COURSE_HUB_SKIP_OLLAMA:-0}" != 1 ]; then
   PYTHON="$COURSE_PYTHON" bash "$REPO/deploy/install_ollama.sh"
 fi
 
+say "JupyterLab en castellano, sin el aviso de noticias ni las herramientas del profesor (jupyter/README.md)"
+USER_ENV="$([ "$MODE" = tljh ] && echo /opt/tljh/user || echo "$PREFIX/venv")"
+install -D -m 644 "$REPO/jupyter/lab/settings/overrides.json" "$USER_ENV/share/jupyter/lab/settings/overrides.json"
+install -D -m 644 "$REPO/jupyter/estudiante/labconfig/page_config.json" /etc/jupyter/labconfig/page_config.json
+
 say "Hecho. Antes de la primera clase, llena las cachés de modelos:"
 if [ "$MODE" = tljh ]; then
   echo "   sudo -E /opt/tljh/user/bin/python -m course_utils.prepare_class"

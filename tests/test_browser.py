@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -43,6 +44,7 @@ FLAGS = [
 MIC_SAMPLE = sample_path("describe_imagen.wav")
 SLOW = 120_000  # ms: first kernel start, torch and Whisper imports on a busy 2-core machine
 SAVED = ROOT / "notebooks" / "conversaciones"  # where the notebook's chat saves (ChatWidget's default)
+DEMO_SAVED = ROOT / "demos" / "conversaciones"  # the demo page's chat: a folder of its own for each start
 # The browser's speech engine, for the page only: no voices until the test adds a Spanish and an English one;
 # it records each utterance (text, language, voice) instead of playing it.
 SPEECH_STAND_IN = """(() => {
@@ -140,14 +142,25 @@ def jupyter_env(tmp_path_factory) -> dict:
     return env
 
 
+def demo_command(demo: str, port: int, env: dict) -> tuple[list[str], dict]:
+    """`make demo DEMO=<demo>`'s own command line (the Voilà line of its recipe), on `port` instead of 3000."""
+    recipe = re.search(r"^demo:.*\n(?:\t.*\n)*?\t(.*/voila .+)$", (ROOT / "Makefile").read_text(), re.M).group(1)
+    line = recipe.replace("$(VENV)", str(Path(sys.executable).parent.parent)).replace("$(CURDIR)", str(ROOT))
+    words = shlex.split(line.replace("$(DEMO)", demo).replace("3000", str(port)))
+    env = dict(env)
+    while "=" in words[0] and not words[0].startswith("-"):  # NAME=value before the command
+        name, value = words.pop(0).split("=", 1)
+        env[name] = value
+    assert "--Voila.ip=127.0.0.1" in words and "--no-browser" in words
+    return words, env
+
+
 @pytest.fixture(scope="module")
 def voila(jupyter_env, tmp_path_factory):
     """`make demo`'s own command line, on a free port instead of 3000."""
-    recipe = re.search(r"^demo:.*\n\t(.+)$", (ROOT / "Makefile").read_text(), re.M).group(1)
     port = free_port()
-    cmd = shlex.split(recipe.replace("$(VENV)", str(Path(sys.executable).parent.parent)).replace("3000", str(port)))
-    assert "--Voila.ip=127.0.0.1" in cmd and "--no-browser" in cmd
-    server = Server(cmd, f"http://127.0.0.1:{port}", tmp_path_factory.mktemp("voila") / "voila.log", jupyter_env)
+    cmd, env = demo_command("chat", port, jupyter_env)
+    server = Server(cmd, f"http://127.0.0.1:{port}", tmp_path_factory.mktemp("voila") / "voila.log", env)
     yield server.wait_ready("/voila/static/voila.js")  # a static file: the notebook runs only for the page
     server.stop()
 
@@ -197,12 +210,13 @@ def browser():
 @pytest.fixture(scope="module", autouse=True)
 def saved_conversations_cleaned():
     """The notebooks' chats save every turn next to the notebook: leave the checkout as it was."""
-    before = set(SAVED.iterdir()) if SAVED.is_dir() else set()
+    before = {folder: set(folder.iterdir()) if folder.is_dir() else set() for folder in (SAVED, DEMO_SAVED)}
     yield
-    for path in set(SAVED.iterdir()) - before if SAVED.is_dir() else ():
-        path.unlink(missing_ok=True)
-    if SAVED.is_dir() and not any(SAVED.iterdir()):
-        SAVED.rmdir()
+    for folder, old in before.items():
+        for path in set(folder.iterdir()) - old if folder.is_dir() else ():
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 @pytest.fixture(scope="module")
@@ -556,7 +570,7 @@ def test_escape_stops_the_answer(page, ollama_double):
 
 
 def test_conversation_is_autosaved_and_restored_from_the_picker(page, artifacts):
-    saved = max(SAVED.glob("*.json"), key=lambda p: p.stat().st_mtime)
+    saved = max(DEMO_SAVED.rglob("*.json"), key=lambda p: p.stat().st_mtime)
     data = json.loads(saved.read_text(encoding="utf-8"))
     assert data["autosave"] and data["messages"][-1]["stopped"]  # saved after the last turn, stopped included
     assert any(m.get("replaced") for m in data["messages"]) and any(m.get("stats") for m in data["messages"])

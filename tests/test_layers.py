@@ -43,6 +43,7 @@ LAYERS = {
     "dictation": 3,
     # 4. interactive: widgets, the chat, the doctor, commands for the teacher, the notebooks' self-check
     "vision_widget": 4,
+    "dictation_widget": 4,
     "chat": 4,
     "chat_bubbles": 4,
     "prompt_box": 4,

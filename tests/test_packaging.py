@@ -41,11 +41,30 @@ def test_test_path_pins_cpu_torch_and_readme_has_the_two_commands():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
 
 
+def test_the_samples_have_one_source_at_the_top_level():
+    """The design card's layout: data/samples/ with CREDITS.md; a checkout reads them there."""
+    from course_utils.samples import sample_path
+
+    assert (ROOT / "data" / "samples" / "CREDITS.md").is_file()
+    assert not (ROOT / "course_utils" / "data").exists()
+    assert sample_path() == ROOT / "data" / "samples"
+    assert sample_path("gato.jpg") == ROOT / "data" / "samples" / "gato.jpg"
+
+
+def test_every_subpackage_is_listed_for_the_wheel():
+    """pyproject lists the packages by hand (course_utils.data maps to data/): a new subpackage joins the list."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "course_utils").rglob("__init__.py")}
+    assert found <= listed, f"Faltan en pyproject.toml [tool.setuptools] packages: {sorted(found - listed)}"
+    assert "course_utils.data" in listed
+
+
 @pytest.mark.slow
 def test_the_wheel_installs_and_runs_outside_the_source_tree(tmp_path, standins):
     """Not editable: built as a wheel, installed in a fresh virtualenv, run from an unrelated folder."""
     src = tmp_path / "src"
-    shutil.copytree(ROOT / "course_utils", src / "course_utils", ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("course_utils", "data"):
+        shutil.copytree(ROOT / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
