@@ -41,7 +41,7 @@ import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -415,7 +415,7 @@ def zoned(moment: datetime | None, zone: str) -> str:
     if moment is None:
         return "—"
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return f"{moment.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M} {zone}"
 
 
@@ -423,7 +423,7 @@ def report(assignment: str, outcomes: list[Outcome], due: datetime | None, zone:
     lines = [
         f"# Calificación automática de {assignment}",
         "",
-        f"Hecha el {zoned(datetime.now(timezone.utc), zone)}. Fecha límite: {zoned(due, zone)}.",
+        f"Hecha el {zoned(datetime.now(UTC), zone)}. Fecha límite: {zoned(due, zone)}.",
         "",
         "| estudiante | estado | puntos | entregado |",
         "|---|---|---|---|",

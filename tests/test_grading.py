@@ -1,0 +1,337 @@
+"""Grading that cannot be fooled from inside and fails loudly: `python -m course_utils.grading`.
+
+Planted submissions are graded with the course's command, as root, each one as a throwaway Unix account
+in a sandbox (course_utils/grading.py) with the course's nbgrader configuration (SealedExecute):
+
+- the fast tests use a small assignment written here (one exercise, its test cell with hidden tests,
+  an open question), so that each planted submission runs in seconds;
+- the `slow` tests plant the same submissions in real lessons (02 and 04) of instructor/source/.
+
+Each test says which submission it plants; a submission is graded with every other one, so that the
+checks that nothing reached another student's files or grades mean something.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbgrader.api import Gradebook
+
+from course_utils import grading
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTRUCTOR = ROOT / "instructor"
+COURSE_ID = "curso-multimodal"
+SMALL = "99_prueba"
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("useradd"), reason="la calificación en cajón crea usuarios: hace falta root"
+)
+
+# --- The planted code -------------------------------------------------------------------------------------
+
+SOLUTION = "def double(x):\n    return 2 * x\n"
+FORGED = (
+    "def _wrap(lines):\n"
+    '    return ["try:\\n"] + ["    " + line for line in lines] + ["\\nexcept BaseException:\\n    pass\\n"]\n'
+    "get_ipython().input_transformers_post.append(_wrap)\n"
+)
+HOOKS = (
+    "import ast, sys, builtins\n"
+    "class _Swallow(ast.NodeTransformer):\n"
+    "    def visit_Module(self, node):\n"
+    "        handler = ast.ExceptHandler(type=ast.Name('BaseException', ast.Load()), name=None, body=[ast.Pass()])\n"
+    "        node.body = [ast.Try(body=node.body or [ast.Pass()], handlers=[handler], orelse=[], finalbody=[])]\n"
+    "        return ast.fix_missing_locations(node)\n"
+    "get_ipython().ast_transformers.append(_Swallow())\n"
+    "sys.excepthook = lambda *args: None\n"
+    "get_ipython().showtraceback = lambda *args, **kwargs: None\n"
+    "builtins.AssertionError = Warning\n"
+)
+WARNING = "import warnings\n\n\ndef double(x):\n    warnings.warn('un aviso inofensivo')\n    return 2 * x\n"
+LOOP = "import time\nwhile True:\n    try:\n        time.sleep(0.2)\n    except KeyboardInterrupt:\n        pass\n"
+HUGE = "print('x' * 10_000_000)\nfor _ in range(20):\n    print('y' * 1_000_000)\n"
+
+
+def hostile(course: Path) -> str:
+    """An extra cell: reads the solutions and the gradebook, writes to a classmate's files, forks, floods."""
+    return f"""
+import os, sqlite3, subprocess, time
+found = []
+for path in [{str(course / "source" / SMALL / f"{SMALL}.ipynb")!r}, {str(course / "gradebook.db")!r},
+             {str(course / "submitted" / "correcta" / SMALL / f"{SMALL}.ipynb")!r}]:
+    try:
+        found.append(open(path, "rb").read()[:200])
+    except OSError as error:
+        print("no pude leer", path, type(error).__name__)
+print("LEÍDO:", found)
+try:
+    open({str(course / "submitted" / "correcta" / SMALL / f"{SMALL}.ipynb")!r}, "w").write("{{}}")
+except OSError as error:
+    print("no pude escribir", type(error).__name__)
+try:
+    db = sqlite3.connect({str(course / "gradebook.db")!r})
+    db.execute("UPDATE grade SET manual_score = 100")
+    db.commit()
+except Exception as error:
+    print("no pude tocar el libro de notas", type(error).__name__)
+for _ in range(3):
+    subprocess.Popen(["sleep", "3600"], start_new_session=True)
+children = 0
+try:
+    for _ in range(2000):
+        subprocess.Popen(["sleep", "3600"])
+        children += 1
+except OSError as error:
+    print("procesos:", children, type(error).__name__)
+"""
+
+
+# --- The small assignment ---------------------------------------------------------------------------------
+
+
+def _small_source() -> nbformat.NotebookNode:
+    def meta(grade_id, **kw):
+        base = {"grade": False, "solution": False, "locked": False, "schema_version": 3, "grade_id": grade_id}
+        return {
+            "nbgrader": {**base, **kw},
+            "tags": ["raises-exception"] if kw.get("solution") or kw.get("grade") else [],
+        }
+
+    return new_notebook(
+        cells=[
+            new_markdown_cell("# Práctica de prueba"),
+            new_code_cell("base = 21", metadata=meta("99-setup", locked=True)),
+            new_code_cell(
+                "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION\n",
+                metadata=meta("99-ex1", solution=True),
+            ),
+            new_code_cell(
+                "assert double(base) == 42, 'double(21) debe dar 42'\nprint('✔ bien')\n"
+                "### BEGIN HIDDEN TESTS\nsecret_line_of_the_hidden_test = double(-3)\n"
+                "assert secret_line_of_the_hidden_test == -6, 'los negativos también'\n### END HIDDEN TESTS\n",
+                metadata=meta("99-ex1-tests", grade=True, locked=True, points=3),
+            ),
+            new_code_cell("print('después del ejercicio', base)"),
+            new_markdown_cell("ESCRIBE AQUÍ", metadata=meta("99-q1", grade=True, solution=True, points=2)),
+        ],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    )
+
+
+@pytest.fixture(scope="module")
+def python_for_everyone():
+    """The course's Python must be usable by the sandbox's account (on a lab server it is, in /opt)."""
+    changed = []
+    for folder in Path(sys.executable).resolve().parents:
+        mode = folder.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            folder.chmod(mode | stat.S_IXOTH)  # traverse only, no listing
+            changed.append((folder, mode))
+    yield
+    for folder, mode in changed:
+        folder.chmod(stat.S_IMODE(mode))
+
+
+def _nbgrader(course: Path, *args: str) -> None:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args, "--log-level=WARN"], cwd=course, env=env, check=True, timeout=600
+    )
+
+
+def _new_course(parent: Path, assignments: list[str]) -> Path:
+    course = parent / "instructor"
+    shutil.copytree(
+        INSTRUCTOR,
+        course,
+        ignore=shutil.ignore_patterns("gradebook.db", "release", "submitted", "autograded", "feedback", "source"),
+    )
+    for assignment in assignments:
+        target = course / "source" / assignment
+        if assignment == SMALL:
+            target.mkdir(parents=True)
+            nbformat.write(_small_source(), target / f"{SMALL}.ipynb")
+        else:
+            shutil.copytree(INSTRUCTOR / "source" / assignment, target)
+        _nbgrader(course, "generate_assignment", assignment, "--force")
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", COURSE_ID) as gb:
+        gb.update_or_create_assignment(assignments[0], duedate="2026-03-13 20:00:00 Europe/Madrid")
+    return course
+
+
+def _submit(course: Path, student: str, assignment: str, notebook) -> None:
+    folder = course / "submitted" / student / assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, folder / f"{assignment}.ipynb")
+    (folder / "timestamp.txt").write_text("2026-03-13 19:30:00.000000 Europe/Madrid")
+
+
+def _release(course: Path, assignment: str) -> nbformat.NotebookNode:
+    return nbformat.read(course / "release" / assignment / f"{assignment}.ipynb", as_version=4)
+
+
+def _solution_cells(nb) -> list:
+    return [c for c in nb.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")]
+
+
+def _plant(course: Path, assignment: str, solutions: dict[str, str]) -> dict[str, str]:
+    """The planted submissions of `assignment`: {student: what it is}. solutions: {grade_id: source}."""
+
+    def solved():
+        nb = _release(course, assignment)
+        for cell in _solution_cells(nb):
+            cell.source = solutions[cell.metadata.nbgrader["grade_id"]]
+        return nb
+
+    def with_first(source, base=None):
+        nb = base or _release(course, assignment)
+        first = _solution_cells(nb)[0]
+        first.source = source + "\n" + (first.source if base else "")
+        return nb
+
+    planted = {}
+
+    def plant(student, nb, what):
+        _submit(course, student, assignment, nb)
+        planted[student] = what
+
+    plant("correcta", solved(), "las soluciones")
+    plant("sin_hacer", _release(course, assignment), "la versión del estudiante sin tocar")
+    plant("falsificada", with_first(FORGED), "un transformador de entrada que envuelve las celdas en try/except")
+    plant("ganchos", with_first(HOOKS), "transformador AST, excepthook, showtraceback y builtins cambiados")
+    warned = solved()
+    first = _solution_cells(warned)[0]
+    first.source = "import warnings\nwarnings.warn('un aviso inofensivo')\n" + first.source.replace(
+        "\n    return", "\n    warnings.warn('un aviso inofensivo')\n    return", 1
+    )
+    plant("aviso", warned, "las soluciones, con un UserWarning en stderr")
+    loud = solved()
+    loud.cells.append(new_code_cell(HUGE))
+    plant("enorme", loud, "las soluciones y 30 MB de salida, 10 MB en una sola línea")
+    bad = solved()
+    bad.cells.append(new_code_cell(hostile(course)))
+    plant("hostil", bad, "las soluciones y una celda que lee, escribe fuera y lanza procesos")
+    changed = solved()
+    test_cell = next(c for c in changed.cells if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code")
+    test_cell.source = "pass"
+    plant("bloqueada", changed, "las soluciones con una celda de pruebas cambiada")
+    return planted
+
+
+def _grades(course: Path, assignment: str, student: str) -> dict[str, tuple]:
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", COURSE_ID) as gb:
+        nb = gb.find_submission_notebook(assignment, assignment, student)
+        return {g.name: (g.auto_score, g.max_score, g.needs_manual_grade, g.cell_type) for g in nb.grades}
+
+
+def _auto(course, assignment, student) -> tuple[float, float]:
+    grades = [g for g in _grades(course, assignment, student).values() if g[3] == "code"]
+    return sum(g[0] or 0 for g in grades), sum(g[1] for g in grades)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory, python_for_everyone) -> dict:
+    course = _new_course(tmp_path_factory.mktemp("calificar"), [SMALL])
+    planted = _plant(course, SMALL, {"99-ex1": SOLUTION})
+    _submit(course, "bucle", SMALL, _with_loop(_release(course, SMALL)))
+    before = (course / "submitted" / "correcta" / SMALL / f"{SMALL}.ipynb").read_bytes()
+    limits = grading.Limits(wall_seconds=300, cell_seconds=20, processes=64)
+    report = grading.grade_assignment(course, SMALL, sorted(planted), limits, "Europe/Madrid")
+    loop_limits = grading.Limits(wall_seconds=30, cell_seconds=5)
+    loop_report = grading.grade_assignment(course, SMALL, ["bucle"], loop_limits, "Europe/Madrid")
+    return {"course": course, "report": report, "loop_report": loop_report, "before": before, "planted": planted}
+
+
+def _with_loop(nb):
+    _solution_cells(nb)[0].source = LOOP + SOLUTION
+    return nb
+
+
+def test_the_solutions_and_a_correct_answer_with_a_warning_get_full_marks(small):
+    course = small["course"]
+    for student in ("correcta", "aviso", "enorme", "hostil"):
+        got, out_of = _auto(course, SMALL, student)
+        assert got == out_of == 3, f"{student}: {got} / {out_of}\n{small['report']}"
+
+
+def test_forged_and_hooked_submissions_get_no_points_and_are_flagged(small):
+    course, report = small["course"], small["report"]
+    for student in ("falsificada", "ganchos", "sin_hacer"):
+        assert _auto(course, SMALL, student)[0] == 0, f"{student}: {_grades(course, SMALL, student)}"
+    review = report.split("## Código que toca el intérprete")[1]
+    for student in ("falsificada", "ganchos", "hostil"):
+        assert f"- {student}:" in review, report
+    assert "- correcta:" not in review and "- aviso:" not in review
+
+
+def test_the_report_lists_exactly_the_submissions_that_changed_a_locked_cell(small):
+    section = small["report"].split("## Celdas bloqueadas cambiadas")[1].split("##")[0]
+    listed = {line[2:].split(":")[0] for line in section.splitlines() if line.startswith("- ")}
+    assert listed == {"bloqueada"}, small["report"]
+    assert "99-ex1-tests" in section
+    assert _auto(small["course"], SMALL, "bloqueada")[0] == 3  # restored from the release, then graded
+
+
+def test_a_hostile_submission_reaches_nothing_outside_its_sandbox(small):
+    course = small["course"]
+    assert (course / "submitted" / "correcta" / SMALL / f"{SMALL}.ipynb").read_bytes() == small["before"]
+    graded = (course / "autograded" / "hostil" / SMALL / f"{SMALL}.ipynb").read_text(encoding="utf-8")
+    assert "BEGIN SOLUTION" not in graded and "SQLite format" not in graded
+    assert "no pude leer" in graded and "no pude escribir" in graded
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", COURSE_ID) as gb:
+        assert all(
+            g.manual_score is None
+            for s in gb.students
+            for sub in s.submissions
+            for n in sub.notebooks
+            for g in n.grades
+        )
+    with sqlite3.connect(course / "gradebook.db") as db:
+        assert not db.execute("SELECT count(*) FROM grade WHERE manual_score = 100").fetchone()[0]
+    leftovers = [
+        l
+        for l in subprocess.run(["ps", "-eo", "user:32,args"], capture_output=True, text=True).stdout.splitlines()
+        if l.startswith("calif-")
+    ]
+    assert not leftovers, leftovers
+    assert "calif-" not in Path("/etc/passwd").read_text()
+
+
+def test_huge_output_is_cut_in_bytes(small):
+    graded = small["course"] / "autograded" / "enorme" / SMALL / f"{SMALL}.ipynb"
+    assert graded.stat().st_size < 1_000_000
+    assert "salida recortada" in graded.read_text(encoding="utf-8")
+
+
+def test_a_submission_that_cannot_be_graded_is_reported_with_why_and_not_as_a_zero(small):
+    report = small["loop_report"]
+    assert "| bucle | NO CALIFICADA |" in report, report
+    section = report.split("## No calificadas")[1].split("##")[0]
+    assert "- bucle: " in section and ("no terminó" in section or "CellTimeoutError" in section), section
+    with Gradebook(f"sqlite:///{small['course'] / 'gradebook.db'}", COURSE_ID) as gb:
+        assert "bucle" not in [s.id for s in gb.students]  # nothing silently recorded
+
+
+def test_dates_carry_their_zone_in_the_report(small):
+    report = small["report"]
+    assert "Fecha límite: 2026-03-13 20:00 Europe/Madrid" in report, report
+    assert "| 2026-03-13 19:30 Europe/Madrid |" in report
+
+
+def test_the_feedback_shows_no_hidden_test(small):
+    course = small["course"]
+    _nbgrader(course, "generate_feedback", SMALL, "--force")
+    for student in ("correcta", "sin_hacer"):
+        html = (course / "feedback" / student / SMALL / f"{SMALL}.html").read_text(encoding="utf-8")
+        assert "secret_line_of_the_hidden_test" not in html and "HIDDEN TESTS" not in html, student
+        assert "double(21) debe dar 42" in html
