@@ -62,20 +62,20 @@ LOOP = "import time\nwhile True:\n    try:\n        time.sleep(0.2)\n    except 
 HUGE = "print('x' * 10_000_000)\nfor _ in range(20):\n    print('y' * 1_000_000)\n"
 
 
-def hostile(course: Path) -> str:
+def hostile(course: Path, assignment: str = SMALL) -> str:
     """An extra cell: reads the solutions and the gradebook, writes to a classmate's files, forks, floods."""
     return f"""
 import os, sqlite3, subprocess, time
 found = []
-for path in [{str(course / "source" / SMALL / f"{SMALL}.ipynb")!r}, {str(course / "gradebook.db")!r},
-             {str(course / "submitted" / "correcta" / SMALL / f"{SMALL}.ipynb")!r}]:
+for path in [{str(course / "source" / assignment / f"{assignment}.ipynb")!r}, {str(course / "gradebook.db")!r},
+             {str(course / "submitted" / "correcta" / assignment / f"{assignment}.ipynb")!r}]:
     try:
         found.append(open(path, "rb").read()[:200])
     except OSError as error:
         print("no pude leer", path, type(error).__name__)
 print("LEÍDO:", found)
 try:
-    open({str(course / "submitted" / "correcta" / SMALL / f"{SMALL}.ipynb")!r}, "w").write("{{}}")
+    open({str(course / "submitted" / "correcta" / assignment / f"{assignment}.ipynb")!r}, "w").write("{{}}")
 except OSError as error:
     print("no pude escribir", type(error).__name__)
 try:
@@ -219,7 +219,7 @@ def _plant(course: Path, assignment: str, solutions: dict[str, str]) -> dict[str
     loud.cells.append(new_code_cell(HUGE))
     plant("enorme", loud, "las soluciones y 30 MB de salida, 10 MB en una sola línea")
     bad = solved()
-    bad.cells.append(new_code_cell(hostile(course)))
+    bad.cells.append(new_code_cell(hostile(course, assignment)))
     plant("hostil", bad, "las soluciones y una celda que lee, escribe fuera y lanza procesos")
     changed = solved()
     test_cell = next(c for c in changed.cells if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code")
@@ -333,3 +333,103 @@ def test_the_feedback_shows_no_hidden_test(small):
         html = (course / "feedback" / student / SMALL / f"{SMALL}.html").read_text(encoding="utf-8")
         assert "secret_line_of_the_hidden_test" not in html and "HIDDEN TESTS" not in html, student
         assert "double(21) debe dar 42" in html
+
+
+# --- The same submissions in real lessons (slow: each submission runs the whole notebook) ------------------
+
+# A correct answer that calls the reference under another name.
+ALIASES = {
+    "02_transformer_por_dentro": (
+        "02-ex1-attention",
+        "from course_utils.attention import scaled_dot_product_attention as _f\n\n\n"
+        "def attention_by_hand(q, k, v, causal=False):\n    return _f(q, k, v, causal=causal)\n",
+    ),
+    "04_clasificador_top7": (
+        "04-ex2-softmax-temperature",
+        "from torch.special import softmax as _s\n\n\n"
+        "def softmax_with_temperature(logits, temperature=1.0):\n"
+        "    if temperature <= 0:\n        raise ValueError('La temperatura debe ser positiva.')\n"
+        "    return _s(logits / temperature, dim=-1)\n",
+    ),
+}
+
+
+def _strip_markers(source: str) -> str:
+    return "\n".join(
+        line for line in source.splitlines() if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION")
+    )
+
+
+def _visible_text(html: str) -> str:
+    from html.parser import HTMLParser
+
+    parts: list[str] = []
+    parser = HTMLParser()
+    parser.handle_data = parts.append
+    parser.feed(html)
+    return " ".join("".join(parts).split())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", sorted(ALIASES))
+def test_planted_submissions_in_a_real_lesson(assignment, tmp_path, python_for_everyone):
+    course = _new_course(tmp_path, [assignment])
+    source = nbformat.read(INSTRUCTOR / "source" / assignment / f"{assignment}.ipynb", as_version=4)
+    meta = [c.metadata.get("nbgrader", {}) for c in source.cells]
+    solutions = {m["grade_id"]: _strip_markers(c.source) for c, m in zip(source.cells, meta) if m.get("solution")}
+    planted = _plant(course, assignment, solutions)
+    exercise, code = ALIASES[assignment]
+    aliased = _release(course, assignment)
+    for cell in _solution_cells(aliased):
+        grade_id = cell.metadata.nbgrader["grade_id"]
+        cell.source = code if grade_id == exercise else solutions[grade_id]
+    _submit(course, "alias", assignment, aliased)
+    looping = _release(course, assignment)
+    _solution_cells(looping)[0].source = LOOP
+    _submit(course, "bucle", assignment, looping)
+    before = (course / "submitted" / "correcta" / assignment / f"{assignment}.ipynb").read_bytes()
+
+    limits = grading.Limits(wall_seconds=1200, cell_seconds=300)
+    report = grading.grade_assignment(course, assignment, [*planted, "alias"], limits, "Europe/Madrid")
+    loop_report = grading.grade_assignment(
+        course, assignment, ["bucle"], grading.Limits(wall_seconds=60, cell_seconds=10), "Europe/Madrid"
+    )
+
+    tests = [m for c, m in zip(source.cells, meta) if m.get("grade") and not m.get("solution")]
+    total = sum(m["points"] for m in tests)
+    for student in ("correcta", "aviso", "enorme", "hostil", "bloqueada"):
+        assert _auto(course, assignment, student) == (total, total), f"{student}\n{report}"
+    for student in ("falsificada", "ganchos", "sin_hacer"):
+        assert _auto(course, assignment, student)[0] == 0, f"{student}: {_grades(course, assignment, student)}"
+    alias_grades = _grades(course, assignment, "alias")
+    alias_tests = [m["grade_id"] for m in tests if m["grade_id"].startswith(exercise)]
+    assert alias_tests and all(alias_grades[t][0] == 0 for t in alias_tests), alias_grades
+    assert _auto(course, assignment, "alias")[0] == total - sum(
+        m["points"] for m in tests if m["grade_id"] in alias_tests
+    )
+
+    section = report.split("## Celdas bloqueadas cambiadas")[1].split("##")[0]
+    assert {line[2:].split(":")[0] for line in section.splitlines() if line.startswith("- ")} == {"bloqueada"}
+    review = report.split("## Código que toca el intérprete")[1]
+    assert all(f"- {s}:" in review for s in ("falsificada", "ganchos", "hostil")), report
+    assert "| bucle | NO CALIFICADA |" in loop_report, loop_report
+    assert (course / "submitted" / "correcta" / assignment / f"{assignment}.ipynb").read_bytes() == before
+    graded = course / "autograded" / "enorme" / assignment / f"{assignment}.ipynb"
+    assert graded.stat().st_size < 5_000_000
+
+    _nbgrader(course, "generate_feedback", assignment, "--force")
+    released = {
+        " ".join(line.split()) for cell in _release(course, assignment).cells for line in cell.source.splitlines()
+    }
+    hidden = []
+    for cell in source.cells:
+        if "### BEGIN HIDDEN TESTS" in cell.source:
+            block = cell.source.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0]
+            lines = {" ".join(line.split()) for line in block.splitlines() if len(line.strip()) > 25}
+            hidden += sorted(lines - released)  # what only the hidden tests say
+    for student in ("sin_hacer", "alias", "correcta"):
+        text = _visible_text(
+            (course / "feedback" / student / assignment / f"{assignment}.html").read_text(encoding="utf-8")
+        )
+        shown = [line for line in hidden if line in text]
+        assert not shown, f"{student}: la retroalimentación muestra pruebas ocultas: {shown[:3]}"
