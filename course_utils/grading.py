@@ -27,6 +27,7 @@ It needs root (accounts and limits); systemd is not needed.
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import pwd
 import re
@@ -47,7 +48,9 @@ from zoneinfo import ZoneInfo
 
 import nbformat
 from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.plugins import CsvExportPlugin
 from nbgrader.utils import compute_checksum, determine_grade, is_grade, is_locked, is_solution
+from traitlets import Unicode
 
 from course_utils.errors import CourseError
 
@@ -483,6 +486,58 @@ def _check_reachable(python: Path) -> None:
                 f"El Python del curso ({python}) está en {folder}, que los demás usuarios no pueden atravesar: "
                 "instala el entorno del curso en una carpeta legible por todos (como /opt/curso-hub/venv)."
             )
+
+
+class ZonedCsvExport(CsvExportPlugin):
+    """`nbgrader export` with dates in the course's zone (`2026-03-13 20:00:00+01:00`), not naive UTC.
+
+    nbgrader keeps dates in UTC without a zone and its CSV writes them so: a due date of
+    «20:00 Europe/Madrid» came out as «19:00:00». Same columns and rows as nbgrader's CsvExportPlugin.
+    """
+
+    zone = Unicode(DEFAULT_ZONE, help="The zone of the dates in the CSV (an IANA name).").tag(config=True)
+
+    def export(self, gradebook: Gradebook) -> None:
+        keys = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
+                "raw_score", "late_submission_penalty", "score", "max_score"]  # fmt: skip
+        with open(self.to or "grades.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, keys)
+            writer.writeheader()
+            for assignment in gradebook.assignments:
+                if self.assignment and assignment.name not in self.assignment:
+                    continue
+                for student in gradebook.students:
+                    if self.student and student.id not in self.student:
+                        continue
+                    writer.writerow(self._row(gradebook, assignment, student))
+
+    def _row(self, gradebook: Gradebook, assignment, student) -> dict:
+        row = {
+            "assignment": assignment.name,
+            "duedate": self._date(assignment.duedate),
+            "student_id": student.id,
+            "last_name": student.last_name or "",
+            "first_name": student.first_name or "",
+            "email": student.email or "",
+            "max_score": assignment.max_score,
+        }
+        try:
+            submission = gradebook.find_submission(assignment.name, student.id)
+        except MissingEntry:  # nothing submitted: 0, as nbgrader's export
+            return {**row, "timestamp": "", "raw_score": 0.0, "late_submission_penalty": 0.0, "score": 0.0}
+        penalty = submission.late_submission_penalty or 0.0
+        return {
+            **row,
+            "timestamp": self._date(submission.timestamp),
+            "raw_score": submission.score,
+            "late_submission_penalty": penalty,
+            "score": max(0.0, submission.score - penalty),
+        }
+
+    def _date(self, moment: datetime | None) -> str:
+        if moment is None:
+            return ""
+        return moment.replace(tzinfo=moment.tzinfo or UTC).astimezone(ZoneInfo(self.zone)).isoformat(" ")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,3 +57,6 @@ c.GenerateFeedback.preprocessors = [
     "course_utils.grading_preprocessors.TestVerdictOnly",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+# `nbgrader export` writes the dates in the course's zone («2026-03-13 20:00:00+01:00»), not in naive UTC.
+c.ExportApp.plugin_class = "course_utils.grading.ZonedCsvExport"
+c.ZonedCsvExport.zone = "Europe/Madrid"

@@ -13,6 +13,7 @@ checks that nothing reached another student's files or grades mean something.
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import sqlite3
@@ -433,3 +434,33 @@ def test_planted_submissions_in_a_real_lesson(assignment, tmp_path, python_for_e
         )
         shown = [line for line in hidden if line in text]
         assert not shown, f"{student}: la retroalimentación muestra pruebas ocultas: {shown[:3]}"
+
+
+def test_nbgrader_export_writes_dates_with_their_zone(small):
+    course = small["course"]
+    _nbgrader(course, "export", "--to=notas.csv")
+    rows = list(csv.DictReader((course / "notas.csv").open(encoding="utf-8")))
+    row = next(r for r in rows if r["student_id"] == "correcta")
+    assert row["duedate"] == "2026-03-13 20:00:00+01:00", row  # not «2026-03-13 19:00:00»
+    assert row["timestamp"] == "2026-03-13 19:30:00+01:00", row
+    assert float(row["raw_score"]) == 3.0
+
+
+def test_a_notebook_whose_model_cannot_load_is_not_graded_and_says_why(tmp_path, python_for_everyone, monkeypatch):
+    """The server's fault, not the student's: the course cell that loads the model fails (ModelLoadError)."""
+    course = _new_course(tmp_path, [SMALL])
+    source = _small_source()
+    source.cells.insert(
+        2, new_code_cell("from course_utils.vision import load_classifier\n\nmodelo = load_classifier()")
+    )
+    nbformat.write(source, course / "source" / SMALL / f"{SMALL}.ipynb")
+    _nbgrader(course, "generate_assignment", SMALL, "--force")
+    solved = _release(course, SMALL)
+    _solution_cells(solved)[0].source = SOLUTION
+    _submit(course, "correcta", SMALL, solved)
+    monkeypatch.setenv("COURSE_VIT_MODEL", "/nonexistent/modelo-del-curso")  # a folder that is not there
+    report = grading.grade_assignment(course, SMALL, None, grading.Limits(wall_seconds=300), "Europe/Madrid")
+    assert "| correcta | NO CALIFICADA |" in report, report
+    assert "ModelLoadError" in report.split("## No calificadas")[1].split("##")[0], report
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", COURSE_ID) as gb:
+        assert "correcta" not in [s.id for s in gb.students]  # not a silent 0
