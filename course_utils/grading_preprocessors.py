@@ -26,7 +26,7 @@ from nbgrader.utils import is_grade, is_solution
 from traitlets import Integer
 
 # Runs first, before any cell of the notebook: records the pristine state and defines the reset.
-_SEAL = r'''
+_SEAL = r"""
 def {name}():
     import builtins, sys, threading
     from IPython.core.inputtransformer2 import TransformerManager
@@ -99,7 +99,7 @@ def {name}():
 
 {name} = {name}()
 get_ipython().user_ns_hidden["{name}"] = {name}
-'''
+"""
 
 # Before each test cell: the reset, then a token that says it ran to the end.
 _RESET = '{name}()\nprint("{token}")\n'
@@ -191,9 +191,7 @@ def _truncated(limit: int) -> NotebookNode:
 
 
 def _error_output(message: str) -> NotebookNode:
-    return NotebookNode(
-        output_type="error", ename=GradingTamperedError.__name__, evalue=message, traceback=[message]
-    )
+    return NotebookNode(output_type="error", ename=GradingTamperedError.__name__, evalue=message, traceback=[message])
 
 
 def _stderr_to_stdout(cell) -> None:
