@@ -283,7 +283,7 @@ def run_sandboxed(course: Path, assignment: str, student: str, limits: Limits) -
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        tail = _tail(log_path)
+        tail = _last_error(_tail(log_path))
         if code is None:
             return {"error": f"no terminó en {limits.wall_seconds} s (¿un bucle que no se deja interrumpir?)"}
         graded = {}
@@ -292,12 +292,19 @@ def run_sandboxed(course: Path, assignment: str, student: str, limits: Limits) -
             try:
                 graded[notebook.stem] = _read_back(box, relative)
             except (OSError, CourseError, ValueError) as error:
-                why = f"nbgrader terminó con {code}" if code else "no dejó el cuaderno calificado"
-                return {"error": f"{why} ({error}); final del registro:\n{tail}"}
+                if code:
+                    return {"error": f"nbgrader terminó con {code}: {tail}"}
+                return {"error": f"el cuaderno calificado no se pudo leer: {error}"}
         return graded
     finally:
         _remove_account(name, uid)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _last_error(log: str) -> str:
+    """The last exception line of nbgrader's log (`nbclient.exceptions.CellTimeoutError: …`), or its end."""
+    errors = re.findall(r"^\s*((?:\w+\.)*\w*(?:Error|Exception|Interrupt|Exit)\b.*)$", log, re.M)
+    return errors[-1].strip() if errors else log[-500:]
 
 
 def _tail(path: Path, size: int = 3000) -> str:

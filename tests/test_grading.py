@@ -143,6 +143,24 @@ def python_for_everyone():
         folder.chmod(stat.S_IMODE(mode))
 
 
+@pytest.fixture(scope="module")
+def models_for_everyone():
+    """The stand-in models readable by the sandbox's account, as prepare_class leaves the real caches."""
+    from tests.harness import CACHE
+
+    changed = []
+    for path in [CACHE, *CACHE.resolve().rglob("*")]:
+        path = path.resolve()
+        mode = path.stat().st_mode
+        wanted = mode | stat.S_IROTH | (stat.S_IXOTH if path.is_dir() else 0)
+        if wanted != mode:
+            path.chmod(stat.S_IMODE(wanted))
+            changed.append((path, mode))
+    yield
+    for path, mode in changed:
+        path.chmod(stat.S_IMODE(mode))
+
+
 def _nbgrader(course: Path, *args: str) -> None:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     subprocess.run(
@@ -373,7 +391,7 @@ def _visible_text(html: str) -> str:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("assignment", sorted(ALIASES))
-def test_planted_submissions_in_a_real_lesson(assignment, tmp_path, python_for_everyone):
+def test_planted_submissions_in_a_real_lesson(assignment, tmp_path, python_for_everyone, models_for_everyone):
     course = _new_course(tmp_path, [assignment])
     source = nbformat.read(INSTRUCTOR / "source" / assignment / f"{assignment}.ipynb", as_version=4)
     meta = [c.metadata.get("nbgrader", {}) for c in source.cells]
@@ -422,12 +440,14 @@ def test_planted_submissions_in_a_real_lesson(assignment, tmp_path, python_for_e
     released = {
         " ".join(line.split()) for cell in _release(course, assignment).cells for line in cell.source.splitlines()
     }
+    # What only the hidden tests say: not in the student's version, nor in the solutions the students typed.
+    released |= {" ".join(line.split()) for code in solutions.values() for line in code.splitlines()}
     hidden = []
     for cell in source.cells:
         if "### BEGIN HIDDEN TESTS" in cell.source:
             block = cell.source.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0]
             lines = {" ".join(line.split()) for line in block.splitlines() if len(line.strip()) > 25}
-            hidden += sorted(lines - released)  # what only the hidden tests say
+            hidden += sorted(lines - released)
     for student in ("sin_hacer", "alias", "correcta"):
         text = _visible_text(
             (course / "feedback" / student / assignment / f"{assignment}.html").read_text(encoding="utf-8")
