@@ -437,17 +437,19 @@ def test_planted_submissions_in_a_real_lesson(assignment, tmp_path, python_for_e
     assert graded.stat().st_size < 5_000_000
 
     _nbgrader(course, "generate_feedback", assignment, "--force")
-    released = {
-        " ".join(line.split()) for cell in _release(course, assignment).cells for line in cell.source.splitlines()
-    }
+
     # What only the hidden tests say: not in the student's version, nor in the solutions the students typed.
-    released |= {" ".join(line.split()) for code in solutions.values() for line in code.splitlines()}
+    def lines(text):
+        return {" ".join(line.split("  #")[0].split()) for line in text.splitlines()}
+
+    released = set().union(*(lines(cell.source) for cell in _release(course, assignment).cells))
+    released |= set().union(*(lines(code) for code in solutions.values()))
     hidden = []
     for cell in source.cells:
         if "### BEGIN HIDDEN TESTS" in cell.source:
             block = cell.source.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0]
-            lines = {" ".join(line.split()) for line in block.splitlines() if len(line.strip()) > 25}
-            hidden += sorted(lines - released)
+            hidden += sorted(line for line in lines(block) - released if len(line) > 25)
+    assert hidden, "no hay líneas propias de las pruebas ocultas que buscar"
     for student in ("sin_hacer", "alias", "correcta"):
         text = _visible_text(
             (course / "feedback" / student / assignment / f"{assignment}.html").read_text(encoding="utf-8")
