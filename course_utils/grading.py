@@ -19,7 +19,7 @@ instructor/GUIA.md (paso 4) explains it. For each submission in submitted/<stude
    of the course (not the student's) failed (a model that cannot load, no Ollama), is not graded:
    the report says why and the gradebook is left as it was.
 
-The report (printed and written to calificacion_<assignment>.md) lists the graded submissions with
+The report (printed and written to calificacion_<assignment>_<date>-<time>.md) lists the graded submissions with
 their points, those not graded and why, the changed locked cells and the code to review by hand.
 It needs root (accounts and limits); systemd is not needed.
 """
@@ -481,7 +481,8 @@ def grade_assignment(course: Path, assignment: str, students: list[str] | None, 
     except MissingEntry:
         due = None
     text = report(assignment, outcomes, due, zone)
-    (course / f"calificacion_{assignment}.md").write_text(text, encoding="utf-8")
+    stamp = datetime.now(UTC).astimezone(ZoneInfo(zone)).strftime("%Y%m%d-%H%M%S")
+    (course / f"calificacion_{assignment}_{stamp}.md").write_text(text, encoding="utf-8")  # one per run
     return text
 
 
