@@ -316,9 +316,15 @@ def _tail(path: Path, size: int = 3000) -> str:
 # --- Back in the gradebook, as the teacher ----------------------------------------------------------------
 
 
-def course_cell_failure(release: nbformat.NotebookNode, graded: nbformat.NotebookNode) -> str:
-    """Why the notebook's result cannot be trusted: a course cell failed or a cell never ran; "" if none."""
+def course_cell_failures(release: nbformat.NotebookNode, graded: nbformat.NotebookNode) -> tuple[str, list[str]]:
+    """(why the result cannot be trusted, or ""; the course cells that failed for some other reason).
+
+    The server's errors (a model that cannot load, no Ollama, a cell out of time, a dead kernel) mean the
+    notebook did not really run: not graded. Any other error in an unchanged course cell is listed for the
+    teacher: the student's code may have caused it (a course cell that uses the student's function).
+    """
     course = {c.source for c in release.cells if c.cell_type == "code" and not is_solution(c)}
+    others = []
     for index, cell in enumerate(graded.cells):
         if cell.cell_type != "code":
             continue
@@ -326,10 +332,10 @@ def course_cell_failure(release: nbformat.NotebookNode, graded: nbformat.Noteboo
             if output.output_type != "error":
                 continue
             if output.ename in SERVER_ERRORS:
-                return f"la celda {index} falló: {output.ename}: {output.evalue}"[:500]
+                return f"la celda {index} falló: {output.ename}: {output.evalue}"[:500], others
             if cell.source in course and not is_grade(cell):
-                return f"la celda {index}, del curso y sin cambios, falló: {output.ename}: {output.evalue}"[:500]
-    return ""
+                others.append(f"la celda {index}, del curso, falló: {output.ename}: {output.evalue}"[:300])
+    return "", others
 
 
 def _with_release_metadata(graded: nbformat.NotebookNode, release: nbformat.NotebookNode) -> list:
@@ -404,10 +410,11 @@ def grade_submission(course: Path, assignment: str, student: str, limits: Limits
         return outcome
     for name, notebook in result.items():
         release = nbformat.read(course / "release" / assignment / f"{name}.ipynb", as_version=4)
-        failure = course_cell_failure(release, notebook)
+        failure, others = course_cell_failures(release, notebook)
         if failure:
             outcome.reason = f"{name}: {failure}"
             return outcome
+        outcome.review += others
     save_grades(course, assignment, student, result, outcome.submitted_at)
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}", COURSE_ID) as gb:
         submission = gb.find_submission(assignment, student)
@@ -449,7 +456,7 @@ def report(assignment: str, outcomes: list[Outcome], due: datetime | None, zone:
          [f"{o.student}: {o.reason}" for o in outcomes if not o.graded]),
         ("Celdas bloqueadas cambiadas (nbgrader las repuso antes de calificar)",
          [f"{o.student}: {', '.join(o.changed_locked)}" for o in outcomes if o.changed_locked]),
-        ("Código que toca el intérprete o los procesos (revísalo a mano en el Formgrader)",
+        ("Código que toca el intérprete o los procesos, o celdas del curso que fallaron (revísalas a mano)",
          [f"{o.student}: {'; '.join(o.review)}" for o in outcomes if o.review]),
     ]  # fmt: skip
     for title, items in sections:
