@@ -423,7 +423,9 @@ def test_planted_submissions_in_a_real_lesson(assignment, tmp_path, python_for_e
     alias_grades = _grades(course, assignment, "alias")
     alias_tests = [m["grade_id"] for m in tests if m["grade_id"].startswith(exercise)]
     assert alias_tests and all(alias_grades[t][0] == 0 for t in alias_tests), alias_grades
-    assert _auto(course, assignment, "alias")[0] == total - sum(
+    # At most the other exercises' points: in 04 two course cells also run the student's softmax under the
+    # guard, so the alias fails there too and a later exercise that needs their results loses its points.
+    assert _auto(course, assignment, "alias")[0] <= total - sum(
         m["points"] for m in tests if m["grade_id"] in alias_tests
     )
 
