@@ -35,3 +35,28 @@ c.Exchange.root = "/srv/nbgrader/exchange"
 # Autograding runs each notebook whole, models included: a slow CPU needs more than nbgrader's
 # default 30 s for some cells.
 c.Execute.timeout = 600
+
+# Autograding (course_utils/grading_preprocessors.py; instructor/GUIA.md, paso 4): nbgrader's steps, with
+# SealedExecute in place of Execute (before each test cell the interpreter is put back as it was before the
+# first cell, a warning on stderr does not take a test's points, and each cell keeps at most 100 kB of
+# output as it arrives) and with LimitOutput's line limit kept.
+c.Autograde.autograde_preprocessors = [
+    "course_utils.grading_preprocessors.SealedExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.SealedExecute.max_output_bytes = 100_000
+# The feedback page shows neither the hidden tests nor the lines of a failed test, only its message.
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbgrader.preprocessors.ClearHiddenTests",
+    "course_utils.grading_preprocessors.TestVerdictOnly",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
+# `nbgrader export` writes the dates in the course's zone («2026-03-13 20:00:00+01:00»), not in naive UTC.
+c.ExportApp.plugin_class = "course_utils.grading.ZonedCsvExport"
+c.ZonedCsvExport.zone = "Europe/Madrid"

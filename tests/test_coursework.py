@@ -18,6 +18,7 @@ and the loopback Ollama double), as nbval runs them. Three students submit:
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shutil
@@ -408,3 +409,56 @@ def test_the_teacher_grades_the_open_answer_and_the_feedback_html_shows_the_mark
         assert f'<a name="{name}">' in html, f"la retroalimentación no muestra la celda {name}"
     assert "NotImplementedError" in html  # the untouched exercise, as the student will see it
     assert "Tu respuesta" in html and "Score" not in html  # nbgrader's page, in Spanish (instructor/plantillas)
+
+
+# --- The tests do not give the answer away ---------------------------------------------------------------------
+
+
+def _calls(node) -> list[str]:
+    """The names of the functions and methods `node` calls, innermost first, in reading order."""
+    found: list[str] = []
+
+    def visit(n):
+        for child in ast.iter_child_nodes(n):
+            visit(child)
+        if isinstance(n, ast.Call):
+            func = n.func
+            found.append(func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", ""))
+
+    visit(node)
+    return found
+
+
+def _contains(sequence: list[str], part: list[str]) -> bool:
+    return any(sequence[i : i + len(part)] == part for i in range(len(sequence) - len(part) + 1))
+
+
+def _solutions(cell_source: str) -> list[list[str]]:
+    """The calls of each function's solution (the code between the markers) in a solution cell."""
+    tree = ast.parse(cell_source)
+    return [
+        _calls(ast.Module(body=f.body, type_ignores=[]))
+        for f in ast.walk(tree)
+        if isinstance(f, ast.FunctionDef) and "### BEGIN SOLUTION" in (ast.get_source_segment(cell_source, f) or "")
+    ]
+
+
+@pytest.mark.parametrize("path", [p for p in SOURCES if int(p.stem[:2]) >= 1], ids=lambda p: p.stem)
+def test_no_test_cell_redoes_the_solution(path):
+    """A test that computes the expected value the way the solution does shows the answer in the feedback
+    (hidden tests) or in the notebook itself (visible ones): the expected values come from the course's
+    reference functions, from libraries, or are written out."""
+    nb = _source(path.stem)
+    cells = {_nb(c).get("grade_id"): c for c in nb.cells if _nb(c)}
+    for exercise, tests in exercises(nb):
+        steps = [s for s in _solutions(cells[exercise].source) if len(s) >= 2]
+        for test in tests:
+            source = cells[test].source.replace("### BEGIN HIDDEN TESTS", "").replace("### END HIDDEN TESTS", "")
+            tree = ast.parse(source)
+            units = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.stmt))]
+            for unit in units:
+                for solution in steps:
+                    assert not _contains(_calls(unit), solution), (
+                        f"{path.stem}, {test}: «{ast.get_source_segment(source, unit).splitlines()[0]}» hace lo "
+                        f"mismo que la solución de {exercise} ({' → '.join(solution)})"
+                    )

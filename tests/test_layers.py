@@ -51,6 +51,8 @@ LAYERS = {
     "doctor": 4,
     "prepare_class": 4,
     "exercises": 4,
+    "grading": 4,
+    "grading_preprocessors": 4,
 }
 
 
