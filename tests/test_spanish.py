@@ -131,9 +131,7 @@ def test_prose_uses_decimal_comma_and_the_glossary_terms(path):
             pending.remove(item)  # PENDIENTE: known, to be fixed in that lesson
         else:
             left.append(item)
-    assert not left, (
-        f"{path.relative_to(ROOT)}: números con punto decimal o términos que el glosario traduce: {left}"
-    )
+    assert not left, f"{path.relative_to(ROOT)}: números con punto decimal o términos que el glosario traduce: {left}"
 
 
 @pytest.mark.parametrize("name", sorted(PENDING), ids=str)
