@@ -5,7 +5,8 @@ the markdown files released with them; the student versions are generated from t
 - numbers are written with a decimal comma («4,7 imágenes/s»), not a decimal point; code, formulas,
   links and version numbers («Llama 3.2», «Ollama 0.30», «0.24.0») are not prose and keep their point;
 - the terms the glossary translates are written in Spanish («cabezas», «tokenizador», «núcleo»,
-  «rollout de atención»); the English word may follow the Spanish one as a gloss, «núcleo (*kernel*)».
+  «rollout de atención»); the English word may follow the Spanish one as a gloss, «núcleo (*kernel*)»,
+  and the interface's menus keep their names (*Kernel → Restart Kernel*).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ NOT_PROSE = [
     re.compile(r"\]\([^)]*\)"),
     re.compile(r"https?://\S+"),
     re.compile(r"<[^>\n]+>"),
+    re.compile(r"(?m)^#+\s*\d+(?:\.\d+)+"),  # a section's number in its heading: «### 5.1 Diseño»
+    re.compile(r"\*[^*\n]*→[^*\n]*\*"),  # a menu path, as the interface names it: *Kernel → Restart Kernel*
 ]
 # A number with a decimal point that is not part of a longer dotted number (0.24.0) nor of a name (Qwen2.5).
 DECIMAL_POINT = re.compile(r"(?<![\w.,])\d+\.\d+(?![\w.]|\.\d)")
@@ -109,6 +112,8 @@ def test_the_checks_catch_what_they_are_for():
     assert decimal_points("licencia Apache-2.0 o CC-BY-4.0") == []
     assert decimal_points("`top_p=0.9`, $T = 0.5$ y [enlace](https://x.org/v1.2)") == []
     assert decimal_points("4,7 imágenes/s") == []
+    assert decimal_points("### 5.1 Diseño\n\ntexto") == []
+    assert untranslated_terms("ejecuta todo (*Kernel → Restart Kernel and Run All Cells*)") == []
     assert untranslated_terms("las cabezales y el *tokenizer* del kernel") == [
         "«cabezal» → «cabeza» (de atención)",
         "«tokenizer» → «tokenizador»",
