@@ -365,7 +365,7 @@ def test_the_solutions_get_full_marks_and_run_clean(graded):
             if _is_autograded_test(cell):
                 grade = grades[meta["grade_id"]]
                 assert grade["auto"] == grade["max"] == meta["points"], f"{assignment}: {meta['grade_id']} {grade}"
-            elif _is_manual_answer(cell):
+            elif _is_manual_answer(cell) or _is_task(cell):
                 assert grades[meta["grade_id"]]["needs_manual"], f"{assignment}: {meta['grade_id']} se califica a mano"
 
 
@@ -383,9 +383,12 @@ def test_untouched_student_versions_get_zero_and_only_the_exercises_raise(graded
         ran = nbformat.read(path, as_version=4)
         assert all(c.execution_count for c in ran.cells if c.cell_type == "code"), f"{assignment}: no se ejecutó entero"
         grades = _grades(graded["untouched"], assignment, "untouched")
+        tasks = {_nb(c)["grade_id"] for c in _source(assignment).cells if _is_task(c)}
         for name, grade in grades.items():
-            # An unanswered open question gets 0 from nbgrader, with nothing for the teacher to grade.
-            assert grade["score"] == 0 and not grade["needs_manual"], f"{assignment}: {name} {grade}"
+            # An unanswered open question gets 0 from nbgrader, with nothing for the teacher to grade; a task
+            # (a criterion on the whole notebook, such as the final project's «it runs from top to bottom»)
+            # always waits for the teacher.
+            assert grade["score"] == 0 and grade["needs_manual"] == (name in tasks), f"{assignment}: {name} {grade}"
         tests = [t for _, ts in exercises(_source(assignment)) for t in ts]
         assert set(tests) <= set(grades), f"{assignment}: faltan celdas en el libro de notas"
 
