@@ -46,7 +46,7 @@ cuadernos: $(VENV)/.installed
 	cp -R instructor/nbgrader_config.py instructor/source $(CUADERNOS_TMP)/
 	cd $(CUADERNOS_TMP) && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" "$(CURDIR)/$(PY)" -m nbgrader generate_assignment "*" --force --log-level=WARN
 	cp $(CUADERNOS_TMP)/release/*/*.ipynb notebooks/
-	cp $(CUADERNOS_TMP)/release/00_entorno/glosario.md notebooks/
+	cp $(CUADERNOS_TMP)/release/*/*.md notebooks/
 	rm -rf $(CUADERNOS_TMP)
 
 browser:

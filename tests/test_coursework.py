@@ -35,6 +35,9 @@ INSTRUCTOR = ROOT / "instructor"
 NOTEBOOKS = ROOT / "notebooks"
 SOURCES = sorted((INSTRUCTOR / "source").glob("*/*.ipynb"))
 ASSIGNMENTS = [p.stem for p in SOURCES]
+# The final project: graded by hand only, with a rubric (no automatic tests).
+PROJECTS = [p for p in SOURCES if p.stem.endswith("_proyecto_final")]
+LESSONS = [p for p in SOURCES if int(p.stem[:2]) >= 1 and p not in PROJECTS]
 COURSE_ID = "curso-multimodal"
 # The planted submission: a notebook with at least three exercises that runs in seconds.
 PLANTED = "04_clasificador_top7"
@@ -163,7 +166,14 @@ def course(tmp_path_factory) -> Path:
         INSTRUCTOR,
         course,
         ignore=shutil.ignore_patterns(
-            ".ipynb_checkpoints", "__pycache__", "gradebook.db", "release", "submitted", "autograded", "feedback"
+            ".ipynb_checkpoints",
+            "__pycache__",
+            "gradebook.db",
+            "release",
+            "submitted",
+            "autograded",
+            "feedback",
+            "proyecto",  # what the final project's solution writes when the teacher runs it
         ),
     )
     _nbgrader(course, "generate_assignment", "*", "--force")
@@ -238,7 +248,7 @@ def test_grade_ids_are_unique_and_cells_carry_the_metadata_nbval_and_nbgrader_ne
                 )
 
 
-@pytest.mark.parametrize("path", [p for p in SOURCES if int(p.stem[:2]) >= 1], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
 def test_every_lesson_has_three_write_the_code_exercises_with_hidden_tests_and_an_open_question(path):
     nb = _source(path.stem)
     cells = {_nb(c).get("grade_id"): c for c in nb.cells if _nb(c)}
@@ -251,6 +261,36 @@ def test_every_lesson_has_three_write_the_code_exercises_with_hidden_tests_and_a
         )
     open_questions = [c for c in nb.cells if _is_manual_answer(c) and c.cell_type == "markdown"]
     assert open_questions, f"{path.stem}: falta al menos una pregunta abierta calificada a mano"
+
+
+def _is_task(cell) -> bool:
+    return _nb(cell).get("task", False)
+
+
+def test_the_final_project_is_graded_by_hand_with_a_rubric_that_names_every_graded_cell():
+    assert PROJECTS, "falta el proyecto final (instructor/source/NN_proyecto_final/)"
+    for path in PROJECTS:
+        nb = _source(path.stem)
+        graded = [c for c in nb.cells if _nb(c).get("grade")]
+        assert not [c for c in graded if _is_autograded_test(c)], (
+            f"{path.stem}: el proyecto no tiene pruebas automáticas"
+        )
+        manual = [c for c in graded if _is_manual_answer(c) or _is_task(c)]
+        assert manual == graded and len(manual) >= 5, f"{path.stem}: cada criterio es una celda calificada a mano"
+        assert any(c.cell_type == "code" for c in manual if _is_manual_answer(c)), f"{path.stem}: falta el código"
+        assert any(c.cell_type == "markdown" for c in manual if _is_manual_answer(c)), f"{path.stem}: falta el informe"
+        rubric = next((c.source for c in nb.cells if c.source.startswith("## Rúbrica")), "")
+        total = sum(_nb(c)["points"] for c in manual)
+        assert f"## Rúbrica ({total:g} puntos)" in rubric, f"{path.stem}: la rúbrica no dice el total, {total:g}"
+        for cell in manual:
+            meta = _nb(cell)
+            row = next((line for line in rubric.splitlines() if f"(`{meta['grade_id']}`)" in line), None)
+            assert row, f"{path.stem}: la rúbrica no tiene la fila de {meta['grade_id']}"
+            levels = [part.strip() for part in row.strip("|").split("|")]
+            assert len(levels) == 5 and levels[-1] == f"{meta['points']:g}", (
+                f"{path.stem}: la fila de {meta['grade_id']} necesita tres niveles y sus {meta['points']:g} puntos"
+            )
+        assert (path.parent / "revision_entre_pares.md").exists(), f"{path.stem}: falta la hoja de revisión"
 
 
 def test_the_teachers_guide_links_a_section_for_every_lesson():
@@ -284,10 +324,14 @@ def test_student_notebooks_are_exactly_what_nbgrader_generates(course):
         committed = NOTEBOOKS / f"{assignment}.ipynb"
         if not committed.exists() or committed.read_bytes() != generated.read_bytes():
             stale.append(committed.name)
-    glossary = course / "release" / "00_entorno" / "glosario.md"  # released with 00, next to the notebooks
-    assert glossary.exists(), "nbgrader no publicó el glosario con 00_entorno"
-    if not (NOTEBOOKS / glossary.name).exists() or (NOTEBOOKS / glossary.name).read_bytes() != glossary.read_bytes():
-        stale.append(glossary.name)
+    # The glossary (with 00) and the peer-review sheet (with the final project) go next to the notebooks.
+    assert (course / "release" / "00_entorno" / "glosario.md").exists(), "nbgrader no publicó el glosario con 00"
+    for project in PROJECTS:
+        assert (course / "release" / project.stem / "revision_entre_pares.md").exists(), project.stem
+    for document in sorted((course / "release").glob("*/*.md")):
+        committed = NOTEBOOKS / document.name
+        if not committed.exists() or committed.read_bytes() != document.read_bytes():
+            stale.append(document.name)
     assert not stale, (
         f"notebooks/ no coincide con lo que genera nbgrader desde instructor/source/ en {stale}: "
         "edita el cuaderno del profesor y ejecuta `make cuadernos`, no el del estudiante"
@@ -322,7 +366,7 @@ def test_the_solutions_get_full_marks_and_run_clean(graded):
             if _is_autograded_test(cell):
                 grade = grades[meta["grade_id"]]
                 assert grade["auto"] == grade["max"] == meta["points"], f"{assignment}: {meta['grade_id']} {grade}"
-            elif _is_manual_answer(cell):
+            elif _is_manual_answer(cell) or _is_task(cell):
                 assert grades[meta["grade_id"]]["needs_manual"], f"{assignment}: {meta['grade_id']} se califica a mano"
 
 
@@ -340,9 +384,12 @@ def test_untouched_student_versions_get_zero_and_only_the_exercises_raise(graded
         ran = nbformat.read(path, as_version=4)
         assert all(c.execution_count for c in ran.cells if c.cell_type == "code"), f"{assignment}: no se ejecutó entero"
         grades = _grades(graded["untouched"], assignment, "untouched")
+        tasks = {_nb(c)["grade_id"] for c in _source(assignment).cells if _is_task(c)}
         for name, grade in grades.items():
-            # An unanswered open question gets 0 from nbgrader, with nothing for the teacher to grade.
-            assert grade["score"] == 0 and not grade["needs_manual"], f"{assignment}: {name} {grade}"
+            # An unanswered open question gets 0 from nbgrader, with nothing for the teacher to grade; a task
+            # (a criterion on the whole notebook, such as the final project's «it runs from top to bottom»)
+            # always waits for the teacher.
+            assert grade["score"] == 0 and grade["needs_manual"] == (name in tasks), f"{assignment}: {name} {grade}"
         tests = [t for _, ts in exercises(_source(assignment)) for t in ts]
         assert set(tests) <= set(grades), f"{assignment}: faltan celdas en el libro de notas"
 
