@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.test_proxy import WAIT, _free_port, _nginx
+from tests.test_proxy import WAIT, _free_port, _nginx, nginx_main_conf
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "deploy" / "nginx" / "hub-https.conf"
@@ -124,22 +124,7 @@ def front_door(tmp_path_factory):
     hub = StandInHub()
     https_port, http_port = _free_port(), _free_port()
     (tmp / "hub.conf").write_text(render(CONF.read_text(), hub.port, https_port, http_port, tls))
-    temp = "\n".join(
-        f"  {kind}_temp_path {tmp / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    (tmp / "nginx.conf").write_text(f"""
-daemon off;
-worker_processes 1;
-{"user root;" if os.geteuid() == 0 else ""}
-pid {tmp / "nginx.pid"};
-error_log {tmp / "error.log"} notice;
-events {{ worker_connections 128; }}
-http {{
-  access_log {tmp / "access.log"};
-{temp}
-  include {tmp / "hub.conf"};
-}}
-""")
+    (tmp / "nginx.conf").write_text(nginx_main_conf(tmp, tmp / "hub.conf"))
     args = ["-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-e", str(tmp / "error.log")]
     check = subprocess.run([nginx, "-t", *args], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr

@@ -33,7 +33,7 @@ import yaml
 from packaging.requirements import Requirement
 
 from tests.ollama_double import OllamaDouble
-from tests.test_proxy import _free_port, _nginx
+from tests.test_proxy import _free_port, _nginx, nginx_main_conf
 
 kubernetes_validate = pytest.importorskip(
     "kubernetes_validate", reason="falta kubernetes-validate: pip install -e '.[test]'"
@@ -338,21 +338,7 @@ def door(tmp_path):
     port = _free_port()
     conf = find("ConfigMap", "ollama-puerta")["data"]["default.conf"]
     (tmp_path / "default.conf").write_text(render_door(conf, doubles, port))
-    temp = "\n".join(f"  {kind}_temp_path {tmp_path / kind};" for kind in ("client_body", "proxy", "fastcgi"))
-    (tmp_path / "nginx.conf").write_text(f"""
-daemon off;
-worker_processes 1;
-pid {tmp_path / "nginx.pid"};
-error_log {tmp_path / "error.log"} notice;
-events {{ worker_connections 64; }}
-http {{
-  access_log {tmp_path / "access.log"};
-{temp}
-  uwsgi_temp_path {tmp_path / "uwsgi"};
-  scgi_temp_path {tmp_path / "scgi"};
-  include {tmp_path / "default.conf"};
-}}
-""")
+    (tmp_path / "nginx.conf").write_text(nginx_main_conf(tmp_path, tmp_path / "default.conf"))
     command = [nginx, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-e", str(tmp_path / "error.log")]
     check = subprocess.run([*command, "-t"], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr

@@ -38,6 +38,27 @@ MODEL = "llama3.2-vision"
 WAIT = 60  # seconds: only a bound for failures, never a measurement
 
 
+def nginx_main_conf(folder: Path, include: Path) -> str:
+    """A main nginx.conf for a test: everything under `folder` (pid, logs, temporary files), in the
+    foreground, as root where the tests run as root, serving the site configuration `include`."""
+    temp = "\n".join(
+        f"  {kind}_temp_path {folder / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return f"""
+daemon off;
+worker_processes 1;
+{"user root;" if os.geteuid() == 0 else ""}
+pid {folder / "nginx.pid"};
+error_log {folder / "error.log"} notice;
+events {{ worker_connections 128; }}
+http {{
+  access_log {folder / "access.log"};
+{temp}
+  include {include};
+}}
+"""
+
+
 def _nginx() -> str | None:
     return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
 
@@ -82,22 +103,7 @@ def proxy(tmp_path):
         hold_streams(double, release)
     port = _free_port()
     (tmp_path / "ollama.conf").write_text(render(CONF.read_text(), doubles, port))
-    temp = "\n".join(
-        f"  {kind}_temp_path {tmp_path / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    (tmp_path / "nginx.conf").write_text(f"""
-daemon off;
-worker_processes 1;
-{"user root;" if os.geteuid() == 0 else ""}
-pid {tmp_path / "nginx.pid"};
-error_log {tmp_path / "error.log"} notice;
-events {{ worker_connections 128; }}
-http {{
-  access_log {tmp_path / "access.log"};
-{temp}
-  include {tmp_path / "ollama.conf"};
-}}
-""")
+    (tmp_path / "nginx.conf").write_text(nginx_main_conf(tmp_path, tmp_path / "ollama.conf"))
     check = subprocess.run(
         [nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-e", str(tmp_path / "error.log")],
         capture_output=True,
