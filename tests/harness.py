@@ -65,6 +65,25 @@ def ollama_double():
     _double.reset()
 
 
+@pytest.fixture
+def ollama_release(monkeypatch):
+    """Start the double of one Ollama release as the configured server: `ollama_release(CURRENT)` or
+    `ollama_release(OLD, model)`; each one started is stopped after the test."""
+    started: list[OllamaDouble] = []
+
+    def start(release: str, model: str | None = None) -> OllamaDouble:
+        double = OllamaDouble(release=release).start()
+        started.append(double)
+        monkeypatch.setenv("OLLAMA_HOST", double.url)  # notebook kernels inherit it
+        if model:
+            monkeypatch.setenv("COURSE_LLM_MODEL", model)
+        return double
+
+    yield start
+    for double in started:
+        double.stop()
+
+
 @pytest.fixture(scope="session")
 def standins(pytestconfig) -> dict[str, Path]:
     return pytestconfig.course_standins

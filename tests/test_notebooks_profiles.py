@@ -16,7 +16,7 @@ import pytest
 from nbclient import NotebookClient
 
 from course_utils import vision_models
-from tests.ollama_double import CURRENT, OLD, PREFIX, OllamaDouble
+from tests.ollama_double import CURRENT, OLD, PREFIX
 from tests.test_notebooks_no_server import outputs_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,21 +33,15 @@ def both_ways_out(text: str) -> bool:
 
 
 @pytest.fixture
-def current(monkeypatch):
+def current(ollama_release):
     """Today's Ollama (0.32.15) on loopback as the configured server."""
-    double = OllamaDouble(release=CURRENT).start()
-    monkeypatch.setenv("OLLAMA_HOST", double.url)
-    yield double
-    double.stop()
+    return ollama_release(CURRENT)
 
 
 @pytest.fixture
-def old(monkeypatch):
+def old(ollama_release):
     """Ollama 0.24.0, the last that loads llama3.2-vision, on its own loopback port."""
-    double = OllamaDouble(release=OLD).start()
-    monkeypatch.setenv("OLLAMA_HOST", double.url)
-    yield double
-    double.stop()
+    return ollama_release(OLD)
 
 
 def run_lesson(lesson: str, model: str, monkeypatch, path: Path | None = None) -> tuple[str, list[str]]:

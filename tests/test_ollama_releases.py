@@ -38,22 +38,14 @@ def both_ways_out(text: str) -> bool:
 
 
 @pytest.fixture
-def current(monkeypatch):
+def current(ollama_release):
     """Today's Ollama (0.32.15) on loopback, as the configured server, with llama3.2-vision as the model."""
-    double = OllamaDouble(release=CURRENT).start()
-    monkeypatch.setenv("OLLAMA_HOST", double.url)
-    monkeypatch.setenv("COURSE_LLM_MODEL", LLAMA)
-    yield double
-    double.stop()
+    return ollama_release(CURRENT, LLAMA)
 
 
 @pytest.fixture
-def old(monkeypatch):
-    double = OllamaDouble(release=OLD).start()
-    monkeypatch.setenv("OLLAMA_HOST", double.url)
-    monkeypatch.setenv("COURSE_LLM_MODEL", LLAMA)
-    yield double
-    double.stop()
+def old(ollama_release):
+    return ollama_release(OLD, LLAMA)
 
 
 def photo(width: int = 640, height: int = 480) -> bytes:
