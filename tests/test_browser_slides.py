@@ -54,8 +54,6 @@ def test_lesson_03_as_slides_shows_its_figure(browser, lab, artifacts):  # noqa:
             title = current_slide(page).locator("h1, h2, h3").first.inner_text()
             if title not in titles:
                 titles.append(title)
-            if title == "1. El modelo configurado" and current_slide(page).locator(".jp-OutputArea-output").count():
-                page.screenshot(path=str(artifacts / "diapositivas_03_codigo.png"))
             figure = current_slide(page).locator(".jp-OutputArea-output img")
             if title == FIGURE_SLIDE and figure.count():
                 break
@@ -65,5 +63,10 @@ def test_lesson_03_as_slides_shows_its_figure(browser, lab, artifacts):  # noqa:
         assert box and box["width"] > 200 and box["height"] > 100, box
         assert figure.first.get_attribute("src").startswith("data:image/png")
         page.screenshot(path=str(artifacts / "diapositivas_03_figura.png"))
+        page.keyboard.press("ArrowRight")  # RISE goes on in order: the subslide of section 3
+        page.wait_for_timeout(1000)
+        title = current_slide(page).locator("h1, h2, h3").first.inner_text()
+        assert title.startswith("Los parches del tensor que entra en el modelo"), title
+        page.screenshot(path=str(artifacts / "diapositivas_03_subdiapositiva.png"))
     finally:
         page.close()
