@@ -12,13 +12,13 @@ The rules, as a teacher presents a lesson (one idea a slide, the code and its fi
 3. A code cell is a **fragment** (it appears when the teacher gets to it and runs it), and so is a markdown
    cell without a heading that follows a code cell (the comment on a figure).
 4. The exercise's answer cell (nbgrader `solution`) stays on its slide (`-`); its tests (nbgrader `grade`
-   code cells, long and for the student's own run) are **skip**ped, like nbgrader's locked set-up cells
-   of tests (`locked` code cells that define only the tests' helpers, named `*_problem`/`random_*`).
+   code cells, long and for the student's own run) are **skip**ped.
 5. A long explanation (a markdown cell of more than `NOTES_LINES` lines, without a heading, that is not an
    exercise's statement) goes to the speaker **notes**: the teacher says it, the slide does not carry it.
 6. Everything else continues the slide it is on (`-`).
 
-`HAND` keeps the few choices made by hand, by lesson and cell id, over the rules. Running the script again
+`HAND` keeps choices made by hand, by lesson and cell id, over the rules (none so far: the rules gave
+every lesson a sequence that reads well; `--check` prints it). Running the script again
 changes nothing (idempotent); it never changes a cell's source nor its nbgrader metadata.
 """
 
