@@ -9,9 +9,10 @@ PORT   ?= 8888
 # Jupyter refuses to run as root without this flag (containers, CI); students never need it.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test demo web bench browser clean help nginx hub-deps test-hub install-hub cuadernos test-gpu
+.PHONY: lab slides test demo web bench browser clean help nginx hub-deps test-hub install-hub cuadernos test-gpu
 help:
 	@echo "make lab    JupyterLab en castellano con los cuadernos en http://127.0.0.1:$(PORT) (con token; ROL=profesor)"
+	@echo "make slides N=03  la lección 03 como diapositivas (RISE) en http://127.0.0.1:$(PORT)/rise/…"
 	@echo "make test   todas las pruebas (unitarias, cuadernos con nbval, navegador)"
 	@echo "make demo   el chat como página web con Voilà en http://127.0.0.1:3000 (DEMO=clasificador, DEMO=dictado)"
 	@echo "make web    el sitio web del curso en build/web/html (lecciones ejecutadas, glosario, laboratorio)"
@@ -35,6 +36,17 @@ lab: $(VENV)/.installed
 	@test -d jupyter/$(ROL) || { echo "No hay ningún rol «$(ROL)»: usa ROL=estudiante o ROL=profesor."; exit 2; }
 	$(VENV)/bin/jupyter trust --log-level=ERROR notebooks/*.ipynb > /dev/null
 	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter/$(ROL)" $(VENV)/bin/jupyter lab --LabApp.app_settings_dir="$(CURDIR)/jupyter/lab/settings" --ServerApp.root_dir=notebooks --ServerApp.ip=127.0.0.1 --port=$(PORT) --no-browser $(ROOT_FLAG)
+
+# A lesson as slides (jupyterlab-rise, Reveal.js): the same JupyterLab as `make lab`, opened on /rise/<lesson>;
+# each cell's `slideshow.slide_type` metadata (scripts/slide_metadata.py) makes the slides. N is the lesson's
+# number (its prefix in notebooks/). The URL, token included, is printed and opened in the browser.
+N ?=
+SLIDES_NB = $(notdir $(firstword $(wildcard notebooks/$(N)_*.ipynb)))
+slides: $(VENV)/.installed
+	@test -d jupyter/$(ROL) || { echo "No hay ningún rol «$(ROL)»: usa ROL=estudiante o ROL=profesor."; exit 2; }
+	@test -n "$(N)" -a -n "$(SLIDES_NB)" || { echo "No hay ninguna lección «$(N)»: usa N=00 … N=08 (el número del cuaderno en notebooks/)."; exit 2; }
+	$(VENV)/bin/jupyter trust --log-level=ERROR notebooks/*.ipynb > /dev/null
+	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter/$(ROL)" $(VENV)/bin/jupyter lab --LabApp.app_settings_dir="$(CURDIR)/jupyter/lab/settings" --ServerApp.root_dir=notebooks --ServerApp.ip=127.0.0.1 --port=$(PORT) --LabApp.default_url="/rise/$(SLIDES_NB)" $(ROOT_FLAG)
 
 # The student notebooks (notebooks/) from the instructor sources (instructor/source/), with
 # `nbgrader generate_assignment`. It runs in a copy of the course directory, so the teacher's
