@@ -35,6 +35,9 @@ c.Exchange.root = "/srv/nbgrader/exchange"
 # Autograding runs each notebook whole, models included: a slow CPU needs more than nbgrader's
 # default 30 s for some cells.
 c.Execute.timeout = 600
+# At the end of a notebook the kernel is killed, not asked to stop: a submission may have made its kernel
+# ignore the request, and a kernel left behind has kept nbclient's cleanup waiting.
+c.Execute.shutdown_kernel = "immediate"
 
 # Autograding (course_utils/grading_preprocessors.py; instructor/GUIA.md, paso 4): nbgrader's steps, with
 # SealedExecute in place of Execute (before each test cell the interpreter is put back as it was before the

@@ -43,7 +43,7 @@ COURSE_ID = "curso-multimodal"
 PLANTED = "04_clasificador_top7"
 STUB = "raise NotImplementedError()"
 # Autograding runs whole notebooks: generous, for a slow, shared CI machine (not a timing check).
-AUTOGRADE_TIMEOUT = 1800
+AUTOGRADE_TIMEOUT = 900
 
 
 def _nbgrader_together(*runs: tuple[Path, list[str]], timeout: int) -> None:
