@@ -34,9 +34,14 @@ INSTRUCTOR = ROOT / "instructor"
 COURSE_ID = "curso-multimodal"
 SMALL = "99_prueba"
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not shutil.which("useradd"), reason="la calificación en cajón crea usuarios: hace falta root"
-)
+# Each test grades real submissions in throwaway accounts (about 3 minutes in all): the slow step of make test.
+pytestmark = [
+    pytest.mark.skipif(
+        os.geteuid() != 0 or not shutil.which("useradd"),
+        reason="la calificación en cajón crea usuarios: hace falta root",
+    ),
+    pytest.mark.slow,
+]
 
 # --- The planted code -------------------------------------------------------------------------------------
 
