@@ -29,6 +29,13 @@ def test_notebooks_are_numbered_in_order():
     assert numbers == list(range(len(numbers))), f"gaps or duplicates in {names}"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_title_carries_the_notebooks_number(path):
+    """«# 06 · …» in 06_….ipynb: a renumbering must reach the title the student, the slides and the site show."""
+    first = nbformat.read(path, as_version=4).cells[0].source.splitlines()[0]
+    assert first.startswith(f"# {path.name[:2]} · "), f"{path.name}: el título dice «{first}»"
+
+
 def test_instructor_sources_are_numbered_like_the_notebooks():
     names = [p.name for p in SOURCES]
     assert all(re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", n) for n in names), names
