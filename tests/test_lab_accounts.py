@@ -281,7 +281,8 @@ def test_students_cannot_read_the_course_directory_solutions_or_gradebook(lab, r
 def test_the_student_notebooks_are_published_without_solutions(lab):
     published = lab.shared / "cuadernos"
     names = sorted(p.name for p in published.glob("*.ipynb"))
-    assert names == sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb")) and len(names) == 8
+    lessons = sorted(p.name for p in (ROOT / "instructor" / "source").glob("*/*.ipynb"))
+    assert names == sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb")) == lessons, "every lesson, published"
     done = lab.as_user(ANA, f"print(open({str(published / '02_transformer_por_dentro.ipynb')!r}).read())")
     assert done.returncode == 0, done.stderr
     assert "BEGIN SOLUTION" not in done.stdout and "TU CÓDIGO AQUÍ" in done.stdout
